@@ -1,0 +1,75 @@
+// Configuration and the Context that turns transports into SecureSockets.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <unitls/transport.hpp>
+
+namespace unitls {
+
+class SecureSocket;
+
+enum class Role { client, server };
+enum class Version { tls1_2, tls1_3 };
+
+struct Config {
+  Role role = Role::client;
+  std::string backend;                    // "" = default_backend()
+  std::string certificate_file;           // PEM chain (server; client for mutual TLS)
+  std::string private_key_file;           // PEM key matching the first certificate
+  std::string ca_file;                    // PEM trust anchors; "" = the system store
+  bool verify_peer = true;                // client: verify the server; server: require a client certificate
+  std::string server_name;                // client: SNI and hostname verification
+  std::vector<std::string> alpn;          // offered (client) / accepted (server), in preference order
+  Version min_version = Version::tls1_2;
+  Version max_version = Version::tls1_3;  // a backend without TLS 1.3 negotiates 1.2
+  bool quiet_shutdown = false;            // default for new sockets
+  bool require_close_notify = true;       // false: EOF without close_notify reads as end of data
+  bool session_cache = true;              // client: resume sessions of properly closed connections
+};
+
+// One per configuration. Owns the backend's context (certificates, trust
+// store, session cache). Thread-safe to share: wrap() may be called from
+// several threads. Sockets keep what they need alive, so a Context may be
+// destroyed before its sockets.
+class Context {
+ public:
+  // Checks the configuration and loads every file it names. On failure
+  // returns nullptr and sets ec:
+  //   errc::invalid_argument — a missing or unreadable file, a bad PEM, a key
+  //     that does not match the certificate, an unknown backend name,
+  //     min_version > max_version, a server without certificate or key, a
+  //     client that verifies the peer without server_name;
+  //   errc::unsupported — the backend cannot do what is asked (TLS 1.3 only
+  //     on a TLS 1.2 stack).
+  // error_message() below has the sentence that names the culprit.
+  static std::unique_ptr<Context> create(const Config& config, std::error_code& ec);
+  // Same, and puts a human-readable reason (naming the path, option or
+  // backend at fault) into *message when it fails.
+  static std::unique_ptr<Context> create(const Config& config, std::error_code& ec,
+                                         std::string* message);
+
+  // A new socket over transport, handshake not yet started. nullptr when
+  // transport is null.
+  std::unique_ptr<SecureSocket> wrap(std::unique_ptr<Transport> transport);
+
+  // "openssl", "mbedtls" or "gnutls".
+  std::string_view backend() const;
+  const Config& config() const;
+
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+
+  struct Impl;  // internal
+  explicit Context(std::unique_ptr<Impl> impl);
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace unitls

@@ -1,0 +1,88 @@
+// SecureSocket: one TLS connection, identical on every backend.
+//
+// The full contract is SEMANTICS.md (shipped as the README's table). In
+// short: every call that fails returns -1 (read() may return 0) and leaves
+// the reason in last_error(); a successful call clears it. Whether a call
+// can answer want_read / want_write is decided by the transport: a blocking
+// transport never does. After want_* repeat the same call (for write(), with
+// the same remaining bytes).
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <unitls/error.hpp>
+
+namespace unitls {
+
+inline constexpr unsigned sent_shutdown = 1;      // SSL_SENT_SHUTDOWN
+inline constexpr unsigned received_shutdown = 2;  // SSL_RECEIVED_SHUTDOWN
+
+class SecureSocket {
+ public:
+  virtual ~SecureSocket();
+
+  // Runs (or continues) the handshake. 1 when complete (again 1 if called
+  // after that); -1 with want_read / want_write, certificate_error (the
+  // peer's certificate or name was rejected: the connection is dead),
+  // protocol_error, transport_error or unexpected_eof.
+  virtual int handshake() = 0;
+
+  // Application data. > 0 bytes read; 0 at the end of data: zero_return
+  // (the peer's close_notify; sticky) or, only with
+  // Config::require_close_notify == false, unexpected_eof. -1 with
+  // want_read, not_connected, or the sticky error of a dead connection
+  // (unexpected_eof, transport_error, protocol_error, certificate_error).
+  // Post-handshake messages (TLS 1.3 tickets, KeyUpdate) never surface.
+  virtual std::ptrdiff_t read(std::span<std::byte> buf) = 0;
+
+  // Blocking transport: returns buf.size() once all bytes are accepted.
+  // Non-blocking: a positive count (possibly fewer than asked) or -1 with
+  // want_write; then repeat with the remaining bytes. -1 with
+  // connection_closed after SENT is set, not_connected, or the sticky error.
+  virtual std::ptrdiff_t write(std::span<const std::byte> buf) = 0;
+
+  // OpenSSL's SSL_shutdown: 0 (our close_notify sent, the peer's not yet
+  // received), 1 (both; or quiet shutdown), -1 with want_read, want_write,
+  // data_pending (application data arrived first; read() it, then call
+  // again), write_pending, not_connected or the sticky error.
+  virtual int shutdown() = 0;
+
+  // GSKit's one-step close: sends our close_notify once, never waits. Empty
+  // on success; already_sent, want_write, write_pending, not_connected or
+  // the sticky error otherwise. Never puts a second alert on the wire.
+  virtual std::error_code send_close_notify() = 0;
+
+  // sent_shutdown | received_shutdown as they stand.
+  virtual unsigned get_shutdown() const = 0;
+  // Adds flags without sending anything. Flags only grow.
+  virtual void set_shutdown(unsigned mode) = 0;
+  // Quiet: shutdown() returns 1 at once, sends nothing, sets both flags.
+  virtual void set_quiet_shutdown(bool on) = 0;
+  virtual bool get_quiet_shutdown() const = 0;
+
+  // The error of the last call that failed; empty after a call that succeeded.
+  virtual std::error_code last_error() const = 0;
+  // The backend library's own error behind last_error() (category
+  // "unitls.<backend>" or std::system_category), for diagnostics.
+  virtual std::error_code native_error() const = 0;
+
+  // Facts about the established connection ("" before the handshake).
+  virtual std::string_view backend() const = 0;          // "openssl", "mbedtls", "gnutls"
+  virtual std::string protocol_version() const = 0;      // "TLSv1.2" / "TLSv1.3"
+  virtual std::string cipher() const = 0;                // IANA name, e.g. "TLS_AES_128_GCM_SHA256"
+  virtual std::string alpn_selected() const = 0;         // "" when none
+  virtual bool session_reused() const = 0;
+
+  // ---- conveniences, built on the calls above ----
+  std::ptrdiff_t write(std::string_view text) {
+    return write(std::as_bytes(std::span<const char>(text.data(), text.size())));
+  }
+  // Appends what one read() returned to *out; same return value as read().
+  std::ptrdiff_t read(std::string& out);
+};
+
+}  // namespace unitls

@@ -1,0 +1,9 @@
+// Everything unitls offers, in one include.
+#pragma once
+
+#include <unitls/backend.hpp>
+#include <unitls/context.hpp>
+#include <unitls/error.hpp>
+#include <unitls/secure_socket.hpp>
+#include <unitls/transport.hpp>
+#include <unitls/version.hpp>
