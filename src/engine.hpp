@@ -38,10 +38,15 @@ struct Result {
   // Status::failed: transport_error, protocol_error or certificate_error.
   errc failure = errc::protocol_error;
   std::error_code native;  // the library's own code (its category) or an errno
+  // Status::failed with protocol_error: true when the cause is a fatal alert
+  // the peer sent (as opposed to a bad record we rejected ourselves).
+  bool peer_alert = false;
 
-  static Result ok(std::size_t n = 0) { return {Status::done, n, errc::protocol_error, {}}; }
-  static Result of(Status s) { return {s, 0, errc::protocol_error, {}}; }
-  static Result fail(errc kind, std::error_code native) { return {Status::failed, 0, kind, native}; }
+  static Result ok(std::size_t n = 0) { return {Status::done, n, errc::protocol_error, {}, false}; }
+  static Result of(Status s) { return {s, 0, errc::protocol_error, {}, false}; }
+  static Result fail(errc kind, std::error_code native, bool peer_alert = false) {
+    return {Status::failed, 0, kind, native, peer_alert};
+  }
 };
 
 class Engine {

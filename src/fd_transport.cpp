@@ -1,0 +1,159 @@
+// The file-descriptor transport: a connected stream socket or a pipe.
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <unitls/error.hpp>
+#include <unitls/transport.hpp>
+
+namespace unitls {
+
+// Out of line so the vtable has one home.
+Transport::~Transport() = default;
+
+namespace {
+
+bool is_tcp_socket(int fd) {
+  // getsockname + SO_TYPE rather than SO_DOMAIN/SO_PROTOCOL: both are POSIX,
+  // the latter two are Linux-only.
+  sockaddr_storage addr{};
+  socklen_t addr_len = sizeof addr;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) return false;
+  if (addr.ss_family != AF_INET && addr.ss_family != AF_INET6) return false;
+  int type = 0;
+  socklen_t type_len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0) return false;
+  return type == SOCK_STREAM;
+}
+
+// A write to a pipe whose reader is gone raises SIGPIPE, and there is no
+// MSG_NOSIGNAL for write(2). Blocking the signal for the duration of the call
+// and swallowing the one we caused turns it into a plain EPIPE, as for
+// sockets, without touching the process-wide disposition the application may
+// rely on. Only pipes pay for the extra syscalls.
+ssize_t write_without_sigpipe(int fd, const void* data, std::size_t size) {
+  sigset_t sigpipe_set;
+  sigemptyset(&sigpipe_set);
+  sigaddset(&sigpipe_set, SIGPIPE);
+  sigset_t old_mask;
+  pthread_sigmask(SIG_BLOCK, &sigpipe_set, &old_mask);
+
+  // A SIGPIPE already pending for this thread is not ours to swallow.
+  sigset_t pending;
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+
+  ssize_t n;
+  do {
+    n = ::write(fd, data, size);
+  } while (n < 0 && errno == EINTR);
+  const int saved_errno = errno;
+
+  if (n < 0 && saved_errno == EPIPE && !was_pending) {
+    const timespec no_wait{};
+    while (sigtimedwait(&sigpipe_set, nullptr, &no_wait) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  errno = saved_errno;
+  return n;
+}
+
+bool is_would_block(int err) {
+#if EAGAIN != EWOULDBLOCK  // POSIX allows them to differ; on Linux they do not
+  if (err == EWOULDBLOCK) return true;
+#endif
+  return err == EAGAIN;
+}
+
+class FdTransport final : public Transport {
+ public:
+  FdTransport(int fd, bool owns_fd) : fd_(fd), owns_fd_(owns_fd) {
+    struct stat st {};
+    is_socket_ = ::fstat(fd_, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (is_socket_ && is_tcp_socket(fd_)) {
+      // Without it the last flight of every handshake waits ~40 ms for a
+      // delayed ACK (Nagle). Best effort: a failure only costs latency.
+      const int on = 1;
+      ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    }
+  }
+
+  ~FdTransport() override {
+    // No retry on EINTR: on Linux the fd is released even then, and a retry
+    // could close a descriptor another thread just received.
+    if (owns_fd_) ::close(fd_);
+  }
+
+  FdTransport(const FdTransport&) = delete;
+  FdTransport& operator=(const FdTransport&) = delete;
+
+  std::ptrdiff_t read(std::span<std::byte> buf, std::error_code& ec) override {
+    // 0 must mean EOF and nothing else, so an empty read is refused.
+    if (buf.empty()) {
+      ec = make_error_code(errc::invalid_argument);
+      return -1;
+    }
+    ssize_t n;
+    do {
+      n = is_socket_ ? ::recv(fd_, buf.data(), buf.size(), 0) : ::read(fd_, buf.data(), buf.size());
+    } while (n < 0 && errno == EINTR);
+    return finish(n, errc::want_read, ec);
+  }
+
+  std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) override {
+    if (buf.empty()) {
+      ec.clear();
+      return 0;
+    }
+    ssize_t n;
+    if (is_socket_) {
+      do {
+        n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+    } else {
+      n = write_without_sigpipe(fd_, buf.data(), buf.size());
+    }
+    return finish(n, errc::want_write, ec);
+  }
+
+  int native_handle() const noexcept override { return fd_; }
+  std::error_code native_error() const noexcept override { return native_error_; }
+
+ private:
+  std::ptrdiff_t finish(ssize_t n, errc would_block, std::error_code& ec) {
+    if (n >= 0) {
+      ec.clear();
+      return n;
+    }
+    const int err = errno;
+    if (is_would_block(err)) {
+      ec = make_error_code(would_block);
+    } else {
+      native_error_ = std::error_code(err, std::system_category());
+      ec = make_error_code(errc::transport_error);
+    }
+    return -1;
+  }
+
+  int fd_;
+  bool owns_fd_;
+  bool is_socket_ = false;
+  std::error_code native_error_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_fd_transport(int fd, bool owns_fd) {
+  if (fd < 0) return nullptr;
+  return std::make_unique<FdTransport>(fd, owns_fd);
+}
+
+}  // namespace unitls

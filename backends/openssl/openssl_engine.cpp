@@ -1,0 +1,789 @@
+// The OpenSSL 3 backend: one SSL_CTX per Config, one SSL per connection.
+//
+// The engine only translates OpenSSL's answers into detail::Result; every
+// shutdown rule lives in the core. What matters here are the places where
+// OpenSSL 3.0's own answers mislead (backend-notes.md T1-T6): SSL_get_error
+// after a 0 from SSL_shutdown, a received fatal alert that returns 0, the
+// unexpected-EOF reason, and SSL_free's session invalidation.
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "engine.hpp"
+
+namespace unitls::detail {
+
+namespace {
+
+// ---- native error codes -----------------------------------------------------
+//
+// Values in the "unitls.openssl" category:
+//   > 0      an OpenSSL error-queue code (ERR_PACK'd library and reason);
+//   -1..-99  an SSL_ERROR_* value that came with no queue entry;
+//   <= -1000 an X509_V_ERR_* verification result, as -(1000 + result).
+// Error-queue entries from the system library become std::system_category.
+constexpr int verify_base = 1000;
+
+class OpenSslCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "unitls.openssl"; }
+  std::string message(int value) const override {
+    if (value > 0) {
+      char buf[256];
+      ERR_error_string_n(static_cast<unsigned long>(value), buf, sizeof buf);
+      return buf;
+    }
+    if (value <= -verify_base) {
+      return std::string("certificate verify failed: ") +
+             X509_verify_cert_error_string(-value - verify_base);
+    }
+    switch (-value) {
+      case SSL_ERROR_SSL: return "SSL_ERROR_SSL: TLS failure without detail";
+      case SSL_ERROR_WANT_READ: return "SSL_ERROR_WANT_READ";
+      case SSL_ERROR_WANT_WRITE: return "SSL_ERROR_WANT_WRITE";
+      case SSL_ERROR_SYSCALL: return "SSL_ERROR_SYSCALL: the transport failed without an OS error";
+      case SSL_ERROR_ZERO_RETURN: return "SSL_ERROR_ZERO_RETURN: the peer sent close_notify";
+      default: return "SSL_get_error() = " + std::to_string(-value);
+    }
+  }
+};
+
+const std::error_category& openssl_category() noexcept {
+  static const OpenSslCategory instance;
+  return instance;
+}
+
+std::error_code ssl_error_code(int ssl_error) { return {-ssl_error, openssl_category()}; }
+
+std::error_code queue_error_code(unsigned long e) {
+  if (ERR_SYSTEM_ERROR(e)) return {ERR_GET_REASON(e), std::system_category()};
+  return {static_cast<int>(e), openssl_category()};
+}
+
+// What the error queue said about a failed call. Drains the queue, so the
+// next call starts clean (OpenSSL reads a stale entry as this call's error).
+struct QueueInfo {
+  unsigned long primary = 0;    // the last SSL-library entry, else the last entry
+  bool unexpected_eof = false;  // SSL_R_UNEXPECTED_EOF_WHILE_READING (T4)
+  bool no_peer_certificate = false;
+  bool peer_alert = false;      // a fatal alert the peer sent (reason 1000 + alert)
+};
+
+QueueInfo drain_error_queue() {
+  QueueInfo q;
+  unsigned long last = 0, last_ssl = 0;
+  while (unsigned long e = ERR_get_error()) {
+    last = e;
+    if (ERR_SYSTEM_ERROR(e) || ERR_GET_LIB(e) != ERR_LIB_SSL) continue;
+    last_ssl = e;
+    const int reason = ERR_GET_REASON(e);
+    if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING) q.unexpected_eof = true;
+    if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) q.no_peer_certificate = true;
+    if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) q.peer_alert = true;
+  }
+  q.primary = last_ssl ? last_ssl : last;
+  return q;
+}
+
+// The reason text of the oldest queue entry (the root cause: "no start
+// line", not the "PEM lib" stacked on it), for configuration messages.
+std::string queue_reason() {
+  unsigned long e = ERR_peek_error();
+  std::string text;
+  if (e != 0) {
+    const char* r = ERR_reason_error_string(e);
+    if (r) {
+      text = r;
+    } else {
+      char buf[256];
+      ERR_error_string_n(e, buf, sizeof buf);
+      text = buf;
+    }
+  }
+  ERR_clear_error();
+  return text;
+}
+
+// Never prompt on a terminal for a key's passphrase: an encrypted key is a
+// configuration error, not an interactive session.
+int no_password(char*, int, int, void*) { return 0; }
+
+bool is_ip_literal(const std::string& name) {
+  unsigned char addr[16];
+  return inet_pton(AF_INET, name.c_str(), addr) == 1 || inet_pton(AF_INET6, name.c_str(), addr) == 1;
+}
+
+// Shared by every session handle the engines keep.
+struct SessionFree {
+  void operator()(SSL_SESSION* s) const noexcept { SSL_SESSION_free(s); }
+};
+using SessionPtr = std::unique_ptr<SSL_SESSION, SessionFree>;
+
+SessionPtr share(SSL_SESSION* s) {
+  if (s) SSL_SESSION_up_ref(s);
+  return SessionPtr(s);
+}
+
+class OpenSslEngine;
+
+// ---- the context --------------------------------------------------------------
+
+class OpenSslContext final : public BackendContext,
+                             public std::enable_shared_from_this<OpenSslContext> {
+ public:
+  explicit OpenSslContext(const Config& config)
+      : role_(config.role),
+        verify_peer_(config.verify_peer),
+        server_name_(config.server_name),
+        server_name_is_ip_(is_ip_literal(config.server_name)),
+        session_cache_(config.role == Role::client && config.session_cache) {}
+
+  ~OpenSslContext() override { SSL_CTX_free(ctx_); }
+
+  OpenSslContext(const OpenSslContext&) = delete;
+  OpenSslContext& operator=(const OpenSslContext&) = delete;
+
+  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport) override;
+
+  // Builds ctx_ from the config; false with *message on a bad value.
+  bool init(const Config& config, std::string& message);
+
+  // The client session cache, keyed by server_name. OpenSSL's internal
+  // client store is off (SSL_SESS_CACHE_NO_INTERNAL_STORE): it has no lookup
+  // by name, and the RFC 2246 rule needs to drop entries we choose.
+  SessionPtr cached_session(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    auto it = sessions_.find(key);
+    return it == sessions_.end() ? nullptr : share(it->second.get());
+  }
+  void store_session(const std::string& key, SessionPtr s) {
+    std::lock_guard lock(mutex_);
+    sessions_[key] = std::move(s);
+  }
+  // Drops the entry for key if it is one of `mine` (another connection may
+  // have replaced it since; that one is not ours to drop).
+  void forget_sessions(const std::string& key, const std::vector<SessionPtr>& mine) {
+    std::lock_guard lock(mutex_);
+    auto it = sessions_.find(key);
+    if (it == sessions_.end()) return;
+    for (const auto& s : mine) {
+      if (s.get() == it->second.get()) {
+        sessions_.erase(it);
+        return;
+      }
+    }
+  }
+
+  const std::vector<unsigned char>& alpn_wire() const { return alpn_wire_; }
+
+ private:
+  friend class OpenSslEngine;
+
+  SSL_CTX* ctx_ = nullptr;
+  Role role_;
+  bool verify_peer_;
+  std::string server_name_;
+  bool server_name_is_ip_;
+  bool session_cache_;
+  std::vector<unsigned char> alpn_wire_;  // RFC 7301 3.1 wire format, preference order
+
+  std::mutex mutex_;
+  std::map<std::string, SessionPtr> sessions_;
+};
+
+// ---- the engine -----------------------------------------------------------------
+
+enum class Op { handshake, read, write, close_notify };
+
+class OpenSslEngine final : public Engine {
+ public:
+  OpenSslEngine(std::shared_ptr<OpenSslContext> context, std::unique_ptr<Transport> transport,
+                SSL* ssl)
+      : context_(std::move(context)), transport_(std::move(transport)), ssl_(ssl) {}
+
+  ~OpenSslEngine() override {
+    // Before transport_ goes: the BIO calls into it until SSL_free.
+    SSL_free(ssl_);
+  }
+
+  OpenSslEngine(const OpenSslEngine&) = delete;
+  OpenSslEngine& operator=(const OpenSslEngine&) = delete;
+
+  // Wires the SSL to the transport and applies the per-connection settings.
+  bool init();
+
+  Result handshake() override {
+    begin_call();
+    const int ret = SSL_do_handshake(ssl_);
+    if (ret == 1) {
+      handshake_done_ = true;
+      return end_call(Result::ok());
+    }
+    return failure(ret, Op::handshake);
+  }
+
+  Result read(std::span<std::byte> buf) override {
+    begin_call();
+    std::size_t n = 0;
+    // SSL_MODE_AUTO_RETRY (the default) makes SSL_read consume TLS 1.3
+    // tickets and KeyUpdates and go on reading, so want_read only means the
+    // transport itself is dry.
+    const int ret = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);
+    if (ret == 1) return end_call(Result::ok(n));
+    return failure(ret, Op::read);
+  }
+
+  Result write(std::span<const std::byte> buf) override {
+    begin_call();
+    std::size_t n = 0;
+    const int ret = SSL_write_ex(ssl_, buf.data(), buf.size(), &n);
+    if (ret == 1) return end_call(Result::ok(n));
+    return failure(ret, Op::write);
+  }
+
+  Result send_close_notify() override {
+    begin_call();
+    // The first call sets SENT and queues the alert; after want_write the
+    // next call only dispatches it (ssl3_shutdown). The core never calls
+    // again after done, so this never reaches OpenSSL's waiting branch,
+    // which would fail on application data (T2).
+    const int ret = SSL_shutdown(ssl_);
+    // T1: 0 is "sent, the peer's not yet received"; SSL_get_error would call
+    // it SYSCALL. 1 is "sent, and the peer's was already received".
+    if (ret >= 0) return end_call(Result::ok());
+    return failure(ret, Op::close_notify);
+  }
+
+  std::string protocol_version() const override {
+    return handshake_done_ ? SSL_get_version(ssl_) : "";
+  }
+
+  std::string cipher() const override {
+    const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
+    const char* name = c ? SSL_CIPHER_standard_name(c) : nullptr;
+    return name ? name : "";
+  }
+
+  std::string alpn_selected() const override {
+    const unsigned char* data = nullptr;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected(ssl_, &data, &len);
+    return data ? std::string(reinterpret_cast<const char*>(data), len) : std::string();
+  }
+
+  bool session_reused() const override { return SSL_session_reused(ssl_) == 1; }
+
+  void finish(bool closed_properly) override {
+    if (closed_properly) {
+      // T6: SSL_free without SENT in OpenSSL's own flags marks the session
+      // not resumable. SENT may be ours only (set_shutdown, quiet shutdown),
+      // so tell OpenSSL too.
+      SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_SENT_SHUTDOWN);
+    } else if (context_->session_cache_ && handshake_done_) {
+      // RFC 2246 7.2.1: no resumption of a connection that was not closed
+      // properly. OpenSSL's own invalidation in SSL_free stays in force.
+      // (A handshake that never completed has no session of its own; the
+      // cached one it offered stays usable.)
+      context_->forget_sessions(context_->server_name_, my_sessions_);
+    }
+  }
+
+  // SSL_CTX_sess_set_new_cb: a new client session (end of a TLS 1.2
+  // handshake, or a TLS 1.3 NewSessionTicket). Takes ownership when cached.
+  static int on_new_session(SSL* ssl, SSL_SESSION* session) {
+    auto* self = static_cast<OpenSslEngine*>(SSL_get_app_data(ssl));
+    if (!self || !SSL_SESSION_is_resumable(session)) return 0;
+    self->my_sessions_.push_back(share(session));
+    self->context_->store_session(self->context_->server_name_, SessionPtr(session));
+    return 1;
+  }
+
+  // ---- BIO callbacks ----
+  static int bio_transport_read(BIO* bio, char* data, int size);
+  static int bio_transport_write(BIO* bio, const char* data, int size);
+  static int bio_socket_read(BIO* bio, char* data, int size);
+  static int bio_socket_write(BIO* bio, const char* data, int size);
+  static long bio_ctrl(BIO* bio, int cmd, long num, void* ptr);
+
+ private:
+  void begin_call() {
+    // A stale entry would be read as this call's error.
+    ERR_clear_error();
+    io_error_.clear();
+  }
+  Result end_call(Result r) {
+    ERR_clear_error();
+    return r;
+  }
+  Result failure(int ret, Op op);
+
+  static OpenSslEngine* from(BIO* bio) { return static_cast<OpenSslEngine*>(BIO_get_data(bio)); }
+  int record_errno(BIO* bio, bool reading);
+
+  std::shared_ptr<OpenSslContext> context_;  // the session cache; outlives ssl_
+  std::unique_ptr<Transport> transport_;
+  SSL* ssl_;
+  int fd_ = -1;            // >= 0: the BIO does socket I/O on it directly
+  bool eof_ = false;       // the transport said EOF (BIO_CTRL_EOF, so OpenSSL can tell T4)
+  std::error_code io_error_;  // the transport's failure during the current call
+  bool handshake_done_ = false;
+  std::vector<SessionPtr> my_sessions_;  // offered to or received on this connection
+};
+
+// Maps a failed call. Always by SSL_get_error, never by the return value: a
+// received fatal alert returns 0 (T3), so does a truncated stream.
+Result OpenSslEngine::failure(int ret, Op op) {
+  const int err = SSL_get_error(ssl_, ret);
+  switch (err) {
+    case SSL_ERROR_WANT_READ:
+      ERR_clear_error();
+      return Result::of(Status::want_read);
+    case SSL_ERROR_WANT_WRITE:
+      ERR_clear_error();
+      return Result::of(Status::want_write);
+    case SSL_ERROR_ZERO_RETURN:
+      ERR_clear_error();
+      if (op == Op::read) return Result::of(Status::close_notify);
+      // SSL_get_error answers ZERO_RETURN for *any* failure without a queue
+      // entry once RECEIVED is set, e.g. EPIPE on a write after the peer's
+      // close_notify (half-close).
+      if (io_error_) return Result::fail(errc::transport_error, io_error_);
+      if (op == Op::handshake)  // the peer gave up politely mid-handshake
+        return Result::fail(errc::protocol_error, ssl_error_code(err), true);
+      return Result::fail(errc::transport_error, ssl_error_code(err));
+    case SSL_ERROR_SYSCALL: {
+      const QueueInfo q = drain_error_queue();
+      if (io_error_) return Result::fail(errc::transport_error, io_error_);
+      if (q.primary && ERR_SYSTEM_ERROR(q.primary))
+        return Result::fail(errc::transport_error, queue_error_code(q.primary));
+      // No OS error: the transport ended (also the second call after T4).
+      if (op == Op::read || op == Op::handshake) return Result::of(Status::eof);
+      return Result::fail(errc::transport_error, ssl_error_code(err));
+    }
+    case SSL_ERROR_SSL: {
+      const QueueInfo q = drain_error_queue();
+      if (q.unexpected_eof) return Result::of(Status::eof);
+      if (op == Op::handshake) {
+        const long verify = SSL_get_verify_result(ssl_);
+        if ((SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER) && verify != X509_V_OK)
+          return Result::fail(errc::certificate_error,
+                              {-(verify_base + static_cast<int>(verify)), openssl_category()});
+        if (q.no_peer_certificate)
+          return Result::fail(errc::certificate_error, queue_error_code(q.primary));
+      }
+      std::error_code native = q.primary ? queue_error_code(q.primary) : ssl_error_code(err);
+      return Result::fail(errc::protocol_error, native, q.peer_alert);
+    }
+    default:
+      drain_error_queue();
+      return Result::fail(errc::protocol_error, ssl_error_code(err));
+  }
+}
+
+// ---- BIOs -------------------------------------------------------------------------
+//
+// Two source/sink BIOs with the engine as their data. The socket one does
+// recv/send itself (no virtual call, no O_NONBLOCK probe), with
+// MSG_NOSIGNAL: OpenSSL's own socket BIO uses write(2), which raises SIGPIPE
+// on a reset connection, and turns EINTR on a blocking socket into a
+// spurious want_read/want_write.
+
+int OpenSslEngine::bio_transport_read(BIO* bio, char* data, int size) {
+  OpenSslEngine* self = from(bio);
+  BIO_clear_retry_flags(bio);
+  if (size <= 0) return 0;
+  std::error_code ec;
+  const std::ptrdiff_t n = self->transport_->read(
+      std::span<std::byte>(reinterpret_cast<std::byte*>(data), static_cast<std::size_t>(size)), ec);
+  if (n > 0) return static_cast<int>(n);
+  if (n == 0) {
+    self->eof_ = true;
+    return 0;
+  }
+  if (ec == errc::want_read) {
+    BIO_set_retry_read(bio);
+  } else if (ec == errc::want_write) {
+    BIO_set_retry_write(bio);
+  } else {
+    std::error_code native = self->transport_->native_error();
+    self->io_error_ = native ? native : ec;
+  }
+  return -1;
+}
+
+int OpenSslEngine::bio_transport_write(BIO* bio, const char* data, int size) {
+  OpenSslEngine* self = from(bio);
+  BIO_clear_retry_flags(bio);
+  if (size <= 0) return 0;
+  std::error_code ec;
+  const std::ptrdiff_t n = self->transport_->write(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(data),
+                                 static_cast<std::size_t>(size)),
+      ec);
+  if (n > 0) return static_cast<int>(n);
+  if (ec == errc::want_write) {
+    BIO_set_retry_write(bio);
+  } else if (ec == errc::want_read) {
+    BIO_set_retry_read(bio);
+  } else {
+    std::error_code native = self->transport_->native_error();
+    self->io_error_ = native ? native : (ec ? ec : std::make_error_code(std::errc::io_error));
+  }
+  return -1;
+}
+
+int OpenSslEngine::record_errno(BIO* bio, bool reading) {
+  const int err = errno;
+  if (err == EAGAIN || err == EWOULDBLOCK) {
+    if (reading)
+      BIO_set_retry_read(bio);
+    else
+      BIO_set_retry_write(bio);
+  } else {
+    io_error_ = std::error_code(err, std::system_category());
+  }
+  return -1;
+}
+
+int OpenSslEngine::bio_socket_read(BIO* bio, char* data, int size) {
+  OpenSslEngine* self = from(bio);
+  BIO_clear_retry_flags(bio);
+  if (size <= 0) return 0;
+  ssize_t n;
+  do {
+    n = ::recv(self->fd_, data, static_cast<std::size_t>(size), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) return static_cast<int>(n);
+  if (n == 0) {
+    self->eof_ = true;
+    return 0;
+  }
+  return self->record_errno(bio, true);
+}
+
+int OpenSslEngine::bio_socket_write(BIO* bio, const char* data, int size) {
+  OpenSslEngine* self = from(bio);
+  BIO_clear_retry_flags(bio);
+  if (size <= 0) return 0;
+  ssize_t n;
+  do {
+    n = ::send(self->fd_, data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n >= 0) return static_cast<int>(n);
+  return self->record_errno(bio, false);
+}
+
+long OpenSslEngine::bio_ctrl(BIO* bio, int cmd, long, void*) {
+  switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;  // every write goes straight to the transport
+    // ssl3_read_n asks this to tell a truncation (SSL_R_UNEXPECTED_EOF_WHILE_READING)
+    // from a plain I/O failure.
+    case BIO_CTRL_EOF: return from(bio)->eof_ ? 1 : 0;
+    default: return 0;  // PUSH, POP, PENDING, WPENDING, ... : nothing to do or report
+  }
+}
+
+int bio_create(BIO* bio) {
+  BIO_set_init(bio, 1);
+  return 1;
+}
+
+int bio_destroy(BIO*) { return 1; }  // the engine owns what the BIO points to
+
+BIO_METHOD* make_method(const char* name, int (*rd)(BIO*, char*, int),
+                        int (*wr)(BIO*, const char*, int)) {
+  BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, name);
+  if (!m) return nullptr;
+  BIO_meth_set_read(m, rd);
+  BIO_meth_set_write(m, wr);
+  BIO_meth_set_ctrl(m, &OpenSslEngine::bio_ctrl);
+  BIO_meth_set_create(m, bio_create);
+  BIO_meth_set_destroy(m, bio_destroy);
+  return m;
+}
+
+// Created once, never freed (like OpenSSL's own static methods).
+const BIO_METHOD* transport_method() {
+  static BIO_METHOD* const m = make_method("unitls transport", &OpenSslEngine::bio_transport_read,
+                                           &OpenSslEngine::bio_transport_write);
+  return m;
+}
+
+const BIO_METHOD* socket_method() {
+  static BIO_METHOD* const m = make_method("unitls socket", &OpenSslEngine::bio_socket_read,
+                                           &OpenSslEngine::bio_socket_write);
+  return m;
+}
+
+bool OpenSslEngine::init() {
+  SSL_set_app_data(ssl_, this);
+
+  // Native I/O on sockets only: a pipe needs the transport's SIGPIPE
+  // handling (there is no MSG_NOSIGNAL for write(2)).
+  const int fd = transport_->native_handle();
+  struct stat st {};
+  if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) fd_ = fd;
+
+  const BIO_METHOD* method = fd_ >= 0 ? socket_method() : transport_method();
+  if (!method) return false;
+  BIO* bio = BIO_new(method);
+  if (!bio) return false;
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);  // one reference, owned by ssl_ from here
+
+  const OpenSslContext& c = *context_;
+  if (c.role_ == Role::server) {
+    SSL_set_accept_state(ssl_);
+    return true;
+  }
+  SSL_set_connect_state(ssl_);
+  if (!c.server_name_.empty()) {
+    // RFC 6066 3: SNI carries host names only, never IP literals.
+    if (!c.server_name_is_ip_ && !SSL_set_tlsext_host_name(ssl_, c.server_name_.c_str())) return false;
+    if (c.verify_peer_) {
+      if (c.server_name_is_ip_) {
+        if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), c.server_name_.c_str())) return false;
+      } else {
+        SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if (!SSL_set1_host(ssl_, c.server_name_.c_str())) return false;
+      }
+    }
+  }
+  if (c.session_cache_) {
+    SessionPtr cached = context_->cached_session(c.server_name_);
+    if (cached && SSL_SESSION_is_resumable(cached.get()) && SSL_set_session(ssl_, cached.get()))
+      my_sessions_.push_back(std::move(cached));
+  }
+  return true;
+}
+
+std::unique_ptr<Engine> OpenSslContext::make_engine(std::unique_ptr<Transport> transport) {
+  if (!transport) return nullptr;
+  SSL* ssl = SSL_new(ctx_);
+  if (!ssl) {
+    ERR_clear_error();
+    return nullptr;
+  }
+  auto engine = std::make_unique<OpenSslEngine>(shared_from_this(), std::move(transport), ssl);
+  const bool ok = engine->init();
+  ERR_clear_error();
+  if (!ok) return nullptr;
+  return engine;
+}
+
+// ---- configuration ----------------------------------------------------------------
+
+// Server-side ALPN (RFC 7301 3.2): the server's preference order among the
+// client's offers. No overlap: no ALPN rather than a no_application_protocol
+// alert, the same on every backend.
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void* arg) {
+  const auto& ours = static_cast<OpenSslContext*>(arg)->alpn_wire();
+  for (std::size_t i = 0; i < ours.size(); i += 1u + ours[i]) {
+    const unsigned char* want = &ours[i + 1];
+    const unsigned want_len = ours[i];
+    for (unsigned j = 0; j < inlen; j += 1u + in[j]) {
+      const unsigned len = in[j];
+      if (j + 1 + len > inlen) break;  // malformed offer
+      if (len == want_len && std::memcmp(in + j + 1, want, len) == 0) {
+        *out = in + j + 1;
+        *outlen = static_cast<unsigned char>(len);
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+// "no such file" and "cannot be read" are told apart from "not a valid PEM".
+bool check_readable(const char* option, const std::string& path, std::string& message) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    const int err = errno;
+    message = std::string(option) + " '" + path + "': " +
+              (err == ENOENT ? std::string("no such file") : std::generic_category().message(err));
+    return false;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    message = std::string(option) + " '" + path + "': not a regular file";
+    return false;
+  }
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    message = std::string(option) + " '" + path + "': cannot be read (" +
+              std::generic_category().message(errno) + ")";
+    return false;
+  }
+  std::fclose(f);
+  return true;
+}
+
+std::string with_reason(std::string text) {
+  const std::string reason = queue_reason();
+  if (!reason.empty()) text += " (OpenSSL: " + reason + ")";
+  return text;
+}
+
+int to_native(Version v) { return v == Version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
+
+bool OpenSslContext::init(const Config& config, std::string& message) {
+  if (config.min_version > config.max_version) {
+    message = "min_version is above max_version";
+    return false;
+  }
+  const bool has_cert = !config.certificate_file.empty();
+  const bool has_key = !config.private_key_file.empty();
+  if (role_ == Role::server && (!has_cert || !has_key)) {
+    message = "server role needs certificate_file and private_key_file";
+    return false;
+  }
+  if (has_cert != has_key) {
+    message = has_cert ? "certificate_file is set but private_key_file is not"
+                       : "private_key_file is set but certificate_file is not";
+    return false;
+  }
+  if (config.server_name.size() > 255 || config.server_name.find('\0') != std::string::npos) {
+    message = "server_name '" + config.server_name + "' is not a valid host name";
+    return false;
+  }
+  for (const auto& p : config.alpn) {
+    if (p.empty() || p.size() > 255) {
+      message = "alpn protocol '" + p + "' must be 1 to 255 bytes long";
+      return false;
+    }
+    alpn_wire_.push_back(static_cast<unsigned char>(p.size()));
+    alpn_wire_.insert(alpn_wire_.end(), p.begin(), p.end());
+  }
+
+  ctx_ = SSL_CTX_new(role_ == Role::server ? TLS_server_method() : TLS_client_method());
+  if (!ctx_) {
+    message = with_reason("cannot create an OpenSSL context");
+    return false;
+  }
+  SSL_CTX_set_app_data(ctx_, this);
+  SSL_CTX_set_default_passwd_cb(ctx_, no_password);
+  if (!SSL_CTX_set_min_proto_version(ctx_, to_native(config.min_version)) ||
+      !SSL_CTX_set_max_proto_version(ctx_, to_native(config.max_version))) {
+    message = with_reason("min_version/max_version not supported by this OpenSSL");
+    return false;
+  }
+  // Partial writes: the core loops for blocking callers and reports counts
+  // to non-blocking ones. Moving buffer: a retried write may come from a
+  // different address. AUTO_RETRY (default) stays on: tickets never surface.
+  // Never SSL_OP_IGNORE_UNEXPECTED_EOF: it turns truncation into close_notify (T4).
+  SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+
+  if (has_cert) {
+    if (!check_readable("certificate_file", config.certificate_file, message) ||
+        !check_readable("private_key_file", config.private_key_file, message))
+      return false;
+    if (SSL_CTX_use_certificate_chain_file(ctx_, config.certificate_file.c_str()) != 1) {
+      message = with_reason("certificate_file '" + config.certificate_file +
+                            "': no certificate in it (bad PEM?)");
+      return false;
+    }
+    // Loaded by hand to tell "no key in the file" from "not this
+    // certificate's key" (SSL_CTX_use_PrivateKey_file reports both alike).
+    EVP_PKEY* key = nullptr;
+    if (BIO* in = BIO_new_file(config.private_key_file.c_str(), "r")) {
+      key = PEM_read_bio_PrivateKey(in, nullptr, no_password, nullptr);
+      BIO_free(in);
+    }
+    if (!key) {
+      message = with_reason("private_key_file '" + config.private_key_file +
+                            "': no private key in it (bad PEM, or encrypted?)");
+      return false;
+    }
+    const bool used = SSL_CTX_use_PrivateKey(ctx_, key) == 1;
+    EVP_PKEY_free(key);
+    if (!used || SSL_CTX_check_private_key(ctx_) != 1) {
+      message = with_reason("private_key_file '" + config.private_key_file +
+                            "' does not match certificate_file '" + config.certificate_file + "'");
+      return false;
+    }
+  }
+
+  if (!config.ca_file.empty()) {
+    if (!check_readable("ca_file", config.ca_file, message)) return false;
+    if (SSL_CTX_load_verify_locations(ctx_, config.ca_file.c_str(), nullptr) != 1) {
+      message = with_reason("ca_file '" + config.ca_file + "': no certificate in it (bad PEM?)");
+      return false;
+    }
+  } else if (config.verify_peer && SSL_CTX_set_default_verify_paths(ctx_) != 1) {
+    message = with_reason("cannot load the system trust store");
+    return false;
+  }
+
+  if (role_ == Role::server) {
+    if (config.verify_peer) {
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+      if (!config.ca_file.empty()) {
+        // The CertificateRequest names the acceptable CAs.
+        if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(config.ca_file.c_str()))
+          SSL_CTX_set_client_CA_list(ctx_, names);
+      }
+    } else {
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
+    }
+    // Without a session id context a server that verifies clients fails
+    // every resumption attempt (SSL_R_SESSION_ID_CONTEXT_UNINITIALIZED).
+    static const unsigned char sid_ctx[] = "unitls";
+    SSL_CTX_set_session_id_context(ctx_, sid_ctx, sizeof sid_ctx - 1);
+    if (!alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx_, select_alpn, this);
+  } else {
+    SSL_CTX_set_verify(ctx_, config.verify_peer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    // Returns 0 on success (sic).
+    if (!alpn_wire_.empty() &&
+        SSL_CTX_set_alpn_protos(ctx_, alpn_wire_.data(), static_cast<unsigned>(alpn_wire_.size())) != 0) {
+      message = with_reason("alpn: OpenSSL refused the protocol list");
+      return false;
+    }
+    if (session_cache_) {
+      SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+      SSL_CTX_sess_set_new_cb(ctx_, &OpenSslEngine::on_new_session);
+    } else {
+      SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_OFF);
+    }
+  }
+  ERR_clear_error();
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<BackendContext> make_openssl_context(const Config& config, std::error_code& ec,
+                                                     std::string& message) {
+  ERR_clear_error();
+  auto context = std::make_shared<OpenSslContext>(config);
+  if (!context->init(config, message)) {
+    ERR_clear_error();
+    ec = make_error_code(errc::invalid_argument);
+    return nullptr;
+  }
+  ec.clear();
+  message.clear();
+  return context;
+}
+
+const char* openssl_library_version() { return OpenSSL_version(OPENSSL_VERSION); }
+
+}  // namespace unitls::detail

@@ -1,0 +1,62 @@
+// SocketCore: the one SecureSocket implementation. It runs the shutdown
+// state machine (shutdown_machine.hpp) against a backend Engine; backends
+// never see a SecureSocket call directly.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include <unitls/context.hpp>
+#include <unitls/secure_socket.hpp>
+
+#include "engine.hpp"
+#include "shutdown_machine.hpp"
+
+namespace unitls::detail {
+
+class SocketCore final : public SecureSocket {
+ public:
+  SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Engine> engine,
+             std::string_view backend, const Config& config);
+  ~SocketCore() override;
+
+  int handshake() override;
+  std::ptrdiff_t read(std::span<std::byte> buf) override;
+  std::ptrdiff_t write(std::span<const std::byte> buf) override;
+  int shutdown() override;
+  std::error_code send_close_notify() override;
+  unsigned get_shutdown() const override { return state_.flags(); }
+  void set_shutdown(unsigned mode) override { state_ = set_flags(state_, mode); }
+  void set_quiet_shutdown(bool on) override { state_.quiet = on; }
+  bool get_quiet_shutdown() const override { return state_.quiet; }
+  std::error_code last_error() const override { return last_error_; }
+  std::error_code native_error() const override { return native_error_; }
+  std::string_view backend() const override { return backend_; }
+  std::string protocol_version() const override;
+  std::string cipher() const override;
+  std::string alpn_selected() const override;
+  bool session_reused() const override;
+
+  using SecureSocket::read;
+  using SecureSocket::write;
+
+ private:
+  // Applies a call's final outcome: last_error_ cleared or set.
+  std::ptrdiff_t finish(const Outcome& o);
+  Outcome run(Call call, Action action, const Result& r);
+  std::ptrdiff_t deliver_kept(std::span<std::byte> buf);
+
+  std::shared_ptr<BackendContext> context_;  // outlives engine_ (declared first)
+  std::unique_ptr<Engine> engine_;
+  std::string_view backend_;
+  ShutdownState state_;
+  std::error_code last_error_;
+  std::error_code native_error_;
+  // Application data that shutdown() met while waiting (data_pending).
+  // Allocated on the first wait; one record's worth.
+  std::unique_ptr<std::byte[]> kept_;
+  std::size_t kept_size_ = 0;
+  std::size_t kept_offset_ = 0;
+};
+
+}  // namespace unitls::detail

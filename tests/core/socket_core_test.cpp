@@ -1,0 +1,198 @@
+// SocketCore over a scripted engine: how the core turns engine steps into
+// SecureSocket results (write loops, data kept by data_pending, the RFC 2246
+// session rule, native errors), with no TLS library involved.
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include <unitls/secure_socket.hpp>
+
+#include "doctest.hpp"
+#include "engine.hpp"
+#include "socket_core.hpp"
+
+using namespace unitls;
+using namespace unitls::detail;
+
+namespace {
+
+struct Script {
+  std::deque<Result> handshake, read, write, alert;
+  std::deque<std::string> read_data;  // bytes for each Status::done read
+  std::string written;
+  int alerts = 0;
+  int finished = -1;  // -1 not called, else closed_properly
+};
+
+class ScriptedEngine final : public Engine {
+ public:
+  explicit ScriptedEngine(std::shared_ptr<Script> s) : s_(std::move(s)) {}
+  Result handshake() override { return next(s_->handshake); }
+  Result read(std::span<std::byte> buf) override {
+    Result r = next(s_->read);
+    if (r.status == Status::done) {
+      std::string data = s_->read_data.front();
+      s_->read_data.pop_front();
+      REQUIRE(data.size() <= buf.size());
+      std::memcpy(buf.data(), data.data(), data.size());
+      r.bytes = data.size();
+    }
+    return r;
+  }
+  Result write(std::span<const std::byte> buf) override {
+    Result r = next(s_->write);
+    if (r.status == Status::done) {
+      r.bytes = std::min(r.bytes, buf.size());
+      s_->written.append(reinterpret_cast<const char*>(buf.data()), r.bytes);
+    }
+    return r;
+  }
+  Result send_close_notify() override {
+    ++s_->alerts;
+    return next(s_->alert);
+  }
+  std::string protocol_version() const override { return "TLSv1.3"; }
+  std::string cipher() const override { return "TLS_AES_128_GCM_SHA256"; }
+  std::string alpn_selected() const override { return ""; }
+  bool session_reused() const override { return false; }
+  void finish(bool closed_properly) override { s_->finished = closed_properly ? 1 : 0; }
+
+ private:
+  static Result next(std::deque<Result>& q) {
+    REQUIRE_FALSE(q.empty());
+    Result r = q.front();
+    q.pop_front();
+    return r;
+  }
+  std::shared_ptr<Script> s_;
+};
+
+std::unique_ptr<SocketCore> make_socket(const std::shared_ptr<Script>& s, Config config = {}) {
+  auto sock = std::make_unique<SocketCore>(nullptr, std::make_unique<ScriptedEngine>(s), "scripted",
+                                           config);
+  s->handshake.push_back(Result::ok());
+  REQUIRE(sock->handshake() == 1);
+  return sock;
+}
+
+std::span<const std::byte> bytes(std::string_view s) {
+  return std::as_bytes(std::span<const char>(s.data(), s.size()));
+}
+
+}  // namespace
+
+TEST_SUITE("socket core") {
+
+TEST_CASE("a blocking write returns only when the engine took every byte, a record at a time") {
+  auto s = std::make_shared<Script>();
+  auto sock = make_socket(s);
+  s->write = {Result::ok(3), Result::ok(3), Result::ok(100)};
+  CHECK(sock->write(bytes("abcdefghij")) == 10);
+  CHECK(s->written == "abcdefghij");
+  CHECK_FALSE(sock->last_error());
+}
+
+TEST_CASE("a non-blocking write returns the bytes taken before the transport filled up") {
+  auto s = std::make_shared<Script>();
+  auto sock = make_socket(s);
+  s->write = {Result::ok(4), Result::of(Status::want_write)};
+  CHECK(sock->write(bytes("abcdefghij")) == 4);
+  CHECK_FALSE(sock->last_error());
+  s->write = {Result::of(Status::want_write)};
+  CHECK(sock->write(bytes("efghij")) == -1);
+  CHECK(sock->last_error() == errc::want_write);
+  // the unfinished write blocks a close_notify until it is repeated
+  CHECK(sock->shutdown() == -1);
+  CHECK(sock->last_error() == errc::write_pending);
+  CHECK(s->alerts == 0);
+  s->write = {Result::ok(6)};
+  CHECK(sock->write(bytes("efghij")) == 6);
+  s->alert = {Result::ok()};
+  CHECK(sock->shutdown() == 0);
+  CHECK(s->alerts == 1);
+}
+
+TEST_CASE("data met by shutdown is kept and read() returns it in pieces before anything else") {
+  auto s = std::make_shared<Script>();
+  auto sock = make_socket(s);
+  s->alert = {Result::ok()};
+  CHECK(sock->shutdown() == 0);
+  s->read = {Result::ok()};
+  s->read_data = {"late data"};
+  CHECK(sock->shutdown() == -1);
+  CHECK(sock->last_error() == errc::data_pending);
+  CHECK(sock->shutdown() == -1);  // still kept: the engine is not asked
+  CHECK(sock->last_error() == errc::data_pending);
+  std::byte buf[4];
+  CHECK(sock->read(buf) == 4);
+  CHECK(sock->read(buf) == 4);
+  CHECK(sock->read(buf) == 1);
+  CHECK(static_cast<char>(buf[0]) == 'a');
+  s->read = {Result::of(Status::close_notify)};
+  CHECK(sock->shutdown() == 1);
+  CHECK(sock->get_shutdown() == (sent_shutdown | received_shutdown));
+  CHECK(s->alerts == 1);
+}
+
+TEST_CASE("a failure keeps the engine's native error next to the errc; success clears both") {
+  auto s = std::make_shared<Script>();
+  auto sock = make_socket(s);
+  std::error_code native(104, std::system_category());
+  s->write = {Result::fail(errc::transport_error, native)};
+  CHECK(sock->write(bytes("x")) == -1);
+  CHECK(sock->last_error() == errc::transport_error);
+  CHECK(sock->native_error() == native);
+  CHECK(sock->read(std::span<std::byte>()) == -1);  // an empty buffer is rejected, not read
+  CHECK(sock->last_error() == errc::invalid_argument);
+}
+
+TEST_CASE("the engine learns at destruction whether the connection was closed properly") {
+  SUBCASE("SENT set: properly") {
+    auto s = std::make_shared<Script>();
+    {
+      auto sock = make_socket(s);
+      s->alert = {Result::ok()};
+      CHECK(sock->send_close_notify() == std::error_code());
+    }
+    CHECK(s->finished == 1);
+  }
+  SUBCASE("quiet shutdown counts as SENT") {
+    auto s = std::make_shared<Script>();
+    {
+      Config c;
+      c.quiet_shutdown = true;
+      auto sock = make_socket(s, c);
+      CHECK(sock->shutdown() == 1);
+      CHECK(s->alerts == 0);
+    }
+    CHECK(s->finished == 1);
+  }
+  SUBCASE("SENT unset: not properly") {
+    auto s = std::make_shared<Script>();
+    { auto sock = make_socket(s); }
+    CHECK(s->finished == 0);
+  }
+  SUBCASE("dead: not properly, even with SENT") {
+    auto s = std::make_shared<Script>();
+    {
+      auto sock = make_socket(s);
+      sock->set_shutdown(sent_shutdown);
+      s->read = {Result::of(Status::eof)};
+      CHECK(sock->shutdown() == -1);
+      CHECK(sock->last_error() == errc::unexpected_eof);
+    }
+    CHECK(s->finished == 0);
+  }
+}
+
+TEST_CASE("connection facts are empty before the handshake") {
+  auto s = std::make_shared<Script>();
+  SocketCore sock(nullptr, std::make_unique<ScriptedEngine>(s), "scripted", Config{});
+  CHECK(sock.protocol_version().empty());
+  CHECK(sock.cipher().empty());
+  CHECK_FALSE(sock.session_reused());
+  CHECK(sock.backend() == "scripted");
+}
+
+}  // TEST_SUITE
