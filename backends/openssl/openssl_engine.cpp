@@ -406,6 +406,12 @@ Result OpenSslEngine::failure(int ret, Op op) {
 // MSG_NOSIGNAL: OpenSSL's own socket BIO uses write(2), which raises SIGPIPE
 // on a reset connection, and turns EINTR on a blocking socket into a
 // spurious want_read/want_write.
+//
+// drop_after_eof: once the transport has said EOF without close_notify, the
+// connection is dead for the core and nothing more may go on the wire. OpenSSL
+// answers the truncation with a fatal decode_error alert of its own; GnuTLS
+// and mbedTLS send nothing. The writes are swallowed so every backend looks
+// the same to the peer.
 
 int OpenSslEngine::bio_transport_read(BIO* bio, char* data, int size) {
   OpenSslEngine* self = from(bio);
@@ -434,6 +440,7 @@ int OpenSslEngine::bio_transport_write(BIO* bio, const char* data, int size) {
   OpenSslEngine* self = from(bio);
   BIO_clear_retry_flags(bio);
   if (size <= 0) return 0;
+  if (self->eof_) return size;  // see drop_after_eof below
   std::error_code ec;
   const std::ptrdiff_t n = self->transport_->write(
       std::span<const std::byte>(reinterpret_cast<const std::byte*>(data),
@@ -484,6 +491,7 @@ int OpenSslEngine::bio_socket_write(BIO* bio, const char* data, int size) {
   OpenSslEngine* self = from(bio);
   BIO_clear_retry_flags(bio);
   if (size <= 0) return 0;
+  if (self->eof_) return size;  // see drop_after_eof below
   ssize_t n;
   do {
     n = ::send(self->fd_, data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
