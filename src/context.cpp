@@ -66,10 +66,21 @@ bool check_config(const Config& c, std::string& message) {
     message = "a server needs certificate_file and private_key_file";
     return false;
   }
+  // A server that asks for client certificates must say whom it trusts: the
+  // system store would let in anyone a public CA ever gave a client cert.
+  if (c.role == Role::server && c.verify_peer && c.ca_file.empty()) {
+    message = "a server with verify_peer (client certificates required) needs ca_file, "
+              "the CA that signs its clients (or set verify_peer = false)";
+    return false;
+  }
   // Secure by default: verifying a certificate without a name to check it
   // against would accept any certificate the CA ever signed.
   if (c.role == Role::client && c.verify_peer && c.server_name.empty()) {
     message = "a client that verifies the peer needs server_name (or set verify_peer = false)";
+    return false;
+  }
+  if (c.server_name.size() > 253 || c.server_name.find('\0') != std::string::npos) {
+    message = "server_name '" + c.server_name.substr(0, 64) + "' is not a valid host name";
     return false;
   }
   for (const auto& protocol : c.alpn) {
@@ -129,9 +140,10 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
 
 std::unique_ptr<SecureSocket> Context::wrap(std::unique_ptr<Transport> transport) {
   if (!transport) return nullptr;
+  const Transport* raw = transport.get();  // owned by the engine from here on
   auto engine = impl_->backend_context->make_engine(std::move(transport));
   if (!engine) return nullptr;
-  return std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(engine),
+  return std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(engine), raw,
                                               impl_->backend, impl_->config);
 }
 

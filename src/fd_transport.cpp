@@ -3,6 +3,7 @@
 #include <csignal>
 #include <ctime>
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -125,6 +126,10 @@ class FdTransport final : public Transport {
   }
 
   int native_handle() const noexcept override { return fd_; }
+  bool is_blocking() const noexcept override {
+    const int flags = ::fcntl(fd_, F_GETFL);
+    return flags >= 0 && (flags & O_NONBLOCK) == 0;
+  }
   std::error_code native_error() const noexcept override { return native_error_; }
 
  private:

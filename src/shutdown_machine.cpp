@@ -47,9 +47,9 @@ Decision begin_shutdown(ShutdownState s) {
   // Idempotent: never ask the backend again (GnuTLS and mbedTLS would send
   // another close_notify, T7/T14).
   if (s.sent && s.received) return answer(s, Outcome::success(1));
-  // The backend holds part of a record; an alert now would interleave.
-  if (s.write_pending) return fail(s, errc::write_pending);
   if (!s.sent) {
+    // The backend holds part of a record; an alert now would interleave.
+    if (s.write_pending) return fail(s, errc::write_pending);
     s.sent = true;  // OpenSSL sets SENT before the alert is flushed (T5)
     return act(s, Action::send_alert);
   }
@@ -65,10 +65,8 @@ Decision begin_send_close_notify(ShutdownState s) {
   if (s.flushing) return act(s, Action::send_alert);
   // GSKit "close notification already sent": never a second alert.
   if (s.sent) return fail(s, errc::already_sent);
-  if (s.quiet) {  // the quiet close, reached by the one-step call
-    s.sent = s.received = true;
-    return answer(s, Outcome::success(0));
-  }
+  // Quiet mode is about shutdown(); an explicit send_close_notify() sends:
+  // success must mean the alert went out.
   if (s.write_pending) return fail(s, errc::write_pending);
   s.sent = true;
   return act(s, Action::send_alert);

@@ -11,8 +11,11 @@ constexpr std::size_t kept_capacity = 16 * 1024;
 }  // namespace
 
 SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Engine> engine,
-                       std::string_view backend, const Config& config)
-    : context_(std::move(context)), engine_(std::move(engine)), backend_(backend) {
+                       const Transport* transport, std::string_view backend, const Config& config)
+    : context_(std::move(context)),
+      engine_(std::move(engine)),
+      transport_(transport),
+      backend_(backend) {
   state_.quiet = config.quiet_shutdown;
   state_.require_close_notify = config.require_close_notify;
 }
@@ -74,12 +77,17 @@ std::ptrdiff_t SocketCore::write(std::span<const std::byte> buf) {
   state_ = d.state;
   if (d.action == Action::none) return finish(d.outcome);
 
-  // Engines may take part of the buffer per call (a record at a time);
-  // blocking callers get everything or an error, non-blocking ones the
-  // count taken before the transport filled up.
-  std::size_t total = 0;
+  Outcome o = run(Call::write, Action::write, engine_->write(buf));
+  if (o.has_error || static_cast<std::size_t>(o.ret) == buf.size()) return finish(o);
+  // The engine took part (a record at a time). Blocking callers get every
+  // byte. A non-blocking caller gets the count: looping on would let an
+  // engine commit a record and then answer want_write, and a caller that
+  // saw a count may send other bytes next (OpenSSL would then send the
+  // committed record under the new bytes' name).
+  if (!transport_ || !transport_->is_blocking()) return finish(o);
+  std::size_t total = static_cast<std::size_t>(o.ret);
   while (total < buf.size()) {
-    Outcome o = run(Call::write, Action::write, engine_->write(buf.subspan(total)));
+    o = run(Call::write, Action::write, engine_->write(buf.subspan(total)));
     if (o.has_error) {
       if (total > 0) break;  // report what was taken; the error comes next call
       return finish(o);

@@ -16,8 +16,10 @@ namespace unitls::detail {
 
 class SocketCore final : public SecureSocket {
  public:
+  // transport is owned by engine and lives as long as it; the core only
+  // asks it whether it blocks.
   SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Engine> engine,
-             std::string_view backend, const Config& config);
+             const Transport* transport, std::string_view backend, const Config& config);
   ~SocketCore() override;
 
   int handshake() override;
@@ -48,6 +50,7 @@ class SocketCore final : public SecureSocket {
 
   std::shared_ptr<BackendContext> context_;  // outlives engine_ (declared first)
   std::unique_ptr<Engine> engine_;
+  const Transport* transport_;
   std::string_view backend_;
   ShutdownState state_;
   std::error_code last_error_;

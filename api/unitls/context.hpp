@@ -7,6 +7,7 @@
 #include <system_error>
 #include <vector>
 
+#include <unitls/export.hpp>
 #include <unitls/transport.hpp>
 
 namespace unitls {
@@ -22,7 +23,7 @@ struct Config {
   std::string certificate_file;           // PEM chain (server; client for mutual TLS)
   std::string private_key_file;           // PEM key matching the first certificate
   std::string ca_file;                    // PEM trust anchors; "" = the system store
-  bool verify_peer = true;                // client: verify the server; server: require a client certificate
+  bool verify_peer = true;                // client: verify the server; server: require a client certificate (needs ca_file)
   std::string server_name;                // client: SNI and hostname verification
   std::vector<std::string> alpn;          // offered (client) / accepted (server), in preference order
   Version min_version = Version::tls1_2;
@@ -36,14 +37,15 @@ struct Config {
 // store, session cache). Thread-safe to share: wrap() may be called from
 // several threads. Sockets keep what they need alive, so a Context may be
 // destroyed before its sockets.
-class Context {
+class UNITLS_API Context {
  public:
   // Checks the configuration and loads every file it names. On failure
   // returns nullptr and sets ec:
   //   errc::invalid_argument — a missing or unreadable file, a bad PEM, a key
   //     that does not match the certificate, an unknown backend name,
   //     min_version > max_version, a server without certificate or key, a
-  //     client that verifies the peer without server_name;
+  //     client that verifies the peer without server_name, a server that
+  //     verifies clients (verify_peer) without ca_file;
   //   errc::unsupported — the backend cannot do what is asked (TLS 1.3 only
   //     on a TLS 1.2 stack).
   // error_message() below has the sentence that names the culprit.

@@ -11,6 +11,8 @@
 #include <string>
 #include <system_error>
 
+#include <unitls/export.hpp>
+
 namespace unitls {
 
 enum class errc {  // value 0 is never used: an empty error_code means success
@@ -32,12 +34,12 @@ enum class errc {  // value 0 is never used: an empty error_code means success
 };
 
 // The "unitls" category. message() has a sentence for every errc.
-const std::error_category& category() noexcept;
-std::error_code make_error_code(errc e) noexcept;
+UNITLS_API const std::error_category& category() noexcept;
+UNITLS_API std::error_code make_error_code(errc e) noexcept;
 
 // The name of an errc value, as written in the enum ("want_read", ...), or
 // "unknown" for a value outside it. Handy for logs and traces.
-const char* to_string(errc e) noexcept;
+UNITLS_API const char* to_string(errc e) noexcept;
 
 }  // namespace unitls
 

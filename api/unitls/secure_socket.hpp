@@ -21,7 +21,7 @@ namespace unitls {
 inline constexpr unsigned sent_shutdown = 1;      // SSL_SENT_SHUTDOWN
 inline constexpr unsigned received_shutdown = 2;  // SSL_RECEIVED_SHUTDOWN
 
-class SecureSocket {
+class UNITLS_API SecureSocket {
  public:
   virtual ~SecureSocket();
 

@@ -12,9 +12,11 @@
 #include <span>
 #include <system_error>
 
+#include <unitls/export.hpp>
+
 namespace unitls {
 
-class Transport {
+class UNITLS_API Transport {
  public:
   virtual ~Transport();
 
@@ -31,6 +33,12 @@ class Transport {
   // the behaviour is the same either way.
   virtual int native_handle() const noexcept { return -1; }
 
+  // Whether a call can block (then it never reports want_read/want_write).
+  // SecureSocket::write() asks this only when a write spans several records:
+  // a blocking transport gets every byte written, a non-blocking one the
+  // count taken so far. The default, false, is always safe.
+  virtual bool is_blocking() const noexcept { return false; }
+
   // The OS error of the last failed call (an errno in std::system_category),
   // empty when none.
   virtual std::error_code native_error() const noexcept { return {}; }
@@ -40,7 +48,7 @@ class Transport {
 // fd is (O_NONBLOCK decides, at each call). TCP_NODELAY is set on TCP sockets
 // (without it every TLS handshake stalls ~40 ms on delayed ACKs). With
 // owns_fd the fd is closed with the transport. Returns nullptr for fd < 0.
-std::unique_ptr<Transport> make_fd_transport(int fd, bool owns_fd = true);
+UNITLS_API std::unique_ptr<Transport> make_fd_transport(int fd, bool owns_fd = true);
 
 // ---- the in-memory pair -------------------------------------------------
 //
@@ -49,7 +57,7 @@ std::unique_ptr<Transport> make_fd_transport(int fd, bool owns_fd = true);
 // lets a test shape each direction deterministically.
 
 // One direction of a memory pair (what one end writes and the other reads).
-class MemoryPipe {
+class UNITLS_API MemoryPipe {
  public:
   virtual ~MemoryPipe();
 
@@ -86,7 +94,7 @@ class MemoryPipe {
   virtual std::size_t buffered() const = 0;
 };
 
-class MemoryLink {
+class UNITLS_API MemoryLink {
  public:
   virtual ~MemoryLink();
   virtual MemoryPipe& client_to_server() = 0;
@@ -99,6 +107,6 @@ struct MemoryPair {
 };
 
 // An in-process duplex pipe; never blocks (want_read when empty).
-MemoryPair make_memory_pair();
+UNITLS_API MemoryPair make_memory_pair();
 
 }  // namespace unitls

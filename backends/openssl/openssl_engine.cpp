@@ -7,7 +7,6 @@
 // unexpected-EOF reason, and SSL_free's session invalidation.
 #include <arpa/inet.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -320,8 +319,6 @@ class OpenSslEngine final : public Engine {
   // ---- BIO callbacks ----
   static int bio_transport_read(BIO* bio, char* data, int size);
   static int bio_transport_write(BIO* bio, const char* data, int size);
-  static int bio_socket_read(BIO* bio, char* data, int size);
-  static int bio_socket_write(BIO* bio, const char* data, int size);
   static long bio_ctrl(BIO* bio, int cmd, long num, void* ptr);
 
  private:
@@ -337,12 +334,10 @@ class OpenSslEngine final : public Engine {
   Result failure(int ret, Op op);
 
   static OpenSslEngine* from(BIO* bio) { return static_cast<OpenSslEngine*>(BIO_get_data(bio)); }
-  int record_errno(BIO* bio, bool reading);
 
   std::shared_ptr<OpenSslContext> context_;  // the session cache; outlives ssl_
   std::unique_ptr<Transport> transport_;
   SSL* ssl_;
-  int fd_ = -1;            // >= 0: the BIO does socket I/O on it directly
   bool eof_ = false;       // the transport said EOF (BIO_CTRL_EOF, so OpenSSL can tell T4)
   std::error_code io_error_;  // the transport's failure during the current call
   bool handshake_done_ = false;
@@ -401,11 +396,8 @@ Result OpenSslEngine::failure(int ret, Op op) {
 
 // ---- BIOs -------------------------------------------------------------------------
 //
-// Two source/sink BIOs with the engine as their data. The socket one does
-// recv/send itself (no virtual call, no O_NONBLOCK probe), with
-// MSG_NOSIGNAL: OpenSSL's own socket BIO uses write(2), which raises SIGPIPE
-// on a reset connection, and turns EINTR on a blocking socket into a
-// spurious want_read/want_write.
+// One source/sink BIO with the engine as its data, reading and writing
+// through the Transport.
 //
 // drop_after_eof: once the transport has said EOF without close_notify, the
 // connection is dead for the core and nothing more may go on the wire. OpenSSL
@@ -440,7 +432,7 @@ int OpenSslEngine::bio_transport_write(BIO* bio, const char* data, int size) {
   OpenSslEngine* self = from(bio);
   BIO_clear_retry_flags(bio);
   if (size <= 0) return 0;
-  if (self->eof_) return size;  // see drop_after_eof below
+  if (self->eof_) return size;  // see drop_after_eof above
   std::error_code ec;
   const std::ptrdiff_t n = self->transport_->write(
       std::span<const std::byte>(reinterpret_cast<const std::byte*>(data),
@@ -456,48 +448,6 @@ int OpenSslEngine::bio_transport_write(BIO* bio, const char* data, int size) {
     self->io_error_ = native ? native : (ec ? ec : std::make_error_code(std::errc::io_error));
   }
   return -1;
-}
-
-int OpenSslEngine::record_errno(BIO* bio, bool reading) {
-  const int err = errno;
-  if (err == EAGAIN || err == EWOULDBLOCK) {
-    if (reading)
-      BIO_set_retry_read(bio);
-    else
-      BIO_set_retry_write(bio);
-  } else {
-    io_error_ = std::error_code(err, std::system_category());
-  }
-  return -1;
-}
-
-int OpenSslEngine::bio_socket_read(BIO* bio, char* data, int size) {
-  OpenSslEngine* self = from(bio);
-  BIO_clear_retry_flags(bio);
-  if (size <= 0) return 0;
-  ssize_t n;
-  do {
-    n = ::recv(self->fd_, data, static_cast<std::size_t>(size), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n > 0) return static_cast<int>(n);
-  if (n == 0) {
-    self->eof_ = true;
-    return 0;
-  }
-  return self->record_errno(bio, true);
-}
-
-int OpenSslEngine::bio_socket_write(BIO* bio, const char* data, int size) {
-  OpenSslEngine* self = from(bio);
-  BIO_clear_retry_flags(bio);
-  if (size <= 0) return 0;
-  if (self->eof_) return size;  // see drop_after_eof below
-  ssize_t n;
-  do {
-    n = ::send(self->fd_, data, static_cast<std::size_t>(size), MSG_NOSIGNAL);
-  } while (n < 0 && errno == EINTR);
-  if (n >= 0) return static_cast<int>(n);
-  return self->record_errno(bio, false);
 }
 
 long OpenSslEngine::bio_ctrl(BIO* bio, int cmd, long, void*) {
@@ -536,22 +486,13 @@ const BIO_METHOD* transport_method() {
   return m;
 }
 
-const BIO_METHOD* socket_method() {
-  static BIO_METHOD* const m = make_method("unitls socket", &OpenSslEngine::bio_socket_read,
-                                           &OpenSslEngine::bio_socket_write);
-  return m;
-}
-
 bool OpenSslEngine::init() {
   SSL_set_app_data(ssl_, this);
 
-  // Native I/O on sockets only: a pipe needs the transport's SIGPIPE
-  // handling (there is no MSG_NOSIGNAL for write(2)).
-  const int fd = transport_->native_handle();
-  struct stat st {};
-  if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) fd_ = fd;
-
-  const BIO_METHOD* method = fd_ >= 0 ? socket_method() : transport_method();
+  // Every byte goes through the Transport (for fd transports: recv/send with
+  // MSG_NOSIGNAL, no copy); OpenSSL's own socket BIO would raise SIGPIPE on a
+  // reset peer and turn EINTR into a spurious want_read.
+  const BIO_METHOD* method = transport_method();
   if (!method) return false;
   BIO* bio = BIO_new(method);
   if (!bio) return false;
@@ -622,29 +563,6 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_NOACK;
 }
 
-// "no such file" and "cannot be read" are told apart from "not a valid PEM".
-bool check_readable(const char* option, const std::string& path, std::string& message) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    const int err = errno;
-    message = std::string(option) + " '" + path + "': " +
-              (err == ENOENT ? std::string("no such file") : std::generic_category().message(err));
-    return false;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    message = std::string(option) + " '" + path + "': not a regular file";
-    return false;
-  }
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) {
-    message = std::string(option) + " '" + path + "': cannot be read (" +
-              std::generic_category().message(errno) + ")";
-    return false;
-  }
-  std::fclose(f);
-  return true;
-}
-
 std::string with_reason(std::string text) {
   const std::string reason = queue_reason();
   if (!reason.empty()) text += " (OpenSSL: " + reason + ")";
@@ -654,30 +572,11 @@ std::string with_reason(std::string text) {
 int to_native(Version v) { return v == Version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
 
 bool OpenSslContext::init(const Config& config, std::string& message) {
-  if (config.min_version > config.max_version) {
-    message = "min_version is above max_version";
-    return false;
-  }
+  // The core has checked the options and that every file can be read
+  // (check_config in src/context.cpp); what is left is what only OpenSSL can
+  // tell: whether the files hold what they should.
   const bool has_cert = !config.certificate_file.empty();
-  const bool has_key = !config.private_key_file.empty();
-  if (role_ == Role::server && (!has_cert || !has_key)) {
-    message = "server role needs certificate_file and private_key_file";
-    return false;
-  }
-  if (has_cert != has_key) {
-    message = has_cert ? "certificate_file is set but private_key_file is not"
-                       : "private_key_file is set but certificate_file is not";
-    return false;
-  }
-  if (config.server_name.size() > 255 || config.server_name.find('\0') != std::string::npos) {
-    message = "server_name '" + config.server_name + "' is not a valid host name";
-    return false;
-  }
   for (const auto& p : config.alpn) {
-    if (p.empty() || p.size() > 255) {
-      message = "alpn protocol '" + p + "' must be 1 to 255 bytes long";
-      return false;
-    }
     alpn_wire_.push_back(static_cast<unsigned char>(p.size()));
     alpn_wire_.insert(alpn_wire_.end(), p.begin(), p.end());
   }
@@ -701,9 +600,6 @@ bool OpenSslContext::init(const Config& config, std::string& message) {
   SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 
   if (has_cert) {
-    if (!check_readable("certificate_file", config.certificate_file, message) ||
-        !check_readable("private_key_file", config.private_key_file, message))
-      return false;
     if (SSL_CTX_use_certificate_chain_file(ctx_, config.certificate_file.c_str()) != 1) {
       message = with_reason("certificate_file '" + config.certificate_file +
                             "': no certificate in it (bad PEM?)");
@@ -731,7 +627,6 @@ bool OpenSslContext::init(const Config& config, std::string& message) {
   }
 
   if (!config.ca_file.empty()) {
-    if (!check_readable("ca_file", config.ca_file, message)) return false;
     if (SSL_CTX_load_verify_locations(ctx_, config.ca_file.c_str(), nullptr) != 1) {
       message = with_reason("ca_file '" + config.ca_file + "': no certificate in it (bad PEM?)");
       return false;

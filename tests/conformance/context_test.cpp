@@ -190,6 +190,16 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("a server that requires client certificates without a ca_file is invalid_argument") {
+  Config c = server_config(any_version);
+  c.verify_peer = true;
+  c.ca_file.clear();
+  const CreateFailure f = create_failure(c);
+  CHECK_FALSE(f.created);
+  CHECK(f.ec == errc::invalid_argument);
+  CHECK_MESSAGE(contains(f.message, "ca_file"), "message: " << f.message);
+}
+
 TEST_CASE("min_version above max_version is invalid_argument, and the message names the versions") {
   for (Role role : {Role::client, Role::server}) {
     Config c = role == Role::client ? client_config(any_version) : server_config(any_version);

@@ -264,6 +264,43 @@ TEST_CASE("a non-blocking write returns a positive partial count when the transp
   }
 }
 
+TEST_CASE("a non-blocking write's count is exactly what the peer gets, even when other bytes follow") {
+  // After a positive count the caller owes nothing: it may send other bytes
+  // next. The peer must receive the counted prefix and then those bytes.
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    for (Side side : {Side::client, Side::server}) {
+      CAPTURE(side_name(side));
+      MemoryConn conn = connect_memory(v);
+      SecureSocket& a = conn.socket(side);
+      SecureSocket& b = conn.socket(peer_of(side));
+      const std::string first_data(40000, 'A');
+      conn.from(side).set_write_budget(20000);  // one record and a bit
+      const std::ptrdiff_t n = a.write(first_data);
+      REQUIRE(n > 0);
+      REQUIRE(n < static_cast<std::ptrdiff_t>(first_data.size()));
+
+      conn.from(side).set_write_budget(-1);
+      const std::string second_data = "then something else";
+      CHECK(outcome(a, a.write(second_data)) ==
+            success(static_cast<std::ptrdiff_t>(second_data.size())));
+      CHECK(outcome(a, a.send_close_notify() ? -1 : 0) == success(0));
+
+      const std::string expected = first_data.substr(0, static_cast<std::size_t>(n)) + second_data;
+      std::string received;
+      std::byte buf[16384];
+      for (int i = 0; i < 64; ++i) {
+        const std::ptrdiff_t r = b.read(buf);
+        if (r <= 0) break;
+        received.append(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(r));
+      }
+      CHECK(b.last_error() == errc::zero_return);
+      CHECK(received.size() == expected.size());
+      CHECK(received == expected);
+    }
+  }
+}
+
 TEST_CASE("after want_write the same bytes can be retried and arrive exactly once") {
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
     if (skip_unless_supported(v)) return;

@@ -291,3 +291,22 @@ TEST_CASE("a transport failure while sending the alert latches transport_error")
 }
 
 }  // TEST_SUITE
+
+TEST_SUITE("shutdown machine") {
+
+TEST_CASE("set_shutdown(SENT) while a write is unfinished: shutdown waits for the peer, no write_pending") {
+  Decision w = begin(connected(), Call::write);
+  Completion c = complete(w.state, Call::write, w.action, Result::of(Status::want_write));
+  ShutdownState s = set_flags(c.state, sent_shutdown);
+  CHECK(begin(s, Call::shutdown).action == Action::await_peer);
+}
+
+TEST_CASE("send_close_notify with quiet mode on still sends the alert: success means it went out") {
+  ShutdownState s = connected();
+  s.quiet = true;
+  Decision d = begin(s, Call::send_close_notify);
+  CHECK(d.action == Action::send_alert);
+  CHECK(d.state.flags() == sent_shutdown);
+}
+
+}  // TEST_SUITE
