@@ -1,0 +1,774 @@
+// The GnuTLS 3.7 backend: one set of credentials, priorities and ticket key
+// per Config, one gnutls_session_t per connection.
+//
+// The engine only translates GnuTLS's answers into detail::Result; every
+// shutdown rule lives in the core. What matters here are the places where
+// GnuTLS's own answers mislead (backend-notes.md T7-T12): gnutls_bye sends a
+// new close_notify on every completed call, E_AGAIN after a consumed TLS 1.3
+// session ticket although data is queued, no alert after a bad record, and
+// sessions that stay resumable whatever the close was.
+#include <arpa/inet.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "engine.hpp"
+
+namespace unitls::detail {
+
+namespace {
+
+// ---- native error codes -----------------------------------------------------
+//
+// Values in the "unitls.gnutls" category:
+//   < 0                 a GNUTLS_E_* code;
+//   1 .. 2^24-1         a failed certificate verification: the
+//                       gnutls_certificate_status_t bits;
+//   alert_base + n      fatal alert n received from the peer.
+// Transport failures become std::system_category errnos.
+constexpr int alert_base = 1 << 28;
+
+class GnuTlsCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "unitls.gnutls"; }
+  std::string message(int value) const override {
+    if (value < 0) return gnutls_strerror(value);
+    if (value >= alert_base) {
+      const char* alert =
+          gnutls_alert_get_name(static_cast<gnutls_alert_description_t>(value - alert_base));
+      return std::string("fatal alert received: ") + (alert ? alert : "unknown alert");
+    }
+    if (value == 0) return "success";
+    std::string text = "certificate verify failed";
+    gnutls_datum_t out{};
+    if (gnutls_certificate_verification_status_print(static_cast<unsigned>(value), GNUTLS_CRT_X509,
+                                                     &out, 0) == 0) {
+      text += ": ";
+      text.append(reinterpret_cast<const char*>(out.data), out.size);
+      gnutls_free(out.data);
+      while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
+    }
+    return text;
+  }
+};
+
+const std::error_category& gnutls_category() noexcept {
+  static const GnuTlsCategory instance;
+  return instance;
+}
+
+std::error_code gnutls_code(int value) { return {value, gnutls_category()}; }
+
+bool is_ip_literal(const std::string& name) {
+  unsigned char addr[16];
+  return inet_pton(AF_INET, name.c_str(), addr) == 1 || inet_pton(AF_INET6, name.c_str(), addr) == 1;
+}
+
+bool would_block(int ret) { return ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED; }
+
+// The handshake failed because of the peer's certificate (or its absence)
+// as judged by our own side.
+bool is_certificate_failure(int ret) {
+  switch (ret) {
+    case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
+    case GNUTLS_E_CERTIFICATE_ERROR:
+    case GNUTLS_E_NO_CERTIFICATE_FOUND:
+    case GNUTLS_E_CERTIFICATE_REQUIRED:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// A client session as gnutls_session_get_data2 packed it. Shared, so that an
+// engine can tell whether the cache still holds the very entry it used.
+using SessionData = std::shared_ptr<const std::vector<unsigned char>>;
+
+// Frees a gnutls-allocated datum however the scope is left.
+struct DatumGuard {
+  gnutls_datum_t datum{};
+  DatumGuard() = default;
+  DatumGuard(const DatumGuard&) = delete;
+  DatumGuard& operator=(const DatumGuard&) = delete;
+  ~DatumGuard() { gnutls_free(datum.data); }
+};
+
+class GnuTlsEngine;
+
+// ---- the context --------------------------------------------------------------
+
+class GnuTlsContext final : public BackendContext,
+                            public std::enable_shared_from_this<GnuTlsContext> {
+ public:
+  explicit GnuTlsContext(const Config& config)
+      : role_(config.role),
+        verify_peer_(config.verify_peer),
+        server_name_(config.server_name),
+        server_name_is_ip_(is_ip_literal(config.server_name)),
+        session_cache_(config.role == Role::client && config.session_cache),
+        alpn_names_(config.alpn) {}
+
+  ~GnuTlsContext() override {
+    if (credentials_) gnutls_certificate_free_credentials(credentials_);
+    if (priority_) gnutls_priority_deinit(priority_);
+    if (ticket_key_.data) {
+      gnutls_memset(ticket_key_.data, 0, ticket_key_.size);
+      gnutls_free(ticket_key_.data);
+    }
+  }
+
+  GnuTlsContext(const GnuTlsContext&) = delete;
+  GnuTlsContext& operator=(const GnuTlsContext&) = delete;
+
+  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport) override;
+
+  // Loads the credentials and parses the priorities; false with *message
+  // on a bad value. Everything it builds is read-only afterwards, so
+  // sessions on several threads can share it.
+  bool init(const Config& config, std::string& message);
+
+  // The client session cache (server_name_ is the key: a context serves
+  // one name). GnuTLS keeps none of its own.
+  SessionData cached_session() {
+    std::lock_guard lock(mutex_);
+    auto it = sessions_.find(server_name_);
+    return it == sessions_.end() ? nullptr : it->second;
+  }
+  void store_session(SessionData s) {
+    std::lock_guard lock(mutex_);
+    sessions_[server_name_] = std::move(s);
+  }
+  // Drops the entry if it is one of `mine` (another connection may have
+  // replaced it since; that one is not ours to drop).
+  void forget_sessions(const std::vector<SessionData>& mine) {
+    std::lock_guard lock(mutex_);
+    auto it = sessions_.find(server_name_);
+    if (it == sessions_.end()) return;
+    for (const auto& s : mine) {
+      if (s == it->second) {
+        sessions_.erase(it);
+        return;
+      }
+    }
+  }
+
+ private:
+  friend class GnuTlsEngine;
+
+  Role role_;
+  bool verify_peer_;
+  std::string server_name_;
+  bool server_name_is_ip_;
+  bool session_cache_;
+  std::vector<std::string> alpn_names_;   // preference order
+  std::vector<gnutls_datum_t> alpn_;      // points into alpn_names_
+
+  gnutls_certificate_credentials_t credentials_ = nullptr;
+  gnutls_priority_t priority_ = nullptr;
+  gnutls_datum_t ticket_key_{};  // server: encrypts the session tickets
+
+  std::mutex mutex_;
+  std::map<std::string, SessionData> sessions_;
+};
+
+// ---- the engine -----------------------------------------------------------------
+
+enum class Op { handshake, read, write, close_notify };
+
+// How often a call is repeated after GnuTLS answered E_AGAIN or another
+// non-fatal code without the transport having said "nothing now" (T11).
+// Each round consumes a record, so this only guards against a GnuTLS that
+// would make no progress at all.
+constexpr int max_silent_rounds = 1000;
+
+class GnuTlsEngine final : public Engine {
+ public:
+  GnuTlsEngine(std::shared_ptr<GnuTlsContext> context, std::unique_ptr<Transport> transport)
+      : context_(std::move(context)), transport_(std::move(transport)) {}
+
+  ~GnuTlsEngine() override {
+    // Before transport_ goes: nothing is sent, but the session holds
+    // pointers to us until it is freed.
+    if (session_) gnutls_deinit(session_);
+  }
+
+  GnuTlsEngine(const GnuTlsEngine&) = delete;
+  GnuTlsEngine& operator=(const GnuTlsEngine&) = delete;
+
+  // Creates the session, wires it to the transport and applies the
+  // per-connection settings.
+  bool init();
+
+  Result handshake() override {
+    for (int round = 0;; ++round) {
+      begin_call();
+      const int ret = gnutls_handshake(session_);
+      if (ret == GNUTLS_E_SUCCESS) {
+        handshake_done_ = true;
+        if (context_->session_cache_) {
+          // TLS 1.2: the session (and the server's ticket) is complete now.
+          // TLS 1.3: resumable only once a NewSessionTicket arrived (read()).
+          if (gnutls_protocol_get_version(session_) == GNUTLS_TLS1_3)
+            ticket_pending_ = true;
+          else
+            keep_session();
+        }
+        return Result::ok();
+      }
+      if (would_block(ret)) {
+        // As in read(): want_* only when the transport said so; otherwise
+        // GnuTLS stopped after progress of its own (a partial flush).
+        if (Result r = blocked(); r.status != Status::done) return r;
+        if (round >= max_silent_rounds) return by_direction();
+        continue;
+      }
+      // GNUTLS_E_WARNING_ALERT_RECEIVED and the like: the handshake goes on
+      // when called again (gnutls_handshake(3)).
+      if (!gnutls_error_is_fatal(ret) && round < max_silent_rounds) continue;
+      return failure(ret, Op::handshake);
+    }
+  }
+
+  Result read(std::span<std::byte> buf) override {
+    Result r = read_records(buf);
+    if (ticket_pending_ && (gnutls_session_get_flags(session_) & GNUTLS_SFLAGS_SESSION_TICKET)) {
+      ticket_pending_ = false;
+      keep_session();
+    }
+    return r;
+  }
+
+  Result read_records(std::span<std::byte> buf) {
+    for (int round = 0;; ++round) {
+      begin_call();
+      const ssize_t ret = gnutls_record_recv(session_, buf.data(), buf.size());
+      if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
+      if (ret == 0) return Result::of(Status::close_notify);
+      const int err = static_cast<int>(ret);
+      if (would_block(err)) {
+        // T11: after a TLS 1.3 NewSessionTicket (or KeyUpdate) gnutls_record_recv
+        // answers E_AGAIN although more records may wait in the transport.
+        // Only the transport's own "nothing now" is want_read.
+        if (Result r = blocked(); r.status != Status::done) return r;
+        if (round >= max_silent_rounds) return by_direction();
+        continue;
+      }
+      // GNUTLS_E_REHANDSHAKE (a TLS 1.2 renegotiation request, which we
+      // ignore, RFC 5746 allows it), GNUTLS_E_WARNING_ALERT_RECEIVED
+      // (user_canceled and the like): not errors; the read goes on.
+      if (!gnutls_error_is_fatal(err) && round < max_silent_rounds) continue;
+      return failure(err, Op::read);
+    }
+  }
+
+  Result write(std::span<const std::byte> buf) override {
+    begin_call();
+    // After E_AGAIN GnuTLS keeps the encrypted record and, on the next call
+    // (the core repeats it with the same bytes), flushes it and returns its
+    // length: the bytes go out exactly once.
+    const ssize_t ret = gnutls_record_send(session_, buf.data(), buf.size());
+    if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
+    const int err = static_cast<int>(ret);
+    if (would_block(err)) {
+      Result r = blocked();
+      return r.status == Status::done ? by_direction() : r;
+    }
+    return failure(err, Op::write);
+  }
+
+  Result send_close_notify() override {
+    begin_call();
+    // SHUT_WR only: SHUT_RDWR would wait with gnutls_bye, which swallows
+    // application data (T12); the core waits with read(). After E_AGAIN
+    // the next call only flushes the same alert; the core never calls
+    // again after success, which would send another one (T7).
+    const int ret = gnutls_bye(session_, GNUTLS_SHUT_WR);
+    if (ret == GNUTLS_E_SUCCESS) return Result::ok();
+    if (would_block(ret)) {
+      Result r = blocked();
+      return r.status == Status::done ? Result::of(Status::want_write) : r;
+    }
+    return failure(ret, Op::close_notify);
+  }
+
+  std::string protocol_version() const override {
+    if (!handshake_done_) return "";
+    const gnutls_protocol_t version = gnutls_protocol_get_version(session_);
+    switch (version) {
+      case GNUTLS_TLS1_2: return "TLSv1.2";
+      case GNUTLS_TLS1_3: return "TLSv1.3";
+      default: {
+        const char* name = gnutls_protocol_get_name(version);
+        return name ? name : "";
+      }
+    }
+  }
+
+  std::string cipher() const override {
+    if (!handshake_done_) return "";
+    // The IANA name ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"), since 3.7.3;
+    // gnutls_cipher_suite_get_name would give GnuTLS's own spelling.
+    const char* name = gnutls_ciphersuite_get(session_);
+    return name ? name : "";
+  }
+
+  std::string alpn_selected() const override {
+    gnutls_datum_t p{};
+    if (gnutls_alpn_get_selected_protocol(session_, &p) != GNUTLS_E_SUCCESS || !p.data) return "";
+    return std::string(reinterpret_cast<const char*>(p.data), p.size);
+  }
+
+  bool session_reused() const override {
+    return handshake_done_ && gnutls_session_is_resumed(session_) != 0;
+  }
+
+  void finish(bool closed_properly) override {
+    // RFC 2246 7.2.1: no resumption of a connection that was not closed
+    // properly; GnuTLS itself would resume it (backend-notes S10). Like
+    // OpenSSL, the session went into the cache as soon as it was complete
+    // and is taken out again here. A handshake that never completed has
+    // no session of its own; the cached one it offered stays usable.
+    if (!closed_properly && context_->session_cache_ && handshake_done_)
+      context_->forget_sessions(my_sessions_);
+  }
+
+  // ---- transport callbacks ----
+  static ssize_t pull(gnutls_transport_ptr_t ptr, void* data, size_t size);
+  static ssize_t push(gnutls_transport_ptr_t ptr, const void* data, size_t size);
+  static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms);
+
+ private:
+  void begin_call() {
+    pull_blocked_ = push_blocked_ = false;
+    io_error_.clear();
+  }
+  // After E_AGAIN: what the transport said during this call, or done when
+  // it said nothing (GnuTLS stopped on its own, T11).
+  Result blocked() const {
+    if (push_blocked_) return Result::of(Status::want_write);
+    if (pull_blocked_) return Result::of(Status::want_read);
+    return Result::ok();
+  }
+  Result by_direction() const {
+    return Result::of(gnutls_record_get_direction(session_) == 1 ? Status::want_write
+                                                                 : Status::want_read);
+  }
+  Result failure(int ret, Op op);
+  void send_alert_for(int ret, bool certificate);
+  void keep_session();
+  int transport_failed(const std::error_code& ec, std::error_code native);
+
+  std::shared_ptr<GnuTlsContext> context_;  // credentials and cache; outlive session_
+  std::unique_ptr<Transport> transport_;
+  gnutls_session_t session_ = nullptr;
+  bool eof_ = false;           // the transport said EOF
+  bool pull_blocked_ = false;  // the transport said "nothing now" during this call
+  bool push_blocked_ = false;  // the transport said "full" during this call
+  std::error_code io_error_;   // the transport's failure during the current call
+  bool handshake_done_ = false;
+  bool ticket_pending_ = false;  // TLS 1.3 client: no NewSessionTicket seen yet
+  std::vector<SessionData> my_sessions_;  // offered to or received on this connection
+};
+
+// Puts this connection's session into the client cache. TLS 1.3 only after
+// a ticket arrived: without one gnutls_session_get_data2 would wait on the
+// transport for it, and return data that cannot resume.
+void GnuTlsEngine::keep_session() {
+  DatumGuard data;
+  if (gnutls_session_get_data2(session_, &data.datum) != GNUTLS_E_SUCCESS || data.datum.size == 0)
+    return;
+  auto s = std::make_shared<const std::vector<unsigned char>>(data.datum.data,
+                                                              data.datum.data + data.datum.size);
+  my_sessions_.push_back(s);
+  context_->store_session(std::move(s));
+}
+
+// Maps a fatal result.
+Result GnuTlsEngine::failure(int ret, Op op) {
+  const bool reading = op == Op::read || op == Op::handshake;
+  switch (ret) {
+    case GNUTLS_E_PUSH_ERROR:
+    case GNUTLS_E_PULL_ERROR:
+      return Result::fail(errc::transport_error, io_error_ ? io_error_ : gnutls_code(ret));
+    case GNUTLS_E_FATAL_ALERT_RECEIVED:
+      return Result::fail(errc::protocol_error,
+                          gnutls_code(alert_base + static_cast<int>(gnutls_alert_get(session_))), true);
+    case GNUTLS_E_SESSION_EOF:
+      // A close_notify where a handshake message was due: the peer gave up
+      // politely mid-handshake.
+      return Result::fail(errc::protocol_error, gnutls_code(ret), true);
+    case GNUTLS_E_PREMATURE_TERMINATION:
+      if (reading) return Result::of(Status::eof);
+      return Result::fail(errc::transport_error, gnutls_code(ret));
+    default:
+      break;
+  }
+  // The transport ended in the middle of a record or a handshake message
+  // (GnuTLS may call that UNEXPECTED_PACKET_LENGTH): a truncation, and
+  // nothing goes on the wire after it.
+  if (eof_) {
+    if (reading) return Result::of(Status::eof);
+    return Result::fail(errc::transport_error, gnutls_code(ret));
+  }
+  std::error_code native = gnutls_code(ret);
+  errc kind = errc::protocol_error;
+  if (op == Op::handshake && is_certificate_failure(ret)) {
+    kind = errc::certificate_error;
+    if (const unsigned status = gnutls_session_get_verify_cert_status(session_);
+        status != 0 && status < (1u << 24))
+      native = gnutls_code(static_cast<int>(status));
+  }
+  // T10: GnuTLS answers nothing on its own. Every other stack tells the peer
+  // with a fatal alert (bad_record_mac, bad_certificate, ...), so the peer
+  // fails instead of waiting.
+  send_alert_for(ret, kind == errc::certificate_error);
+  return Result::fail(kind, native);
+}
+
+// Best effort: the connection is dead either way, and an alert the transport
+// cannot take now is not retried.
+void GnuTlsEngine::send_alert_for(int ret, bool certificate) {
+  if (ret == GNUTLS_E_INVALID_SESSION || ret == GNUTLS_E_INVALID_REQUEST) return;
+  if (!certificate) {
+    (void)gnutls_alert_send_appropriate(session_, ret);
+    return;
+  }
+  // gnutls_error_to_alert says decode_error for a missing certificate and
+  // bad_certificate for every verification failure; send what OpenSSL
+  // sends (RFC 8446 6.2, RFC 5246 7.4.6).
+  gnutls_alert_description_t alert = GNUTLS_A_BAD_CERTIFICATE;
+  const unsigned status = gnutls_session_get_verify_cert_status(session_);
+  if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND || ret == GNUTLS_E_CERTIFICATE_REQUIRED) {
+    alert = gnutls_protocol_get_version(session_) == GNUTLS_TLS1_3 ? GNUTLS_A_CERTIFICATE_REQUIRED
+                                                                   : GNUTLS_A_HANDSHAKE_FAILURE;
+  } else if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA)) {
+    alert = GNUTLS_A_UNKNOWN_CA;
+  } else if (status & GNUTLS_CERT_REVOKED) {
+    alert = GNUTLS_A_CERTIFICATE_REVOKED;
+  } else if (status & GNUTLS_CERT_EXPIRED) {
+    alert = GNUTLS_A_CERTIFICATE_EXPIRED;
+  }
+  (void)gnutls_alert_send(session_, GNUTLS_AL_FATAL, alert);
+}
+
+// ---- transport callbacks ------------------------------------------------------------
+//
+// For sockets pull/push do recv/send themselves (no virtual call, no
+// O_NONBLOCK probe), with MSG_NOSIGNAL so a reset peer never raises SIGPIPE,
+// and retry EINTR so a blocking socket never reports a spurious E_AGAIN.
+// Everything else goes through the Transport.
+//
+// drop_after_eof: once the transport has said EOF without close_notify, the
+// connection is dead for the core and nothing more may go on the wire (the
+// same on every backend); writes are swallowed.
+
+int GnuTlsEngine::transport_failed(const std::error_code& ec, std::error_code native) {
+  if (ec == errc::want_read || ec == errc::want_write) {
+    (ec == errc::want_read ? pull_blocked_ : push_blocked_) = true;
+    gnutls_transport_set_errno(session_, EAGAIN);
+    return -1;
+  }
+  io_error_ = native ? native : (ec ? ec : std::make_error_code(std::errc::io_error));
+  int err = EIO;
+  if (native.category() == std::system_category() || native.category() == std::generic_category())
+    err = native.value();
+  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == 0) err = EIO;
+  gnutls_transport_set_errno(session_, err);
+  return -1;
+}
+
+ssize_t GnuTlsEngine::pull(gnutls_transport_ptr_t ptr, void* data, size_t size) {
+  auto* self = static_cast<GnuTlsEngine*>(ptr);
+  if (size == 0) return 0;
+  std::error_code ec;
+  const std::ptrdiff_t n =
+      self->transport_->read(std::span<std::byte>(static_cast<std::byte*>(data), size), ec);
+  if (n > 0) return n;
+  if (n == 0) {
+    self->eof_ = true;
+    return 0;
+  }
+  return self->transport_failed(ec, self->transport_->native_error());
+}
+
+ssize_t GnuTlsEngine::push(gnutls_transport_ptr_t ptr, const void* data, size_t size) {
+  auto* self = static_cast<GnuTlsEngine*>(ptr);
+  if (size == 0) return 0;
+  if (self->eof_) return static_cast<ssize_t>(size);  // see drop_after_eof above
+  std::error_code ec;
+  const std::ptrdiff_t n = self->transport_->write(
+      std::span<const std::byte>(static_cast<const std::byte*>(data), size), ec);
+  if (n > 0) return n;
+  return self->transport_failed(ec ? ec : make_error_code(errc::transport_error),
+                                self->transport_->native_error());
+}
+
+// GnuTLS asks this only for timed waits: handshake and record timeouts (both
+// off here) and gnutls_session_get_data2 on TLS 1.3 before a ticket came
+// (keep_session never calls it then). A replaced pull function without a
+// timeout function makes such a wait fail with PULL_ERROR, so there is one.
+// A non-blocking transport never waits: "maybe", and the pull says EAGAIN.
+int GnuTlsEngine::pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms) {
+  auto* self = static_cast<GnuTlsEngine*>(ptr);
+  const int fd = self->transport_->native_handle();
+  if (fd < 0 || !self->transport_->is_blocking()) return 1;
+  pollfd p{fd, POLLIN, 0};
+  const int timeout = ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : static_cast<int>(ms);
+  int r;
+  do {
+    r = ::poll(&p, 1, timeout);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) gnutls_transport_set_errno(self->session_, errno);
+  return r;
+}
+
+bool GnuTlsEngine::init() {
+  const GnuTlsContext& c = *context_;
+  const unsigned flags = (c.role_ == Role::server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_SIGNAL;
+  if (gnutls_init(&session_, flags) != GNUTLS_E_SUCCESS) {
+    session_ = nullptr;
+    return false;
+  }
+
+  // Every byte goes through the Transport (fd transports: recv/send with
+  // MSG_NOSIGNAL, no copy).
+  gnutls_transport_set_ptr(session_, this);
+  gnutls_transport_set_pull_function(session_, &GnuTlsEngine::pull);
+  gnutls_transport_set_push_function(session_, &GnuTlsEngine::push);
+  gnutls_transport_set_pull_timeout_function(session_, &GnuTlsEngine::pull_timeout);
+  // Deadlines are the core's business (and a non-blocking caller's):
+  // GnuTLS's default 40 s handshake timeout would make it wait in
+  // pull_timeout on its own.
+  gnutls_handshake_set_timeout(session_, 0);
+
+  if (gnutls_priority_set(session_, c.priority_) != GNUTLS_E_SUCCESS ||
+      gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, c.credentials_) != GNUTLS_E_SUCCESS)
+    return false;
+  if (!c.alpn_.empty()) {
+    // Server: its own preference order among the client's offers (RFC 7301
+    // 3.2 leaves it to the server). No overlap: no ALPN, not an alert, the
+    // same on every backend (GnuTLS fails only with GNUTLS_ALPN_MANDATORY).
+    const unsigned alpn_flags = c.role_ == Role::server ? GNUTLS_ALPN_SERVER_PRECEDENCE : 0;
+    if (gnutls_alpn_set_protocols(session_, c.alpn_.data(), static_cast<unsigned>(c.alpn_.size()),
+                                  alpn_flags) != GNUTLS_E_SUCCESS)
+      return false;
+  }
+
+  if (c.role_ == Role::server) {
+    if (gnutls_session_ticket_enable_server(session_, &c.ticket_key_) != GNUTLS_E_SUCCESS) return false;
+    if (c.verify_peer_) {
+      gnutls_certificate_server_set_request(session_, GNUTLS_CERT_REQUIRE);
+      gnutls_session_set_verify_cert(session_, nullptr, 0);
+    }
+    return true;
+  }
+
+  if (!c.server_name_.empty() && !c.server_name_is_ip_) {
+    // RFC 6066 3: SNI carries host names only, never IP literals.
+    if (gnutls_server_name_set(session_, GNUTLS_NAME_DNS, c.server_name_.data(),
+                               c.server_name_.size()) != GNUTLS_E_SUCCESS)
+      return false;
+  }
+  if (c.verify_peer_) {
+    // The name check matches an IP literal against the certificate's IP
+    // address entries, a host name against its DNS entries.
+    gnutls_session_set_verify_cert(session_, c.server_name_.empty() ? nullptr : c.server_name_.c_str(), 0);
+  }
+  if (c.session_cache_) {
+    SessionData cached = context_->cached_session();
+    if (cached && gnutls_session_set_data(session_, cached->data(), cached->size()) == GNUTLS_E_SUCCESS)
+      my_sessions_.push_back(std::move(cached));
+  }
+  return true;
+}
+
+std::unique_ptr<Engine> GnuTlsContext::make_engine(std::unique_ptr<Transport> transport) {
+  if (!transport) return nullptr;
+  auto engine = std::make_unique<GnuTlsEngine>(shared_from_this(), std::move(transport));
+  if (!engine->init()) return nullptr;
+  return engine;
+}
+
+// ---- configuration ----------------------------------------------------------------
+
+std::string with_reason(std::string text, int ret) {
+  return text + " (GnuTLS: " + gnutls_strerror(ret) + ")";
+}
+
+// Parses the certificate chain on its own first, so that a bad file is
+// named precisely (gnutls_certificate_set_x509_key_file2 reports a bad
+// certificate and a bad key alike).
+bool check_certificate_file(const std::string& path, std::string& message) {
+  DatumGuard data;
+  int ret = gnutls_load_file(path.c_str(), &data.datum);
+  if (ret < 0) {
+    message = with_reason("certificate_file '" + path + "': cannot be read", ret);
+    return false;
+  }
+  gnutls_x509_crt_t* certs = nullptr;
+  unsigned count = 0;
+  ret = gnutls_x509_crt_list_import2(&certs, &count, &data.datum, GNUTLS_X509_FMT_PEM, 0);
+  if (ret >= 0) {
+    for (unsigned i = 0; i < count; ++i) gnutls_x509_crt_deinit(certs[i]);
+    gnutls_free(certs);
+  }
+  if (ret < 0 || count == 0) {
+    message = "certificate_file '" + path + "': no certificate in it (bad PEM?)";
+    if (ret < 0) message = with_reason(message, ret);
+    return false;
+  }
+  return true;
+}
+
+bool check_key_file(const std::string& path, std::string& message) {
+  DatumGuard data;
+  int ret = gnutls_load_file(path.c_str(), &data.datum);
+  if (ret < 0) {
+    message = with_reason("private_key_file '" + path + "': cannot be read", ret);
+    return false;
+  }
+  gnutls_x509_privkey_t key = nullptr;
+  ret = gnutls_x509_privkey_init(&key);
+  if (ret < 0) {
+    message = with_reason("private_key_file '" + path + "': cannot be parsed", ret);
+    return false;
+  }
+  // No password: an encrypted key is a configuration error, never a prompt.
+  ret = gnutls_x509_privkey_import2(key, &data.datum, GNUTLS_X509_FMT_PEM, nullptr, 0);
+  gnutls_x509_privkey_deinit(key);
+  if (ret < 0) {
+    message = with_reason("private_key_file '" + path + "': no private key in it (bad PEM, or encrypted?)", ret);
+    return false;
+  }
+  return true;
+}
+
+std::string priority_string(Version min, Version max) {
+  std::string p = "NORMAL:-VERS-ALL";
+  if (min <= Version::tls1_2 && max >= Version::tls1_2) p += ":+VERS-TLS1.2";
+  if (min <= Version::tls1_3 && max >= Version::tls1_3) p += ":+VERS-TLS1.3";
+  return p;
+}
+
+bool GnuTlsContext::init(const Config& config, std::string& message) {
+  if (config.min_version > config.max_version) {
+    message = "min_version is above max_version";
+    return false;
+  }
+  const bool has_cert = !config.certificate_file.empty();
+  const bool has_key = !config.private_key_file.empty();
+  if (role_ == Role::server && (!has_cert || !has_key)) {
+    message = "server role needs certificate_file and private_key_file";
+    return false;
+  }
+  if (has_cert != has_key) {
+    message = has_cert ? "certificate_file is set but private_key_file is not"
+                       : "private_key_file is set but certificate_file is not";
+    return false;
+  }
+  if (config.server_name.size() > 255 || config.server_name.find('\0') != std::string::npos) {
+    message = "server_name '" + config.server_name + "' is not a valid host name";
+    return false;
+  }
+  for (const auto& p : alpn_names_) {
+    if (p.empty() || p.size() > 255) {
+      message = "alpn protocol '" + p + "' must be 1 to 255 bytes long";
+      return false;
+    }
+  }
+  for (auto& p : alpn_names_)
+    alpn_.push_back({reinterpret_cast<unsigned char*>(p.data()), static_cast<unsigned>(p.size())});
+
+  const std::string priorities = priority_string(config.min_version, config.max_version);
+  const char* error_at = nullptr;
+  int ret = gnutls_priority_init(&priority_, priorities.c_str(), &error_at);
+  if (ret < 0) {
+    priority_ = nullptr;
+    message = with_reason("min_version/max_version: GnuTLS refused the priority string '" + priorities +
+                              "'" + (error_at ? std::string(" at '") + error_at + "'" : std::string()),
+                          ret);
+    return false;
+  }
+
+  ret = gnutls_certificate_allocate_credentials(&credentials_);
+  if (ret < 0) {
+    credentials_ = nullptr;
+    message = with_reason("cannot create GnuTLS certificate credentials", ret);
+    return false;
+  }
+
+  if (has_cert) {
+    if (!check_certificate_file(config.certificate_file, message) ||
+        !check_key_file(config.private_key_file, message))
+      return false;
+    // Checks that the key belongs to the first certificate.
+    ret = gnutls_certificate_set_x509_key_file2(credentials_, config.certificate_file.c_str(),
+                                                config.private_key_file.c_str(), GNUTLS_X509_FMT_PEM,
+                                                nullptr, 0);
+    if (ret < 0) {
+      message = ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
+                    ? "private_key_file '" + config.private_key_file +
+                          "' does not match certificate_file '" + config.certificate_file + "'"
+                    : "certificate_file '" + config.certificate_file + "' with private_key_file '" +
+                          config.private_key_file + "' cannot be used";
+      message = with_reason(message, ret);
+      return false;
+    }
+  }
+
+  if (!config.ca_file.empty()) {
+    ret = gnutls_certificate_set_x509_trust_file(credentials_, config.ca_file.c_str(),
+                                                 GNUTLS_X509_FMT_PEM);
+    if (ret <= 0) {
+      // 0: the file parsed, but held no certificate (not PEM, or empty).
+      message = with_reason("ca_file '" + config.ca_file + "': no certificate in it (bad PEM?)",
+                            ret < 0 ? ret : GNUTLS_E_NO_CERTIFICATE_FOUND);
+      return false;
+    }
+  } else if (config.verify_peer) {
+    ret = gnutls_certificate_set_x509_system_trust(credentials_);
+    if (ret < 0) {
+      message = with_reason("cannot load the system trust store", ret);
+      return false;
+    }
+  }
+
+  if (role_ == Role::server) {
+    // Stateless tickets on TLS 1.2 and 1.3; read-only once made, shared by
+    // every session of this context.
+    ret = gnutls_session_ticket_key_generate(&ticket_key_);
+    if (ret < 0) {
+      ticket_key_ = {};
+      message = with_reason("cannot make a session ticket key", ret);
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<BackendContext> make_gnutls_context(const Config& config, std::error_code& ec,
+                                                    std::string& message) {
+  auto context = std::make_shared<GnuTlsContext>(config);
+  if (!context->init(config, message)) {
+    ec = make_error_code(errc::invalid_argument);
+    return nullptr;
+  }
+  ec.clear();
+  message.clear();
+  return context;
+}
+
+const char* gnutls_library_version() { return gnutls_check_version(nullptr); }
+
+}  // namespace unitls::detail
