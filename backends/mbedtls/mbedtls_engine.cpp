@@ -1,0 +1,916 @@
+// The mbedTLS 2.28 backend: one mbedtls_ssl_config per Config, one
+// mbedtls_ssl_context per connection. TLS 1.2 only (backend-notes.md).
+//
+// The engine only translates mbedTLS's answers into detail::Result; every
+// shutdown rule lives in the core. What matters here are the places where
+// mbedTLS 2.28's own answers mislead or differ from the other stacks:
+//   - mbedtls_ssl_read returning 0 is a truncation, not a clean close (T13);
+//   - some failures go out without an alert (a missing client certificate,
+//     a malformed record header or ClientHello), and the peer would wait;
+//   - a server with ALPN fails a client it shares no protocol with;
+//   - the name check knows DNS names only, not IP addresses;
+//   - there is no "was this session resumed" call.
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <mbedtls/asn1.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_cache.h>
+#include <mbedtls/version.h>
+#include <mbedtls/x509.h>
+#include <mbedtls/x509_crt.h>
+
+#include "engine.hpp"
+
+// A Context is shared between threads, and with it the server's session
+// cache, which locks itself only with MBEDTLS_THREADING_C (Debian has it).
+#if !defined(MBEDTLS_THREADING_C)
+#error "the mbedtls backend needs an mbedTLS built with MBEDTLS_THREADING_C"
+#endif
+
+namespace unitls::detail {
+
+namespace {
+
+// ---- native error codes -----------------------------------------------------
+//
+// Values in the "unitls.mbedtls" category:
+//   < 0  an mbedTLS error code (MBEDTLS_ERR_*), described by mbedtls_strerror;
+//   > 0  the X.509 verification flags (MBEDTLS_X509_BADCERT_*) of a rejected
+//        peer certificate, described by mbedtls_x509_crt_verify_info.
+// Transport failures carry their errno in std::system_category instead.
+
+std::string strerror_text(int code) {
+  char buf[256];
+  mbedtls_strerror(code, buf, sizeof buf);
+  return buf;
+}
+
+std::string verify_text(std::uint32_t flags) {
+  char buf[1024];
+  const int n = mbedtls_x509_crt_verify_info(buf, sizeof buf, "", flags);
+  std::string text = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+  // One line per flag: "a\nb\n" -> "a; b".
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  for (std::size_t i = 0; (i = text.find('\n', i)) != std::string::npos;) text.replace(i, 1, "; ");
+  return text;
+}
+
+class MbedTlsCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "unitls.mbedtls"; }
+  std::string message(int value) const override {
+    if (value < 0) return strerror_text(value);
+    if (value > 0)
+      return "certificate verify failed: " + verify_text(static_cast<std::uint32_t>(value));
+    return "no error";
+  }
+};
+
+const std::error_category& mbedtls_category() noexcept {
+  static const MbedTlsCategory instance;
+  return instance;
+}
+
+std::error_code mbedtls_code(int code) { return {code, mbedtls_category()}; }
+
+// "<what> (mbedTLS: <strerror>)", for configuration messages.
+std::string with_reason(std::string text, int code) {
+  return text + " (mbedTLS: " + strerror_text(code) + ")";
+}
+
+// ---- IP addresses -----------------------------------------------------------
+
+struct IpAddress {
+  unsigned char bytes[16] = {};
+  std::size_t size = 0;  // 4, 16, or 0 when the name is no IP literal
+};
+
+IpAddress parse_ip(const std::string& name) {
+  IpAddress ip;
+  if (inet_pton(AF_INET, name.c_str(), ip.bytes) == 1)
+    ip.size = 4;
+  else if (inet_pton(AF_INET6, name.c_str(), ip.bytes) == 1)
+    ip.size = 16;
+  return ip;
+}
+
+// True iff the certificate's subjectAltName has an iPAddress entry equal to
+// ip. mbedTLS 2.28 keeps only dNSName and otherName entries in
+// subject_alt_names, so the extension is read from the raw v3_ext buffer
+// (which starts at the Extensions SEQUENCE, RFC 5280 4.1).
+bool has_ip_san(const mbedtls_x509_crt& crt, const IpAddress& ip) {
+  if (crt.v3_ext.p == nullptr || crt.v3_ext.len == 0 || ip.size == 0) return false;
+  unsigned char* p = crt.v3_ext.p;
+  const unsigned char* end = p + crt.v3_ext.len;
+  std::size_t len = 0;
+  if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+    return false;
+  end = p + len;
+  static const char san_oid[] = MBEDTLS_OID_SUBJECT_ALT_NAME;
+  while (p < end) {
+    // Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
+    if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
+      return false;
+    unsigned char* const ext_end = p + len;
+    if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OID) != 0) return false;
+    const bool is_san = len == sizeof san_oid - 1 && std::memcmp(p, san_oid, len) == 0;
+    p += len;
+    if (!is_san) {
+      p = ext_end;
+      continue;
+    }
+    int critical = 0;
+    (void)mbedtls_asn1_get_bool(&p, ext_end, &critical);  // optional; p stays on a mismatch
+    if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING) != 0) return false;
+    // GeneralNames ::= SEQUENCE OF GeneralName; iPAddress is [7] IMPLICIT OCTET STRING.
+    if (mbedtls_asn1_get_tag(&p, p + len, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) !=
+        0)
+      return false;
+    const unsigned char* const names_end = p + len;
+    while (p < names_end) {
+      const unsigned char tag = *p++;
+      if (mbedtls_asn1_get_len(&p, names_end, &len) != 0) return false;
+      if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && len == ip.size &&
+          std::memcmp(p, ip.bytes, len) == 0)
+        return true;
+      p += len;
+    }
+    return false;
+  }
+  return false;
+}
+
+// ---- the server's look at the ClientHello -------------------------------------
+//
+// mbedTLS 2.28 answers a client that shares no ALPN protocol with the server
+// with a fatal no_application_protocol alert (ssl_parse_alpn_ext). RFC 7301
+// 3.2 allows that, but OpenSSL and GnuTLS servers here go on without ALPN,
+// and so must we. A server with ALPN therefore reads the ClientHello before
+// mbedTLS does, and lets mbedTLS see a configuration without ALPN when there
+// is no overlap. (mbedTLS ignores the client's extension then.)
+
+enum class HelloCheck { need_more, use_alpn, skip_alpn };
+
+struct Reader {
+  const unsigned char* p;
+  const unsigned char* end;
+  bool skip(std::size_t n) {
+    if (static_cast<std::size_t>(end - p) < n) return false;
+    p += n;
+    return true;
+  }
+  bool u8(std::size_t& v) {
+    if (end - p < 1) return false;
+    v = p[0];
+    p += 1;
+    return true;
+  }
+  bool u16(std::size_t& v) {
+    if (end - p < 2) return false;
+    v = static_cast<std::size_t>(p[0]) << 8 | p[1];
+    p += 2;
+    return true;
+  }
+};
+
+// The body of a ClientHello (RFC 5246 7.4.1.2): does its ALPN offer (RFC 7301
+// 3.1) share a protocol with ours? Anything malformed or absent: use_alpn, and
+// mbedTLS decides (it ignores a missing extension, and rejects a bad hello).
+HelloCheck check_alpn_offer(Reader r, const std::vector<std::string>& ours) {
+  std::size_t n = 0;
+  if (!r.skip(2 + 32) || !r.u8(n) || !r.skip(n) ||  // version, random, session_id
+      !r.u16(n) || !r.skip(n) ||                    // cipher_suites
+      !r.u8(n) || !r.skip(n))                       // compression_methods
+    return HelloCheck::use_alpn;
+  std::size_t total = 0;
+  if (!r.u16(total) || static_cast<std::size_t>(r.end - r.p) < total) return HelloCheck::use_alpn;
+  Reader ext{r.p, r.p + total};
+  while (ext.p < ext.end) {
+    std::size_t type = 0, len = 0;
+    if (!ext.u16(type) || !ext.u16(len) || static_cast<std::size_t>(ext.end - ext.p) < len)
+      return HelloCheck::use_alpn;
+    Reader body{ext.p, ext.p + len};
+    ext.p += len;
+    if (type != 16) continue;  // application_layer_protocol_negotiation
+    std::size_t list = 0;
+    if (!body.u16(list) || static_cast<std::size_t>(body.end - body.p) != list)
+      return HelloCheck::use_alpn;
+    while (body.p < body.end) {
+      std::size_t plen = 0;
+      if (!body.u8(plen) || static_cast<std::size_t>(body.end - body.p) < plen)
+        return HelloCheck::use_alpn;
+      const std::string offered(reinterpret_cast<const char*>(body.p), plen);
+      body.p += plen;
+      if (std::find(ours.begin(), ours.end(), offered) != ours.end()) return HelloCheck::use_alpn;
+    }
+    return HelloCheck::skip_alpn;
+  }
+  return HelloCheck::use_alpn;
+}
+
+// The first handshake message in `in` (raw records as received), gathered
+// across records.
+HelloCheck check_client_hello(const std::vector<unsigned char>& in,
+                              const std::vector<std::string>& ours) {
+  constexpr std::size_t header = 5;  // type, version, length
+  constexpr std::size_t max_hello = 1u << 16;
+  std::vector<unsigned char> msg;
+  std::size_t pos = 0;
+  for (;;) {
+    if (in.size() - pos < header) return HelloCheck::need_more;
+    if (in[pos] != 22) return HelloCheck::use_alpn;  // not a handshake record
+    const std::size_t len = static_cast<std::size_t>(in[pos + 3]) << 8 | in[pos + 4];
+    if (len > MBEDTLS_SSL_IN_CONTENT_LEN)
+      return HelloCheck::use_alpn;  // mbedTLS refuses it at once
+    if (in.size() - pos - header < len) return HelloCheck::need_more;
+    msg.insert(msg.end(), in.begin() + static_cast<std::ptrdiff_t>(pos + header),
+               in.begin() + static_cast<std::ptrdiff_t>(pos + header + len));
+    pos += header + len;
+    if (msg.size() < 4) continue;
+    if (msg[0] != 1) return HelloCheck::use_alpn;  // not a ClientHello
+    const std::size_t body =
+        static_cast<std::size_t>(msg[1]) << 16 | static_cast<std::size_t>(msg[2]) << 8 | msg[3];
+    if (body > max_hello) return HelloCheck::use_alpn;
+    if (msg.size() - 4 >= body)
+      return check_alpn_offer(Reader{msg.data() + 4, msg.data() + 4 + body}, ours);
+  }
+}
+
+// ---- sessions -----------------------------------------------------------------
+
+struct Session {
+  mbedtls_ssl_session s;
+  Session() { mbedtls_ssl_session_init(&s); }
+  ~Session() { mbedtls_ssl_session_free(&s); }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+};
+using SessionPtr = std::shared_ptr<const Session>;
+
+class MbedTlsEngine;
+
+// ---- the context --------------------------------------------------------------
+
+class MbedTlsContext final : public BackendContext,
+                             public std::enable_shared_from_this<MbedTlsContext> {
+ public:
+  explicit MbedTlsContext(const Config& config)
+      : role_(config.role),
+        verify_peer_(config.verify_peer),
+        server_name_(config.server_name),
+        server_ip_(parse_ip(config.server_name)),
+        session_cache_(config.role == Role::client && config.session_cache),
+        alpn_(config.alpn) {
+    mbedtls_entropy_init(&entropy_);
+    mbedtls_ctr_drbg_init(&drbg_);
+    mbedtls_x509_crt_init(&own_chain_);
+    mbedtls_x509_crt_init(&ca_chain_);
+    mbedtls_pk_init(&own_key_);
+    mbedtls_ssl_config_init(&conf_);
+    mbedtls_ssl_config_init(&conf_no_alpn_);
+    mbedtls_ssl_cache_init(&server_cache_);
+  }
+
+  ~MbedTlsContext() override {
+    mbedtls_ssl_cache_free(&server_cache_);
+    mbedtls_ssl_config_free(&conf_no_alpn_);
+    mbedtls_ssl_config_free(&conf_);
+    mbedtls_pk_free(&own_key_);
+    mbedtls_x509_crt_free(&ca_chain_);
+    mbedtls_x509_crt_free(&own_chain_);
+    mbedtls_ctr_drbg_free(&drbg_);
+    mbedtls_entropy_free(&entropy_);
+  }
+
+  MbedTlsContext(const MbedTlsContext&) = delete;
+  MbedTlsContext& operator=(const MbedTlsContext&) = delete;
+
+  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport) override;
+
+  // Loads and checks everything; false with *message on a bad value.
+  bool init(const Config& config, std::string& message);
+
+  // The client session cache, keyed by server_name (RFC 2246 rule: the
+  // engines decide what goes in and what is dropped).
+  SessionPtr cached_session(const std::string& key) {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(key);
+    return it == sessions_.end() ? nullptr : it->second;
+  }
+  void store_session(const std::string& key, SessionPtr s) {
+    std::lock_guard lock(sessions_mutex_);
+    sessions_[key] = std::move(s);
+  }
+  // Drops the entry for key if it is still `mine` (another connection may
+  // have replaced it since; that one is not ours to drop).
+  void forget_session(const std::string& key, const SessionPtr& mine) {
+    std::lock_guard lock(sessions_mutex_);
+    auto it = sessions_.find(key);
+    if (it != sessions_.end() && it->second == mine) sessions_.erase(it);
+  }
+
+ private:
+  friend class MbedTlsEngine;
+
+  bool configure(mbedtls_ssl_config* conf, bool with_alpn, const Config& config,
+                 std::string& message);
+  bool load_trust(const Config& config, std::string& message);
+
+  // f_rng for every connection of this context. The context is shared across
+  // threads; MBEDTLS_THREADING_C would make the DRBG lock itself, but a
+  // build without it would not, so the lock is ours.
+  static int random(void* p, unsigned char* out, std::size_t len) {
+    auto* self = static_cast<MbedTlsContext*>(p);
+    std::lock_guard lock(self->rng_mutex_);
+    return mbedtls_ctr_drbg_random(&self->drbg_, out, len);
+  }
+
+  // f_vrfy for a client that names its server by IP address: mbedTLS's name
+  // check compares host names with dNSName and CN only (x509_crt_verify_name),
+  // so the leaf's iPAddress entries are checked here (RFC 6125 and 5280 4.2.1.6).
+  static int verify_ip(void* p, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) {
+    const auto* self = static_cast<const MbedTlsContext*>(p);
+    if (depth == 0 && !has_ip_san(*crt, self->server_ip_))
+      *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    return 0;
+  }
+
+  Role role_;
+  bool verify_peer_;
+  std::string server_name_;
+  IpAddress server_ip_;
+  bool session_cache_;
+  std::vector<std::string> alpn_;
+  std::vector<const char*> alpn_list_;  // NULL-terminated, into alpn_
+
+  std::mutex rng_mutex_;
+  mbedtls_entropy_context entropy_;
+  mbedtls_ctr_drbg_context drbg_;
+  mbedtls_x509_crt own_chain_;
+  mbedtls_x509_crt ca_chain_;
+  bool has_ca_ = false;
+  mbedtls_pk_context own_key_;
+  mbedtls_ssl_config conf_;
+  mbedtls_ssl_config conf_no_alpn_;  // a server with ALPN, for a client without a common protocol
+  mbedtls_ssl_cache_context server_cache_;
+
+  std::mutex sessions_mutex_;
+  std::map<std::string, SessionPtr> sessions_;
+};
+
+// ---- the engine -----------------------------------------------------------------
+
+enum class Op { handshake, read, write, close_notify };
+
+class MbedTlsEngine final : public Engine {
+ public:
+  MbedTlsEngine(std::shared_ptr<MbedTlsContext> context, std::unique_ptr<Transport> transport)
+      : context_(std::move(context)), transport_(std::move(transport)) {
+    mbedtls_ssl_init(&ssl_);
+  }
+
+  ~MbedTlsEngine() override {
+    // Before transport_ goes (the bio callbacks use it), and before the
+    // context (ssl_ points into its config).
+    mbedtls_ssl_free(&ssl_);
+  }
+
+  MbedTlsEngine(const MbedTlsEngine&) = delete;
+  MbedTlsEngine& operator=(const MbedTlsEngine&) = delete;
+
+  bool init();
+
+  Result handshake() override;
+  Result read(std::span<std::byte> buf) override;
+  Result write(std::span<const std::byte> buf) override;
+  Result send_close_notify() override;
+
+  std::string protocol_version() const override {
+    return handshake_done_ ? mbedtls_ssl_get_version(&ssl_) : "";
+  }
+
+  std::string cipher() const override {
+    if (!handshake_done_) return "";
+    // mbedTLS spells the IANA names with '-' ("TLS-ECDHE-ECDSA-WITH-...").
+    std::string name = mbedtls_ssl_get_ciphersuite(&ssl_);
+    std::replace(name.begin(), name.end(), '-', '_');
+    return name;
+  }
+
+  std::string alpn_selected() const override {
+    const char* p = handshake_done_ ? mbedtls_ssl_get_alpn_protocol(&ssl_) : nullptr;
+    return p ? p : "";
+  }
+
+  bool session_reused() const override { return handshake_done_ && !full_handshake_; }
+
+  void finish(bool closed_properly) override {
+    if (!context_->session_cache_ || !handshake_done_) return;
+    // RFC 2246 7.2.1: only a connection closed properly leaves a session
+    // to resume. (A handshake that never completed has no session of its
+    // own; the cached one it offered stays usable.)
+    if (closed_properly) {
+      if (own_session_) context_->store_session(context_->server_name_, own_session_);
+    } else if (offered_) {
+      context_->forget_session(context_->server_name_, offered_);
+    }
+  }
+
+ private:
+  bool setup(const mbedtls_ssl_config* conf);
+  Result read_client_hello();
+  Result failure(int ret, Op op);
+  void begin_call() {
+    io_error_.clear();
+    dry_ = false;
+    sent_ = false;
+  }
+  Result fatal(errc kind, int ret, std::error_code native, Op op);
+
+  // The bio: the bytes read ahead by read_client_hello first, then the
+  // transport. Every byte goes through the Transport (for fd transports:
+  // recv/send with MSG_NOSIGNAL, EINTR retried), as in the OpenSSL engine.
+  static int bio_send(void* p, const unsigned char* buf, std::size_t len);
+  static int bio_recv(void* p, unsigned char* buf, std::size_t len);
+  int transport_recv(unsigned char* buf, std::size_t len);
+  int transport_send(const unsigned char* buf, std::size_t len);
+
+  std::shared_ptr<MbedTlsContext> context_;  // the config ssl_ points to; outlives ssl_
+  std::unique_ptr<Transport> transport_;
+  mbedtls_ssl_context ssl_;
+  bool set_up_ = false;       // mbedtls_ssl_setup done (a server with ALPN waits for the hello)
+  bool eof_ = false;          // the transport said EOF
+  bool dry_ = false;          // the transport had nothing to read during the current call
+  bool sent_ = false;         // mbedTLS wrote (or tried to) during the current call or step
+  std::error_code io_error_;  // the transport's failure during the current call
+  bool handshake_done_ = false;
+  bool full_handshake_ = false;       // a Certificate message was due: no resumption
+  std::vector<unsigned char> ahead_;  // read ahead by read_client_hello, not yet given to mbedTLS
+  std::size_t ahead_offset_ = 0;
+  SessionPtr offered_;      // the cached session this client offered
+  SessionPtr own_session_;  // this client's session, once the handshake is done
+};
+
+bool MbedTlsEngine::setup(const mbedtls_ssl_config* conf) {
+  if (mbedtls_ssl_setup(&ssl_, conf) != 0) return false;
+  mbedtls_ssl_set_bio(&ssl_, this, &MbedTlsEngine::bio_send, &MbedTlsEngine::bio_recv, nullptr);
+  set_up_ = true;
+  return true;
+}
+
+bool MbedTlsEngine::init() {
+  MbedTlsContext& c = *context_;
+  if (c.role_ == Role::server) return c.alpn_.empty() ? setup(&c.conf_) : true;
+
+  if (!setup(&c.conf_)) return false;
+  // RFC 6066 3: SNI carries host names only, never IP literals. Without a
+  // host name mbedTLS checks no name; an IP is checked by verify_ip.
+  const bool dns_name = !c.server_name_.empty() && c.server_ip_.size == 0;
+  if (mbedtls_ssl_set_hostname(&ssl_, dns_name ? c.server_name_.c_str() : nullptr) != 0)
+    return false;
+  if (c.session_cache_) {
+    SessionPtr cached = c.cached_session(c.server_name_);
+    if (cached && mbedtls_ssl_set_session(&ssl_, &cached->s) == 0) offered_ = std::move(cached);
+  }
+  return true;
+}
+
+// A server with ALPN: gathers the ClientHello from the transport, then sets
+// ssl_ up with the configuration that fits it. The bytes are given to mbedTLS
+// unchanged (the handshake transcript covers them).
+Result MbedTlsEngine::read_client_hello() {
+  const MbedTlsContext& c = *context_;
+  for (;;) {
+    const HelloCheck check = check_client_hello(ahead_, c.alpn_);
+    if (check != HelloCheck::need_more) {
+      const bool with_alpn = check == HelloCheck::use_alpn;
+      if (!setup(with_alpn ? &c.conf_ : &c.conf_no_alpn_))
+        return Result::fail(errc::protocol_error, mbedtls_code(MBEDTLS_ERR_SSL_ALLOC_FAILED));
+      return Result::ok();
+    }
+    unsigned char buf[4096];
+    const int n = transport_recv(buf, sizeof buf);
+    if (n > 0) {
+      ahead_.insert(ahead_.end(), buf, buf + n);
+      continue;
+    }
+    if (n == 0) return Result::of(Status::eof);
+    return failure(n, Op::handshake);
+  }
+}
+
+Result MbedTlsEngine::handshake() {
+  begin_call();
+  if (!set_up_) {
+    Result r = read_client_hello();
+    if (r.status != Status::done) return r;
+  }
+  // Step by step rather than mbedtls_ssl_handshake, to see the states go by:
+  // mbedTLS 2.28 has no "session reused" call, and a resumed handshake (RFC
+  // 5246 7.3) goes from ServerHello straight to ChangeCipherSpec, never
+  // through the server's Certificate, on both sides.
+  while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
+    if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
+    sent_ = false;  // per step: whether this step's failure already went out as an alert
+    const int ret = mbedtls_ssl_handshake_step(&ssl_);
+    if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
+    if (ret != 0) return failure(ret, Op::handshake);
+  }
+  handshake_done_ = true;
+  if (context_->role_ == Role::client && context_->session_cache_) {
+    auto session = std::make_shared<Session>();
+    if (mbedtls_ssl_get_session(&ssl_, &session->s) == 0) own_session_ = std::move(session);
+  }
+  return Result::ok();
+}
+
+Result MbedTlsEngine::read(std::span<std::byte> buf) {
+  const std::size_t len = std::min<std::size_t>(buf.size(), INT_MAX);
+  auto* data = reinterpret_cast<unsigned char*>(buf.data());
+  // want_read only when the transport itself is dry. mbedTLS 2.28.3
+  // consumes empty records, warning alerts and refused HelloRequests inside
+  // mbedtls_ssl_read and goes on (measured), but its renegotiation code
+  // documents WANT_READ returns after a non-application record; should one
+  // come while the transport still has bytes, read on. Each round consumes
+  // a record, so this ends.
+  constexpr int max_rounds = 1024;  // a bound, should mbedTLS ever answer WANT_READ without reading
+  for (int round = 1;; ++round) {
+    begin_call();
+    const int ret = mbedtls_ssl_read(&ssl_, data, len);
+    if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
+    // T13: 0 is the transport's EOF without close_notify, a truncation.
+    if (ret == 0) return Result::of(Status::eof);
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ && !dry_ && !io_error_ && round < max_rounds) continue;
+    return failure(ret, Op::read);
+  }
+}
+
+Result MbedTlsEngine::write(std::span<const std::byte> buf) {
+  begin_call();
+  // At most one record per call; after WANT_WRITE mbedTLS only flushes the
+  // record it holds and reports the same count, as long as it is called
+  // with the same bytes (the core does that).
+  const std::size_t len = std::min<std::size_t>(buf.size(), INT_MAX);
+  const int ret = mbedtls_ssl_write(&ssl_, reinterpret_cast<const unsigned char*>(buf.data()), len);
+  if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
+  return failure(ret, Op::write);
+}
+
+Result MbedTlsEngine::send_close_notify() {
+  begin_call();
+  // With a record still in the output buffer mbedtls_ssl_close_notify only
+  // flushes it (out_left != 0), so the call after WANT_WRITE finishes the
+  // same alert. A call after success would send a new one (T14); the core
+  // never makes it.
+  const int ret = mbedtls_ssl_close_notify(&ssl_);
+  if (ret == 0) return Result::ok();
+  return failure(ret, Op::close_notify);
+}
+
+Result MbedTlsEngine::failure(int ret, Op op) {
+  switch (ret) {
+    case MBEDTLS_ERR_SSL_WANT_READ:
+      return Result::of(Status::want_read);
+    case MBEDTLS_ERR_SSL_WANT_WRITE:
+      return Result::of(Status::want_write);
+    default:
+      break;
+  }
+  if (io_error_) return Result::fail(errc::transport_error, io_error_);
+  switch (ret) {
+    case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
+      if (op == Op::read) return Result::of(Status::close_notify);
+      // A close_notify in the middle of the handshake: the peer gave up.
+      return Result::fail(errc::protocol_error, mbedtls_code(ret), true);
+    case MBEDTLS_ERR_SSL_CONN_EOF:
+      return Result::of(Status::eof);
+    case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
+      return Result::fail(errc::protocol_error, mbedtls_code(ret), true);
+    case MBEDTLS_ERR_NET_CONN_RESET:
+    case MBEDTLS_ERR_NET_RECV_FAILED:
+    case MBEDTLS_ERR_NET_SEND_FAILED:
+      return Result::fail(errc::transport_error, mbedtls_code(ret));
+    default:
+      break;
+  }
+  if (op == Op::handshake) {
+    // Our own check of the peer's certificate failed (not the peer's check
+    // of ours: that arrives as a fatal alert, above).
+    if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
+      return fatal(errc::certificate_error, ret, mbedtls_code(ret), op);
+    const std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
+    const bool verified = context_->verify_peer_ && flags != 0 && flags != 0xFFFFFFFFu;
+    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
+        (verified &&
+         ret == MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE)) {  // key usage: flags set, this code
+      return fatal(errc::certificate_error, ret,
+                   verified ? mbedtls_code(static_cast<int>(flags & INT_MAX)) : mbedtls_code(ret),
+                   op);
+    }
+  }
+  // A bad record (INVALID_MAC, ...) or any other TLS failure.
+  return fatal(errc::protocol_error, ret, mbedtls_code(ret), op);
+}
+
+// A failure of ours is answered with a fatal alert, as on every backend, so
+// that the peer fails too instead of waiting. mbedTLS sends one itself for
+// most (bad_record_mac, bad_certificate, unknown_ca, ...), but not for:
+//   - a server that requires a client certificate and gets none (it expects
+//     "the client to know what's going on"; the client would wait for our
+//     Finished for ever): handshake_failure, what OpenSSL sends in TLS 1.2;
+//   - a malformed record header (ssl_get_next_record just returns), or a
+//     malformed ClientHello (ssl_parse_client_hello returns without alert):
+//     unexpected_message for an unknown record type (RFC 5246 6.2.1 MUST),
+//     record_overflow for a length beyond any record, protocol_version for
+//     a foreign major version, decode_error for the rest.
+// Nothing goes out when mbedTLS already wrote during this call, when the
+// peer's alert is the cause, nor after the transport's EOF (transport_send
+// drops it).
+Result MbedTlsEngine::fatal(errc kind, int ret, std::error_code native, Op op) {
+  if (sent_ || (op != Op::read && op != Op::handshake)) return Result::fail(kind, native);
+  unsigned char alert = MBEDTLS_SSL_ALERT_MSG_DECODE_ERROR;
+  const unsigned char* hdr = ssl_.in_hdr;
+  const bool have_header = hdr != nullptr && ssl_.in_left >= 5;
+  const std::size_t record_len = have_header ? static_cast<std::size_t>(hdr[3]) << 8 | hdr[4] : 0;
+  if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE) {
+    alert = MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE;
+  } else if (have_header && (hdr[0] < MBEDTLS_SSL_MSG_CHANGE_CIPHER_SPEC ||
+                             hdr[0] > MBEDTLS_SSL_MSG_APPLICATION_DATA)) {
+    alert = MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE;
+  } else if (ret == MBEDTLS_ERR_SSL_BAD_INPUT_DATA ||
+             record_len > MBEDTLS_SSL_IN_CONTENT_LEN + 2048) {
+    alert = MBEDTLS_SSL_ALERT_MSG_RECORD_OVERFLOW;  // RFC 5246 6.2.3: 2^14 + 2048 at most
+  } else if (have_header && hdr[1] != MBEDTLS_SSL_MAJOR_VERSION_3) {
+    alert = MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION;
+  } else if (ret == MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE) {
+    alert = MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE;
+  }
+  // A courtesy: if the transport fails now, the failure stays ours.
+  (void)mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL, alert);
+  return Result::fail(kind, native);
+}
+
+// ---- the bio ------------------------------------------------------------------------
+//
+// drop_after_eof: once the transport has said EOF without close_notify, the
+// connection is dead for the core and nothing more may go on the wire (the
+// OpenSSL engine does the same). mbedTLS itself sends nothing then; the
+// writes are swallowed in case it ever does.
+
+int MbedTlsEngine::transport_recv(unsigned char* buf, std::size_t len) {
+  len = std::min<std::size_t>(len, INT_MAX);
+  std::error_code ec;
+  const std::ptrdiff_t n =
+      transport_->read(std::span<std::byte>(reinterpret_cast<std::byte*>(buf), len), ec);
+  if (n > 0) return static_cast<int>(n);
+  if (n == 0) {
+    eof_ = true;
+    return 0;
+  }
+  if (ec == errc::want_read) {
+    dry_ = true;
+    return MBEDTLS_ERR_SSL_WANT_READ;
+  }
+  if (ec == errc::want_write) return MBEDTLS_ERR_SSL_WANT_WRITE;
+  const std::error_code native = transport_->native_error();
+  io_error_ = native ? native : (ec ? ec : std::make_error_code(std::errc::io_error));
+  return native == std::errc::connection_reset ? MBEDTLS_ERR_NET_CONN_RESET
+                                               : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+int MbedTlsEngine::transport_send(const unsigned char* buf, std::size_t len) {
+  sent_ = true;
+  len = std::min<std::size_t>(len, INT_MAX);
+  if (eof_) return static_cast<int>(len);  // see drop_after_eof above
+  std::error_code ec;
+  const std::ptrdiff_t n = transport_->write(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf), len), ec);
+  if (n > 0) return static_cast<int>(n);
+  // 0 would read as "flushed" to mbedTLS (ssl_flush_output): never return it.
+  if (ec == errc::want_write || (!ec && n == 0)) return MBEDTLS_ERR_SSL_WANT_WRITE;
+  if (ec == errc::want_read) return MBEDTLS_ERR_SSL_WANT_READ;
+  const std::error_code native = transport_->native_error();
+  io_error_ = native ? native : (ec ? ec : std::make_error_code(std::errc::io_error));
+  return native == std::errc::connection_reset || native == std::errc::broken_pipe
+             ? MBEDTLS_ERR_NET_CONN_RESET
+             : MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+int MbedTlsEngine::bio_recv(void* p, unsigned char* buf, std::size_t len) {
+  auto* self = static_cast<MbedTlsEngine*>(p);
+  if (self->ahead_offset_ < self->ahead_.size()) {
+    const std::size_t n =
+        std::min({len, self->ahead_.size() - self->ahead_offset_, std::size_t{INT_MAX}});
+    std::memcpy(buf, self->ahead_.data() + self->ahead_offset_, n);
+    self->ahead_offset_ += n;
+    if (self->ahead_offset_ == self->ahead_.size()) {
+      self->ahead_.clear();
+      self->ahead_.shrink_to_fit();
+      self->ahead_offset_ = 0;
+    }
+    return static_cast<int>(n);
+  }
+  return self->transport_recv(buf, len);
+}
+
+int MbedTlsEngine::bio_send(void* p, const unsigned char* buf, std::size_t len) {
+  return static_cast<MbedTlsEngine*>(p)->transport_send(buf, len);
+}
+
+std::unique_ptr<Engine> MbedTlsContext::make_engine(std::unique_ptr<Transport> transport) {
+  if (!transport) return nullptr;
+  auto engine = std::make_unique<MbedTlsEngine>(shared_from_this(), std::move(transport));
+  if (!engine->init()) return nullptr;
+  return engine;
+}
+
+// ---- configuration ----------------------------------------------------------------
+
+// The system trust store, Debian's bundle first (one file), then the
+// hashed directory.
+constexpr const char* system_bundle = "/etc/ssl/certs/ca-certificates.crt";
+constexpr const char* system_directory = "/etc/ssl/certs";
+
+bool MbedTlsContext::load_trust(const Config& config, std::string& message) {
+  if (!config.ca_file.empty()) {
+    // > 0: that many certificates in the file could not be parsed.
+    const int ret = mbedtls_x509_crt_parse_file(&ca_chain_, config.ca_file.c_str());
+    if (ret != 0) {
+      message = ret < 0
+                    ? with_reason(
+                          "ca_file '" + config.ca_file + "': no certificate in it (bad PEM?)", ret)
+                    : "ca_file '" + config.ca_file + "': " + std::to_string(ret) +
+                          " certificate(s) in it could not be parsed";
+      return false;
+    }
+    has_ca_ = true;
+    return true;
+  }
+  if (!config.verify_peer) return true;
+  // The bundle may hold a certificate or two mbedTLS cannot parse (> 0):
+  // the rest still count.
+  int ret = mbedtls_x509_crt_parse_file(&ca_chain_, system_bundle);
+  if (ret < 0 || ca_chain_.version == 0)
+    ret = mbedtls_x509_crt_parse_path(&ca_chain_, system_directory);
+  if (ret < 0 || ca_chain_.version == 0) {
+    message = ret < 0 ? with_reason("cannot load the system trust store", ret)
+                      : std::string("cannot load the system trust store: no certificate in ") +
+                            system_bundle + " or " + system_directory;
+    return false;
+  }
+  has_ca_ = true;
+  return true;
+}
+
+bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const Config& config,
+                               std::string& message) {
+  const int endpoint = role_ == Role::server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT;
+  int ret = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                        MBEDTLS_SSL_PRESET_DEFAULT);
+  if (ret != 0) {
+    message = with_reason("cannot set up an mbedTLS configuration", ret);
+    return false;
+  }
+  mbedtls_ssl_conf_rng(conf, &MbedTlsContext::random, this);
+  // TLS 1.2 only: max_version = tls1_3 is served with 1.2 (create() refused
+  // min_version = tls1_3).
+  mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  // No renegotiation (the default, made explicit): a HelloRequest or a
+  // second ClientHello is refused with a no_renegotiation warning and the
+  // read goes on.
+  mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+
+  if (has_ca_) mbedtls_ssl_conf_ca_chain(conf, &ca_chain_, nullptr);
+  if (own_chain_.version != 0) {
+    ret = mbedtls_ssl_conf_own_cert(conf, &own_chain_, &own_key_);
+    if (ret != 0) {
+      message = with_reason("certificate_file '" + config.certificate_file + "': not usable", ret);
+      return false;
+    }
+  }
+
+  if (role_ == Role::server) {
+    mbedtls_ssl_conf_authmode(conf,
+                              verify_peer_ ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
+    // Session-ID resumption (RFC 5246 7.4.1.2). The cache locks itself
+    // (MBEDTLS_THREADING_C, checked at compile time below).
+    mbedtls_ssl_conf_session_cache(conf, &server_cache_, mbedtls_ssl_cache_get,
+                                   mbedtls_ssl_cache_set);
+  } else {
+    mbedtls_ssl_conf_authmode(conf,
+                              verify_peer_ ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
+    if (verify_peer_ && server_ip_.size != 0)
+      mbedtls_ssl_conf_verify(conf, &MbedTlsContext::verify_ip, this);
+  }
+
+  if (with_alpn && !alpn_list_.empty()) {
+    ret = mbedtls_ssl_conf_alpn_protocols(conf, alpn_list_.data());
+    if (ret != 0) {
+      message = with_reason("alpn: mbedTLS refused the protocol list", ret);
+      return false;
+    }
+  }
+  return true;
+}
+
+bool MbedTlsContext::init(const Config& config, std::string& message) {
+  // The core has checked the options and that every file can be read
+  // (check_config in src/context.cpp); what is left is what only mbedTLS can
+  // tell: whether the files hold what they should.
+
+  // One DRBG per context, seeded once from the platform's entropy; mbedTLS
+  // reseeds it from the same source as it goes.
+  static const unsigned char personalization[] = "unitls mbedtls context";
+  int ret = mbedtls_ctr_drbg_seed(&drbg_, mbedtls_entropy_func, &entropy_, personalization,
+                                  sizeof personalization - 1);
+  if (ret != 0) {
+    message = with_reason("cannot seed the random generator", ret);
+    return false;
+  }
+
+  if (!config.certificate_file.empty()) {
+    ret = mbedtls_x509_crt_parse_file(&own_chain_, config.certificate_file.c_str());
+    if (ret != 0) {
+      message = ret < 0
+                    ? with_reason("certificate_file '" + config.certificate_file +
+                                      "': no certificate in it (bad PEM?)",
+                                  ret)
+                    : "certificate_file '" + config.certificate_file + "': " + std::to_string(ret) +
+                          " certificate(s) in it could not be parsed";
+      return false;
+    }
+    // No password: an encrypted key is a configuration error, not a prompt.
+    ret = mbedtls_pk_parse_keyfile(&own_key_, config.private_key_file.c_str(), nullptr);
+    if (ret != 0) {
+      message = with_reason("private_key_file '" + config.private_key_file +
+                                "': no private key in it (bad PEM, or encrypted?)",
+                            ret);
+      return false;
+    }
+    ret = mbedtls_pk_check_pair(&own_chain_.pk, &own_key_);
+    if (ret != 0) {
+      message =
+          with_reason("private_key_file '" + config.private_key_file +
+                          "' does not match certificate_file '" + config.certificate_file + "'",
+                      ret);
+      return false;
+    }
+  }
+
+  if (!load_trust(config, message)) return false;
+
+  for (const auto& p : alpn_) alpn_list_.push_back(p.c_str());
+  if (!alpn_list_.empty()) alpn_list_.push_back(nullptr);
+
+  if (!configure(&conf_, true, config, message)) return false;
+  if (role_ == Role::server && !alpn_.empty() && !configure(&conf_no_alpn_, false, config, message))
+    return false;
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<BackendContext> make_mbedtls_context(const Config& config, std::error_code& ec,
+                                                     std::string& message) {
+  if (config.min_version == Version::tls1_3) {
+    ec = make_error_code(errc::unsupported);
+    message = "mbedTLS 2.28 has no TLS 1.3 (min_version = tls1_3); use min_version = tls1_2";
+    return nullptr;
+  }
+  auto context = std::make_shared<MbedTlsContext>(config);
+  if (!context->init(config, message)) {
+    ec = make_error_code(errc::invalid_argument);
+    return nullptr;
+  }
+  ec.clear();
+  message.clear();
+  return context;
+}
+
+const char* mbedtls_library_version() {
+  static const std::string version = [] {
+    char buf[64] = {};  // "mbed TLS x.y.z": at least 18 bytes (version.h)
+    mbedtls_version_get_string_full(buf);
+    return std::string(buf);
+  }();
+  return version.c_str();
+}
+
+}  // namespace unitls::detail
