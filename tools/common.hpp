@@ -1,0 +1,121 @@
+// What the unitls program's commands share: names for errors and flags, the
+// Config a command line describes, argument parsing, sockets and the demo PKI.
+#pragma once
+
+#include <unitls/unitls.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace tool {
+
+std::string str(std::string_view s);
+
+// ---- names ----------------------------------------------------------------------
+
+// "ok" for an empty code, the errc name for the "unitls" category,
+// "<category>:<value>" otherwise.
+std::string error_name(std::error_code ec);
+// "SENT|RECEIVED", "SENT", "RECEIVED" or "-".
+std::string flag_names(unsigned flags);
+// "SR", "S", "R" or "-" (the demo's compact sequences).
+std::string flag_letters(unsigned flags);
+// error_name() plus the native reason, for messages to a person.
+std::string describe_failure(const unitls::SecureSocket& socket);
+
+// ---- usage errors -----------------------------------------------------------------
+
+// Prints "unitls[ command]: why" and the command's help text to stderr;
+// returns 2, the exit status of a usage error.
+int usage_error(std::string_view command, const std::string& why);
+// The help text of a command ("" = the whole program).
+std::string_view help_text(std::string_view command);
+
+// ---- argument parsing -------------------------------------------------------------
+
+// One option of a command. A flag takes no value; an option takes one, as
+// "--name VALUE" or "--name=VALUE". apply returns an error sentence, or "".
+struct OptionSpec {
+  std::string_view name;
+  bool takes_value;
+  std::function<std::string(const std::string& value)> apply;
+};
+
+// Parses args against specs; what does not start with "--" goes to
+// positional. Returns "" or the problem ("unknown option '--x'", ...).
+std::string parse_options(std::span<char* const> args, std::span<const OptionSpec> specs,
+                          std::vector<std::string>& positional);
+
+// ---- configuration ------------------------------------------------------------------
+
+// The TLS half of a command line, shared by client, server and demo.
+struct TlsOptions {
+  std::string backend;  // "" = the default backend
+  std::string ca_file, cert_file, key_file;
+  std::string server_name;
+  std::vector<std::string> alpn;
+  std::optional<unitls::Version> pinned_version;  // --tls1_2 / --tls1_3
+  bool no_verify = false;                         // client: do not verify the server
+  bool verify_client = false;                     // server: require a client certificate
+};
+
+// The options above as OptionSpecs writing into *options (--backend,
+// --cafile, --cert, --key, --servername, --alpn, --tls1_2, --tls1_3,
+// --no-verify, --verify-client).
+std::vector<OptionSpec> tls_option_specs(TlsOptions* options);
+
+unitls::Config make_config(unitls::Role role, const TlsOptions& options);
+
+// Context::create; on failure nullptr and *error = "cannot create the <side>
+// context: <the library's sentence> (<errc>)".
+std::unique_ptr<unitls::Context> make_context(const unitls::Config& config, std::string_view side,
+                                              std::string& error);
+
+// ---- sockets ------------------------------------------------------------------------
+
+// Splits "HOST:PORT", "[v6]:PORT" or "v6::addr:PORT" (the last colon).
+// Returns "" or the problem.
+std::string split_host_port(std::string_view text, std::string& host, std::string& port);
+// A port number 0..65535 written in decimal; nullopt otherwise.
+std::optional<unsigned short> parse_port(std::string_view text);
+
+// A connected TCP socket (blocking) to host:port, trying every address
+// getaddrinfo gives; -1 and *error when none answers.
+int connect_tcp(const std::string& host, const std::string& port, std::string& error);
+
+// A listening TCP socket on address:port (numeric address, port 0 = any
+// free one); -1 and *error on failure. *bound is the port actually bound.
+int listen_tcp(const std::string& address, unsigned short port, unsigned short* bound,
+               std::string& error);
+
+void set_nonblocking(int fd);
+// SO_RCVTIMEO/SO_SNDTIMEO: a blocking call gives up after this many seconds.
+void set_io_timeouts(int fd, int seconds);
+
+// ---- the demo PKI --------------------------------------------------------------------
+
+// Where the demo's ca.pem, server.pem and server.key live; a directory we
+// made is removed with the object.
+struct CertDir {
+  std::filesystem::path dir;
+  std::string origin;  // for the banner
+  bool temporary = false;
+
+  CertDir() = default;
+  CertDir(const CertDir&) = delete;
+  CertDir& operator=(const CertDir&) = delete;
+  ~CertDir();
+};
+
+// requested (--certs DIR), else a throwaway CA made with the openssl tool,
+// else the build tree's test PKI. False and *error when none is usable.
+bool prepare_certs(const std::string& requested, CertDir& certs, std::string& error);
+
+}  // namespace tool

@@ -1,0 +1,237 @@
+// `unitls client HOST:PORT` and `unitls server PORT`: stdin to TLS, TLS to
+// stdout, over a non-blocking socket driven by poll(), closed in the style
+// --close names. Modelled on `openssl s_client` / `s_server`.
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "endpoint.hpp"
+
+namespace tool {
+
+namespace {
+
+struct RelayOptions {
+  TlsOptions tls;
+  CloseStyle close = CloseStyle::bidi;
+  bool trace = false;
+  bool help = false;
+  std::string bind = "127.0.0.1";  // server
+  std::string host, port;          // client: HOST:PORT
+  unsigned short listen_port = 0;  // server: PORT
+};
+
+// The options of both commands; the caller rejects those of the other role.
+std::vector<OptionSpec> relay_option_specs(RelayOptions* options) {
+  auto specs = tls_option_specs(&options->tls);
+  const auto flag = [](bool* field) {
+    return [field](const std::string&) {
+      *field = true;
+      return std::string();
+    };
+  };
+  specs.push_back({"--close", true, [options](const std::string& value) {
+                     const auto style = parse_close_style(value);
+                     if (!style) return "--close " + value + ": expected bidi, once, quiet or drop";
+                     options->close = *style;
+                     return std::string();
+                   }});
+  specs.push_back({"--trace", false, flag(&options->trace)});
+  specs.push_back({"--bind", true, [options](const std::string& value) {
+                     options->bind = value;
+                     return std::string();
+                   }});
+  specs.push_back({"--help", false, flag(&options->help)});
+  specs.push_back({"-h", false, flag(&options->help)});
+  return specs;
+}
+
+// Parses the command line of `command`; returns -1 to go on, else the exit
+// status (0 after --help, 2 after a usage error).
+int parse_relay(std::string_view command, std::span<char* const> args, RelayOptions& options) {
+  const auto specs = relay_option_specs(&options);
+  std::vector<std::string> rest;
+  if (std::string problem = parse_options(args, specs, rest); !problem.empty()) {
+    return usage_error(command, problem);
+  }
+  if (options.help) {
+    const std::string_view help = help_text(command);
+    std::fwrite(help.data(), 1, help.size(), stdout);
+    return 0;
+  }
+  const bool server = command == "server";
+  const char* what = server ? "PORT" : "HOST:PORT";
+  if (rest.empty()) return usage_error(command, std::string(what) + " is missing");
+  if (rest.size() > 1) return usage_error(command, "unexpected argument '" + rest[1] + "'");
+  if (server) {
+    const auto port = parse_port(rest[0]);
+    if (!port) return usage_error(command, "'" + rest[0] + "' is not a port (0 to 65535)");
+    options.listen_port = *port;
+  } else if (std::string problem = split_host_port(rest[0], options.host, options.port);
+             !problem.empty()) {
+    return usage_error(command, problem);
+  }
+
+  // Options that only make sense on the other side are mistakes, not no-ops.
+  const auto& tls = options.tls;
+  if (server && !tls.server_name.empty()) return usage_error(command, "--servername is for the client");
+  if (!server && tls.verify_client) return usage_error(command, "--verify-client is for the server");
+  if (!server && options.bind != "127.0.0.1") return usage_error(command, "--bind is for the server");
+  if (server && (tls.cert_file.empty() || tls.key_file.empty())) {
+    return usage_error(command, "a server needs --cert FILE and --key FILE");
+  }
+  if (server && tls.verify_client && tls.ca_file.empty()) {
+    return usage_error(command, "--verify-client needs --cafile FILE (the CA of client certificates)");
+  }
+  if (server && tls.verify_client && tls.no_verify) {
+    return usage_error(command, "--verify-client and --no-verify exclude each other");
+  }
+  if (!server && tls.cert_file.empty() != tls.key_file.empty()) {
+    return usage_error(command, "a client certificate needs both --cert and --key");
+  }
+  return -1;
+}
+
+// Writes all of bytes to stdout. A reader that went away (EPIPE: SIGPIPE is
+// ignored) is not an error of the TLS connection: the rest is discarded.
+void write_stdout(std::span<const std::byte> bytes, bool& open) {
+  while (open && !bytes.empty()) {
+    const ssize_t n = ::write(STDOUT_FILENO, bytes.data(), bytes.size());
+    if (n > 0) {
+      bytes = bytes.subspan(static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EAGAIN) {  // an inherited non-blocking stdout
+      pollfd p{STDOUT_FILENO, POLLOUT, 0};
+      ::poll(&p, 1, -1);
+    } else if (n < 0 && errno != EINTR) {
+      open = false;
+    }
+  }
+}
+
+// Relays until the connection is over; returns the exit status.
+int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, int fd,
+          const RelayOptions& options) {
+  const std::string prefix = "unitls " + str(command);
+  bool stdout_open = true;
+  bool connected = false;
+  Endpoint::Events events;
+  events.connected = [&](const Facts& facts) {
+    connected = true;
+    std::fprintf(stderr, "connected: %s %s alpn=%s backend=%s\n", facts.version.c_str(),
+                 facts.cipher.c_str(), facts.alpn.empty() ? "-" : facts.alpn.c_str(),
+                 facts.backend.c_str());
+  };
+  events.data = [&](std::span<const std::byte> bytes) { write_stdout(bytes, stdout_open); };
+  if (options.trace) {
+    events.step = [](const Step& step) {
+      std::fprintf(stderr, "trace: %s\n", trace_line(step).c_str());
+    };
+  }
+  Endpoint endpoint(std::move(tls), fd, options.close, std::move(events));
+
+  bool stdin_open = true;
+  std::array<std::byte, 16384> buf;
+  for (;;) {
+    const short wanted = endpoint.advance();
+    if (wanted == 0) break;
+    std::array<pollfd, 2> fds{{{fd, wanted, 0}, {STDIN_FILENO, POLLIN, 0}}};
+    const bool read_stdin = stdin_open && endpoint.wants_input();
+    if (::poll(fds.data(), read_stdin ? 2 : 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      std::fprintf(stderr, "%s: poll: %s\n", prefix.c_str(), std::strerror(errno));
+      return 1;
+    }
+    if (read_stdin && fds[1].revents != 0) {
+      const ssize_t n = ::read(STDIN_FILENO, buf.data(), buf.size());
+      if (n > 0) {
+        endpoint.send(std::span(buf).first(static_cast<std::size_t>(n)));
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        stdin_open = false;  // EOF (or an unreadable stdin): close in our style
+        endpoint.end_input();
+      }
+    }
+  }
+
+  switch (endpoint.outcome()) {
+    case Endpoint::Outcome::clean:
+    case Endpoint::Outcome::running:
+      return 0;
+    case Endpoint::Outcome::truncated:
+      if (connected) {
+        std::fprintf(stderr, "%s: peer closed without close_notify (truncation)\n", prefix.c_str());
+        return 1;
+      }
+      break;
+    case Endpoint::Outcome::failed:
+      break;
+  }
+  std::fprintf(stderr, "%s: %s\n", prefix.c_str(), endpoint.failure().c_str());
+  return 1;
+}
+
+// The context, or 1 after printing why it could not be made.
+std::unique_ptr<unitls::Context> context_for(std::string_view command, unitls::Role role,
+                                             const TlsOptions& options) {
+  std::string error;
+  auto context = make_context(make_config(role, options), command, error);
+  if (!context) std::fprintf(stderr, "unitls %s: %s\n", str(command).c_str(), error.c_str());
+  return context;
+}
+
+}  // namespace
+
+int client_command(std::span<char* const> args) {
+  RelayOptions options;
+  if (const int rc = parse_relay("client", args, options); rc >= 0) return rc;
+  if (options.tls.server_name.empty()) options.tls.server_name = options.host;
+
+  auto context = context_for("client", unitls::Role::client, options.tls);
+  if (!context) return 1;
+  std::string error;
+  const int fd = connect_tcp(options.host, options.port, error);
+  if (fd < 0) {
+    std::fprintf(stderr, "unitls client: %s\n", error.c_str());
+    return 1;
+  }
+  set_nonblocking(fd);
+  return relay("client", context->wrap(unitls::make_fd_transport(fd)), fd, options);
+}
+
+int server_command(std::span<char* const> args) {
+  RelayOptions options;
+  if (const int rc = parse_relay("server", args, options); rc >= 0) return rc;
+
+  auto context = context_for("server", unitls::Role::server, options.tls);
+  if (!context) return 1;
+  std::string error;
+  unsigned short bound = 0;
+  const int listener = listen_tcp(options.bind, options.listen_port, &bound, error);
+  if (listener < 0) {
+    std::fprintf(stderr, "unitls server: %s\n", error.c_str());
+    return 1;
+  }
+  const bool v6 = options.bind.find(':') != std::string::npos;
+  std::fprintf(stderr, "listening on %s%s%s:%u\n", v6 ? "[" : "", options.bind.c_str(),
+               v6 ? "]" : "", bound);
+  int fd;
+  do {
+    fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  ::close(listener);  // one connection, as s_server -naccept 1
+  if (fd < 0) {
+    std::fprintf(stderr, "unitls server: accept: %s\n", std::strerror(errno));
+    return 1;
+  }
+  set_nonblocking(fd);
+  return relay("server", context->wrap(unitls::make_fd_transport(fd)), fd, options);
+}
+
+}  // namespace tool
