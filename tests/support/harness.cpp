@@ -16,7 +16,7 @@ struct SkipLog {
   int total = 0;
   ~SkipLog() {
     if (total == 0) return;
-    std::fprintf(stderr, "[unitls conformance, backend %s] %d subcase(s) skipped:\n",
+    std::fprintf(stderr, "[unitls tests, backend %s] %d subcase(s) skipped:\n",
                  backend_under_test().c_str(), total);
     for (const auto& [reason, n] : reasons) std::fprintf(stderr, "  %3d x %s\n", n, reason.c_str());
   }
