@@ -45,49 +45,10 @@ void for_each_closing(Body&& body) {
 }
 
 // Contexts, sockets and the link of one case.
-class Setup {
+class Setup : public SocketConn {
  public:
-  Setup(Kind kind, Mode mode, const Closing& c) : closing_(c), link_(kind, mode) {
-    std::error_code ec;
-    std::string message;
-    client_ctx_ = Context::create(client_config(c.version), ec, &message);
-    REQUIRE_MESSAGE(client_ctx_ != nullptr, "client context: " << describe(ec) << ": " << message);
-    server_ctx_ = Context::create(server_config(c.version), ec, &message);
-    REQUIRE_MESSAGE(server_ctx_ != nullptr, "server context: " << describe(ec) << ": " << message);
-    client_ = client_ctx_->wrap(make_fd_transport(link_.fd(Side::client), false));
-    server_ = server_ctx_->wrap(make_fd_transport(link_.fd(Side::server), false));
-    REQUIRE(client_ != nullptr);
-    REQUIRE(server_ != nullptr);
-  }
-
-  ~Setup() {
-    CHECK_FALSE_MESSAGE(link_.watchdog_fired(), "the watchdog cut the sockets: something hung");
-  }
-
-  Setup(const Setup&) = delete;
-  Setup& operator=(const Setup&) = delete;
-
-  SocketLink& link() { return link_; }
-  // The side that closes first, and its peer.
-  SecureSocket& closer() { return *socket(closing_.closer); }
-  SecureSocket& peer() { return *socket(closing_.peer()); }
-  int closer_fd() const { return link_.fd(closing_.closer); }
-  int peer_fd() const { return link_.fd(closing_.peer()); }
-
-  // Side s vanishes without a close_notify: its socket is destroyed and its
-  // fd closed (an orderly FIN).
-  void drop(Side s) {
-    socket(s).reset();
-    link_.close_end(s);
-  }
-
- private:
-  std::unique_ptr<SecureSocket>& socket(Side s) { return s == Side::client ? client_ : server_; }
-
-  Closing closing_;
-  SocketLink link_;
-  std::unique_ptr<Context> client_ctx_, server_ctx_;
-  std::unique_ptr<SecureSocket> client_, server_;
+  Setup(Kind kind, Mode mode, const Closing& c)
+      : SocketConn(kind, mode, client_config(c.version), server_config(c.version), c.closer) {}
 };
 
 // The connection carries data both ways before the close.

@@ -118,49 +118,11 @@ void for_each_pair(const char* verb, Body&& body) {
 }
 
 // Contexts, sockets and the TCP link of one case.
-class Connection {
+class Connection : public SocketConn {
  public:
-  explicit Connection(const Pair& p) : pair_(p), link_(Kind::tcp, p.mode, case_deadline) {
-    std::error_code ec;
-    std::string message;
-    client_ctx_ = Context::create(config_for(Role::client, p.client_backend), ec, &message);
-    REQUIRE_MESSAGE(client_ctx_ != nullptr, "client context: " << describe(ec) << ": " << message);
-    server_ctx_ = Context::create(config_for(Role::server, p.server_backend), ec, &message);
-    REQUIRE_MESSAGE(server_ctx_ != nullptr, "server context: " << describe(ec) << ": " << message);
-    client_ = client_ctx_->wrap(make_fd_transport(link_.fd(Side::client), false));
-    server_ = server_ctx_->wrap(make_fd_transport(link_.fd(Side::server), false));
-    REQUIRE(client_ != nullptr);
-    REQUIRE(server_ != nullptr);
-  }
-
-  ~Connection() {
-    CHECK_FALSE_MESSAGE(link_.watchdog_fired(), "the watchdog cut the sockets: something hung");
-  }
-
-  Connection(const Connection&) = delete;
-  Connection& operator=(const Connection&) = delete;
-
-  SocketLink& link() { return link_; }
-  SecureSocket& closer() { return *socket(pair_.closer); }
-  SecureSocket& peer() { return *socket(pair_.peer()); }
-  int closer_fd() const { return link_.fd(pair_.closer); }
-  int peer_fd() const { return link_.fd(pair_.peer()); }
-
-  // Side s closes its socket and goes away: the SecureSocket is destroyed
-  // (nothing is sent) and the fd closed (an orderly FIN: the side has read
-  // everything it was sent).
-  void drop(Side s) {
-    socket(s).reset();
-    link_.close_end(s);
-  }
-
- private:
-  std::unique_ptr<SecureSocket>& socket(Side s) { return s == Side::client ? client_ : server_; }
-
-  Pair pair_;
-  SocketLink link_;
-  std::unique_ptr<Context> client_ctx_, server_ctx_;
-  std::unique_ptr<SecureSocket> client_, server_;
+  explicit Connection(const Pair& p)
+      : SocketConn(Kind::tcp, p.mode, config_for(Role::client, p.client_backend),
+                   config_for(Role::server, p.server_backend), p.closer, case_deadline) {}
 };
 
 // ---- data -------------------------------------------------------------------

@@ -475,4 +475,53 @@ class BulkSide {
   Checksum in_;
 };
 
+// Two contexts and two SecureSockets over a SocketLink, and which side
+// closes first: where every real-socket case starts.
+class SocketConn {
+ public:
+  SocketConn(Kind kind, Mode mode, const Config& client, const Config& server, Side closer,
+             Clock::duration deadline = default_case_deadline)
+      : closer_(closer), link_(kind, mode, deadline) {
+    std::error_code ec;
+    std::string message;
+    client_ctx_ = Context::create(client, ec, &message);
+    REQUIRE_MESSAGE(client_ctx_ != nullptr, "client context: " << describe(ec) << ": " << message);
+    server_ctx_ = Context::create(server, ec, &message);
+    REQUIRE_MESSAGE(server_ctx_ != nullptr, "server context: " << describe(ec) << ": " << message);
+    client_ = client_ctx_->wrap(make_fd_transport(link_.fd(Side::client), false));
+    server_ = server_ctx_->wrap(make_fd_transport(link_.fd(Side::server), false));
+    REQUIRE(client_ != nullptr);
+    REQUIRE(server_ != nullptr);
+  }
+
+  ~SocketConn() {
+    CHECK_FALSE_MESSAGE(link_.watchdog_fired(), "the watchdog cut the sockets: something hung");
+  }
+
+  SocketConn(const SocketConn&) = delete;
+  SocketConn& operator=(const SocketConn&) = delete;
+
+  SocketLink& link() { return link_; }
+  // The side that closes first, and its peer.
+  SecureSocket& closer() { return *socket(closer_); }
+  SecureSocket& peer() { return *socket(peer_of(closer_)); }
+  int closer_fd() const { return link_.fd(closer_); }
+  int peer_fd() const { return link_.fd(peer_of(closer_)); }
+
+  // Side s goes away without a close_notify: its SecureSocket is destroyed
+  // (nothing is sent) and its fd closed (an orderly FIN).
+  void drop(Side s) {
+    socket(s).reset();
+    link_.close_end(s);
+  }
+
+ private:
+  std::unique_ptr<SecureSocket>& socket(Side s) { return s == Side::client ? client_ : server_; }
+
+  Side closer_;
+  SocketLink link_;
+  std::unique_ptr<Context> client_ctx_, server_ctx_;
+  std::unique_ptr<SecureSocket> client_, server_;
+};
+
 }  // namespace unitls::test
