@@ -38,11 +38,8 @@ std::string cert_path(std::string_view name) {
 }
 
 std::string backend_under_test() {
-#ifdef UNITLS_TEST_BACKEND
-  return UNITLS_TEST_BACKEND;
-#else
-  return std::string(default_backend());
-#endif
+  const char* name = std::getenv("UNITLS_TEST_BACKEND");
+  return name && *name ? std::string(name) : std::string(default_backend());
 }
 
 Config client_config(Version v) {

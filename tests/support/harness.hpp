@@ -40,9 +40,8 @@ namespace unitls::test {
 // Fails the current test (REQUIRE) when the variable is not set.
 std::string cert_path(std::string_view name);
 
-// The backend this executable tests: the UNITLS_TEST_BACKEND macro Meson
-// defines per executable ("openssl", "mbedtls", "gnutls"); the library's
-// default backend when the macro is absent.
+// The backend this run tests: $UNITLS_TEST_BACKEND ("openssl", "mbedtls",
+// "gnutls"; Meson sets it per registered test), else the library's default.
 std::string backend_under_test();
 
 // A client that trusts ca.pem and verifies "localhost" (SNI and name check),
