@@ -1,16 +1,22 @@
 #include <unitls/context.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include <unitls/backend.hpp>
 #include <unitls/secure_socket.hpp>
 
 #include "engine.hpp"
 #include "socket_core.hpp"
+#include "verify.hpp"
+#include "x509.hpp"
 
 namespace unitls {
 
@@ -48,6 +54,92 @@ bool check_file(const char* option, const std::string& path, std::string& messag
   return true;
 }
 
+// The whole file, or false with a message naming it. A configuration file
+// is small; anything beyond the cap is not one.
+bool read_file(const char* option, const std::string& path, std::string& out, std::string& message) {
+  constexpr std::size_t cap = 64u << 20;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    message = std::string(option) + " '" + path + "': " + std::strerror(errno);
+    return false;
+  }
+  out.clear();
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      message = std::string(option) + " '" + path + "': " + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+    if (out.size() > cap) {
+      message = std::string(option) + " '" + path + "': larger than 64 MiB, not a PEM file";
+      ::close(fd);
+      return false;
+    }
+  }
+  ::close(fd);
+  return true;
+}
+
+// Configuration files are PEM on every backend (one stack would take DER,
+// the others not): the blocks of `path`, or false with a message.
+bool read_pem(const char* option, const std::string& path, std::vector<detail::PemBlock>& blocks,
+              std::string& message) {
+  std::string text;
+  if (!read_file(option, path, text, message)) return false;
+  auto parsed = detail::parse_pem(text);
+  if (!parsed || parsed->empty()) {
+    message = std::string(option) + " '" + path + "': not a PEM file" +
+              (parsed ? " (no -----BEGIN block; DER and other formats are not accepted)"
+                      : " (a -----BEGIN block is damaged)");
+    return false;
+  }
+  blocks = std::move(*parsed);
+  return true;
+}
+
+bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
+
+bool check_strings(const Config& c, std::string& message) {
+  const std::pair<const char*, const std::string*> strings[] = {
+      {"backend", &c.backend},         {"certificate_file", &c.certificate_file},
+      {"private_key_file", &c.private_key_file}, {"ca_file", &c.ca_file},
+      {"server_name", &c.server_name},
+  };
+  for (const auto& [option, value] : strings) {
+    if (has_nul(*value)) {
+      message = std::string(option) + ": contains a NUL byte";
+      return false;
+    }
+  }
+  for (const auto& protocol : c.alpn) {
+    if (has_nul(protocol)) {
+      message = "alpn: a protocol name contains a NUL byte";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool check_enums(const Config& c, std::string& message) {
+  auto version_ok = [](Version v) { return v == Version::tls1_2 || v == Version::tls1_3; };
+  if (c.role != Role::client && c.role != Role::server) {
+    message = "role: " + std::to_string(static_cast<int>(c.role)) + " is not a Role";
+    return false;
+  }
+  if (!version_ok(c.min_version) || !version_ok(c.max_version)) {
+    message = std::string(version_ok(c.min_version) ? "max_version" : "min_version") + ": " +
+              std::to_string(static_cast<int>(version_ok(c.min_version) ? c.max_version : c.min_version)) +
+              " is not a Version";
+    return false;
+  }
+  return true;
+}
+
 bool check_config(const Config& c, std::string& message) {
   if (c.min_version > c.max_version) {
     message = "min_version is above max_version";
@@ -79,13 +171,118 @@ bool check_config(const Config& c, std::string& message) {
     message = "a client that verifies the peer needs server_name (or set verify_peer = false)";
     return false;
   }
-  if (c.server_name.size() > 253 || c.server_name.find('\0') != std::string::npos) {
-    message = "server_name '" + c.server_name.substr(0, 64) + "' is not a valid host name";
+  if (!detail::valid_server_name(c.server_name)) {
+    message = "server_name '" + c.server_name.substr(0, 64) +
+              "' is not a host name or an IP address";
+    return false;
+  }
+  // RFC 7301 3.1: ProtocolName<1..2^8-1>, ProtocolNameList<2..2^16-1>.
+  std::size_t alpn_wire = 0;
+  for (const auto& protocol : c.alpn) {
+    if (protocol.empty() || protocol.size() > 255) {
+      message = "alpn: each protocol name must be 1 to 255 bytes (RFC 7301)";
+      return false;
+    }
+    alpn_wire += 1 + protocol.size();
+  }
+  if (alpn_wire > 0xffff) {
+    message = "alpn: the protocol list takes " + std::to_string(alpn_wire) +
+              " bytes on the wire, more than the 65535 RFC 7301 allows";
+    return false;
+  }
+  return true;
+}
+
+// What the backend cannot do is said here, by its declared capabilities,
+// before it is asked to do it.
+bool check_capabilities(const Config& c, std::string_view backend, const detail::Capabilities& caps,
+                        std::string& message) {
+  const std::string name(backend);
+  if (!caps.tls1_3 && c.min_version == Version::tls1_3) {
+    message = name + " (" + std::string(backend_library_version(backend)) +
+              ") has no TLS 1.3 (min_version = tls1_3); use min_version = tls1_2";
+    return false;
+  }
+  if (c.alpn.size() > caps.max_alpn_protocols) {
+    message = "alpn: " + std::to_string(c.alpn.size()) + " protocols, but the " + name +
+              " backend takes at most " + std::to_string(caps.max_alpn_protocols);
+    return false;
+  }
+  std::size_t wire = 0;
+  for (const auto& protocol : c.alpn) wire += 1 + protocol.size();
+  if (c.role == Role::client && wire > caps.max_alpn_list) {
+    message = "alpn: the protocol list takes " + std::to_string(wire) + " bytes, but the " + name +
+              " backend's ClientHello holds at most " + std::to_string(caps.max_alpn_list);
     return false;
   }
   for (const auto& protocol : c.alpn) {
-    if (protocol.empty() || protocol.size() > 255) {
-      message = "alpn: each protocol name must be 1 to 255 bytes";
+    if (protocol.size() > caps.max_alpn_name) {
+      message = "alpn: a protocol name of " + std::to_string(protocol.size()) + " bytes, but the " +
+                name + " backend takes at most " + std::to_string(caps.max_alpn_name);
+      return false;
+    }
+  }
+  return true;
+}
+
+// Reads the PEM files once for every backend: they must hold what their
+// option says, a server's certificate must be one clients can accept, and
+// only trust anchors of ca_file are passed on.
+bool prepare(const Config& c, detail::Prepared& out, std::string& message) {
+  std::vector<detail::PemBlock> blocks;
+  if (!c.certificate_file.empty()) {
+    if (!read_pem("certificate_file", c.certificate_file, blocks, message)) return false;
+    auto first = std::find_if(blocks.begin(), blocks.end(),
+                              [](const detail::PemBlock& b) { return b.label == "CERTIFICATE"; });
+    if (first == blocks.end()) {
+      message = "certificate_file '" + c.certificate_file + "': no CERTIFICATE block in it";
+      return false;
+    }
+    const auto leaf = detail::parse_certificate(first->der);
+    if (!leaf) {
+      message = "certificate_file '" + c.certificate_file + "': the first certificate cannot be parsed";
+      return false;
+    }
+    // RFC 5280 4.2.1.12. Some stacks refuse to serve such a certificate, the
+    // others serve one that every client rejects: either way a mistake
+    // better told now.
+    if (c.role == Role::server && !detail::purpose_allows(*leaf, Role::server)) {
+      message = "certificate_file '" + c.certificate_file +
+                "': its extendedKeyUsage does not allow serverAuth (TLS server)";
+      return false;
+    }
+  }
+  if (!c.private_key_file.empty()) {
+    if (!read_pem("private_key_file", c.private_key_file, blocks, message)) return false;
+    auto key = std::find_if(blocks.begin(), blocks.end(), [](const detail::PemBlock& b) {
+      return b.label.ends_with("PRIVATE KEY");
+    });
+    if (key == blocks.end()) {
+      message = "private_key_file '" + c.private_key_file + "': no PRIVATE KEY block in it";
+      return false;
+    }
+    if (key->encrypted || key->label == "ENCRYPTED PRIVATE KEY") {
+      message = "private_key_file '" + c.private_key_file +
+                "': the key is encrypted, and no password can be given (store it unencrypted)";
+      return false;
+    }
+  }
+  if (!c.ca_file.empty()) {
+    if (!read_pem("ca_file", c.ca_file, blocks, message)) return false;
+    std::size_t certificates = 0;
+    for (const auto& block : blocks) {
+      if (block.label != "CERTIFICATE" && block.label != "TRUSTED CERTIFICATE") continue;
+      ++certificates;
+      // A leaf is no anchor: trusting it would let its key vouch for
+      // itself whatever its issuer says (one stack did, the others not).
+      const auto facts = detail::parse_certificate(block.der);
+      if (!facts || !(facts->is_ca || facts->self_issued)) continue;
+      out.trust_pem += block.text;
+      out.trust_pem += '\n';
+    }
+    if (out.trust_pem.empty()) {
+      message = "ca_file '" + c.ca_file + "': no trust anchor in it (" + std::to_string(certificates) +
+                " certificate(s), none a CA or self-signed)";
       return false;
     }
   }
@@ -110,6 +307,7 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
     return nullptr;
   };
 
+  if (!check_enums(config, why) || !check_strings(config, why)) return fail(errc::invalid_argument);
   std::string_view name = config.backend.empty() ? default_backend() : config.backend;
   const detail::BackendEntry* entry = find_backend(name);
   if (!entry) {
@@ -119,9 +317,13 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
     return fail(errc::invalid_argument);
   }
   if (!check_config(config, why)) return fail(errc::invalid_argument);
+  if (!check_capabilities(config, entry->name, entry->capabilities(), why))
+    return fail(errc::unsupported);
+  detail::Prepared prepared;
+  if (!prepare(config, prepared, why)) return fail(errc::invalid_argument);
 
   std::error_code backend_ec;
-  auto backend_context = entry->create(config, backend_ec, why);
+  auto backend_context = entry->create(config, prepared, backend_ec, why);
   if (!backend_context) {
     if (!backend_ec) backend_ec = make_error_code(errc::invalid_argument);
     ec = backend_ec;

@@ -7,11 +7,11 @@
 // new close_notify on every completed call, E_AGAIN after a consumed TLS 1.3
 // session ticket although data is queued, no alert after a bad record, and
 // sessions that stay resumable whatever the close was.
-#include <arpa/inet.h>
 #include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <span>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +22,7 @@
 #include <gnutls/x509.h>
 
 #include "engine.hpp"
+#include "verify.hpp"
 
 namespace unitls::detail {
 
@@ -67,11 +68,6 @@ const std::error_category& gnutls_category() noexcept {
 }
 
 std::error_code gnutls_code(int value) { return {value, gnutls_category()}; }
-
-bool is_ip_literal(const std::string& name) {
-  unsigned char addr[16];
-  return inet_pton(AF_INET, name.c_str(), addr) == 1 || inet_pton(AF_INET6, name.c_str(), addr) == 1;
-}
 
 bool would_block(int ret) { return ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED; }
 
@@ -134,7 +130,7 @@ class GnuTlsContext final : public BackendContext,
   // Loads the credentials and parses the priorities; false with *message
   // on a bad value. Everything it builds is read-only afterwards, so
   // sessions on several threads can share it.
-  bool init(const Config& config, std::string& message);
+  bool init(const Config& config, const Prepared& prepared, std::string& message);
 
   // The client session cache (server_name_ is the key: a context serves
   // one name). GnuTLS keeps none of its own.
@@ -341,6 +337,10 @@ class GnuTlsEngine final : public Engine {
       context_->forget_sessions(my_sessions_);
   }
 
+  // gnutls_session_set_verify_function: the peer's chain, then the core's
+  // rules on its leaf.
+  static int verify_peer(gnutls_session_t session);
+
   // ---- transport callbacks ----
   static ssize_t pull(gnutls_transport_ptr_t ptr, void* data, size_t size);
   static ssize_t push(gnutls_transport_ptr_t ptr, const void* data, size_t size);
@@ -376,6 +376,7 @@ class GnuTlsEngine final : public Engine {
   std::error_code io_error_;   // the transport's failure during the current call
   bool handshake_done_ = false;
   bool ticket_pending_ = false;  // TLS 1.3 client: no NewSessionTicket seen yet
+  unsigned verify_status_ = 0;   // gnutls_certificate_status_t of a rejected peer certificate
   std::vector<SessionData> my_sessions_;  // offered to or received on this connection
 };
 
@@ -423,8 +424,7 @@ Result GnuTlsEngine::failure(int ret, Op op) {
   errc kind = errc::protocol_error;
   if (op == Op::handshake && is_certificate_failure(ret)) {
     kind = errc::certificate_error;
-    if (const unsigned status = gnutls_session_get_verify_cert_status(session_);
-        status != 0 && status < (1u << 24))
+    if (const unsigned status = verify_status_; status != 0 && status < (1u << 24))
       native = gnutls_code(static_cast<int>(status));
   }
   // T10: GnuTLS answers nothing on its own. Every other stack tells the peer
@@ -446,7 +446,7 @@ void GnuTlsEngine::send_alert_for(int ret, bool certificate) {
   // bad_certificate for every verification failure; send what OpenSSL
   // sends (RFC 8446 6.2, RFC 5246 7.4.6).
   gnutls_alert_description_t alert = GNUTLS_A_BAD_CERTIFICATE;
-  const unsigned status = gnutls_session_get_verify_cert_status(session_);
+  const unsigned status = verify_status_;
   if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND || ret == GNUTLS_E_CERTIFICATE_REQUIRED) {
     alert = gnutls_protocol_get_version(session_) == GNUTLS_TLS1_3 ? GNUTLS_A_CERTIFICATE_REQUIRED
                                                                    : GNUTLS_A_HANDSHAKE_FAILURE;
@@ -458,6 +458,39 @@ void GnuTlsEngine::send_alert_for(int ret, bool certificate) {
     alert = GNUTLS_A_CERTIFICATE_EXPIRED;
   }
   (void)gnutls_alert_send(session_, GNUTLS_AL_FATAL, alert);
+}
+
+// ---- verification --------------------------------------------------------------------
+//
+// GnuTLS checks the chain, the signatures, the validity period and (asked
+// with GNUTLS_DT_KEY_PURPOSE_OID) the purpose; without it, it would accept
+// a client certificate as a server's and the other way round. It is given
+// no host name: names are the core's rule (verify.hpp), the same on every
+// backend, checked here on the leaf.
+int GnuTlsEngine::verify_peer(gnutls_session_t session) {
+  auto* self = static_cast<GnuTlsEngine*>(gnutls_transport_get_ptr(session));
+  const Role role = self->context_->role_;
+  gnutls_typed_vdata_st purpose{};
+  purpose.type = GNUTLS_DT_KEY_PURPOSE_OID;
+  purpose.data = reinterpret_cast<unsigned char*>(
+      const_cast<char*>(role == Role::client ? GNUTLS_KP_TLS_WWW_SERVER : GNUTLS_KP_TLS_WWW_CLIENT));
+  unsigned status = 0;
+  const int ret = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+  if (ret < 0) return ret;
+  if (status == 0) {
+    unsigned count = 0;
+    const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
+    if (!chain || count == 0) return GNUTLS_E_NO_CERTIFICATE_FOUND;
+    const auto der = std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size));
+    switch (check_peer_leaf(der, role, self->context_->server_name_)) {
+      case PeerVerdict::ok: return 0;
+      case PeerVerdict::name_mismatch: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_UNEXPECTED_OWNER; break;
+      case PeerVerdict::wrong_purpose: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_PURPOSE_MISMATCH; break;
+      case PeerVerdict::unparsable: status = GNUTLS_CERT_INVALID; break;
+    }
+  }
+  self->verify_status_ = status;
+  return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
 }
 
 // ---- transport callbacks ------------------------------------------------------------
@@ -567,7 +600,7 @@ bool GnuTlsEngine::init() {
     if (gnutls_session_ticket_enable_server(session_, &c.ticket_key_) != GNUTLS_E_SUCCESS) return false;
     if (c.verify_peer_) {
       gnutls_certificate_server_set_request(session_, GNUTLS_CERT_REQUIRE);
-      gnutls_session_set_verify_cert(session_, nullptr, 0);
+      gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);
     }
     return true;
   }
@@ -578,11 +611,7 @@ bool GnuTlsEngine::init() {
                                c.server_name_.size()) != GNUTLS_E_SUCCESS)
       return false;
   }
-  if (c.verify_peer_) {
-    // The name check matches an IP literal against the certificate's IP
-    // address entries, a host name against its DNS entries.
-    gnutls_session_set_verify_cert(session_, c.server_name_.empty() ? nullptr : c.server_name_.c_str(), 0);
-  }
+  if (c.verify_peer_) gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);
   if (c.session_cache_) {
     SessionData cached = context_->cached_session();
     if (cached && gnutls_session_set_data(session_, cached->data(), cached->size()) == GNUTLS_E_SUCCESS)
@@ -659,32 +688,11 @@ std::string priority_string(Version min, Version max) {
   return p;
 }
 
-bool GnuTlsContext::init(const Config& config, std::string& message) {
-  if (config.min_version > config.max_version) {
-    message = "min_version is above max_version";
-    return false;
-  }
+bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
+  // The core has checked the options, the names and the limits
+  // (gnutls_capabilities), and that every file is readable PEM; what is
+  // left is what only GnuTLS can tell.
   const bool has_cert = !config.certificate_file.empty();
-  const bool has_key = !config.private_key_file.empty();
-  if (role_ == Role::server && (!has_cert || !has_key)) {
-    message = "server role needs certificate_file and private_key_file";
-    return false;
-  }
-  if (has_cert != has_key) {
-    message = has_cert ? "certificate_file is set but private_key_file is not"
-                       : "private_key_file is set but certificate_file is not";
-    return false;
-  }
-  if (config.server_name.size() > 255 || config.server_name.find('\0') != std::string::npos) {
-    message = "server_name '" + config.server_name + "' is not a valid host name";
-    return false;
-  }
-  for (const auto& p : alpn_names_) {
-    if (p.empty() || p.size() > 255) {
-      message = "alpn protocol '" + p + "' must be 1 to 255 bytes long";
-      return false;
-    }
-  }
   for (auto& p : alpn_names_)
     alpn_.push_back({reinterpret_cast<unsigned char*>(p.data()), static_cast<unsigned>(p.size())});
 
@@ -725,12 +733,14 @@ bool GnuTlsContext::init(const Config& config, std::string& message) {
     }
   }
 
-  if (!config.ca_file.empty()) {
-    ret = gnutls_certificate_set_x509_trust_file(credentials_, config.ca_file.c_str(),
-                                                 GNUTLS_X509_FMT_PEM);
+  if (!prepared.trust_pem.empty()) {
+    // The anchors the core kept (a leaf in ca_file is none: GnuTLS would
+    // trust it).
+    const gnutls_datum_t pem{reinterpret_cast<unsigned char*>(const_cast<char*>(prepared.trust_pem.data())),
+                             static_cast<unsigned>(prepared.trust_pem.size())};
+    ret = gnutls_certificate_set_x509_trust_mem(credentials_, &pem, GNUTLS_X509_FMT_PEM);
     if (ret <= 0) {
-      // 0: the file parsed, but held no certificate (not PEM, or empty).
-      message = with_reason("ca_file '" + config.ca_file + "': no certificate in it (bad PEM?)",
+      message = with_reason("ca_file '" + config.ca_file + "': not usable",
                             ret < 0 ? ret : GNUTLS_E_NO_CERTIFICATE_FOUND);
       return false;
     }
@@ -757,16 +767,24 @@ bool GnuTlsContext::init(const Config& config, std::string& message) {
 
 }  // namespace
 
-std::shared_ptr<BackendContext> make_gnutls_context(const Config& config, std::error_code& ec,
-                                                    std::string& message) {
+std::shared_ptr<BackendContext> make_gnutls_context(const Config& config, const Prepared& prepared,
+                                                    std::error_code& ec, std::string& message) {
   auto context = std::make_shared<GnuTlsContext>(config);
-  if (!context->init(config, message)) {
+  if (!context->init(config, prepared, message)) {
     ec = make_error_code(errc::invalid_argument);
     return nullptr;
   }
   ec.clear();
   message.clear();
   return context;
+}
+
+// GnuTLS 3.7 keeps ALPN names in fixed arrays (lib/ext/alpn.h:
+// MAX_ALPN_PROTOCOLS 8, MAX_ALPN_PROTOCOL_NAME 32 with the name shorter
+// than that): gnutls_alpn_set_protocols fails on a longer name and drops
+// the protocols past the eighth.
+Capabilities gnutls_capabilities() {
+  return Capabilities{.tls1_3 = true, .max_alpn_name = 31, .max_alpn_protocols = 8};
 }
 
 const char* gnutls_library_version() { return gnutls_check_version(nullptr); }

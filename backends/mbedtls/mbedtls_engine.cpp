@@ -10,7 +10,6 @@
 //   - a server with ALPN fails a client it shares no protocol with;
 //   - the name check knows DNS names only, not IP addresses;
 //   - there is no "was this session resumed" call.
-#include <arpa/inet.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -36,6 +35,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "engine.hpp"
+#include "verify.hpp"
 
 // A Context is shared between threads, and with it the server's session
 // cache, which locks itself only with MBEDTLS_THREADING_C (Debian has it).
@@ -92,68 +92,6 @@ std::error_code mbedtls_code(int code) { return {code, mbedtls_category()}; }
 // "<what> (mbedTLS: <strerror>)", for configuration messages.
 std::string with_reason(std::string text, int code) {
   return text + " (mbedTLS: " + strerror_text(code) + ")";
-}
-
-// ---- IP addresses -----------------------------------------------------------
-
-struct IpAddress {
-  unsigned char bytes[16] = {};
-  std::size_t size = 0;  // 4, 16, or 0 when the name is no IP literal
-};
-
-IpAddress parse_ip(const std::string& name) {
-  IpAddress ip;
-  if (inet_pton(AF_INET, name.c_str(), ip.bytes) == 1)
-    ip.size = 4;
-  else if (inet_pton(AF_INET6, name.c_str(), ip.bytes) == 1)
-    ip.size = 16;
-  return ip;
-}
-
-// True iff the certificate's subjectAltName has an iPAddress entry equal to
-// ip. mbedTLS 2.28 keeps only dNSName and otherName entries in
-// subject_alt_names, so the extension is read from the raw v3_ext buffer
-// (which starts at the Extensions SEQUENCE, RFC 5280 4.1).
-bool has_ip_san(const mbedtls_x509_crt& crt, const IpAddress& ip) {
-  if (crt.v3_ext.p == nullptr || crt.v3_ext.len == 0 || ip.size == 0) return false;
-  unsigned char* p = crt.v3_ext.p;
-  const unsigned char* end = p + crt.v3_ext.len;
-  std::size_t len = 0;
-  if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
-    return false;
-  end = p + len;
-  static const char san_oid[] = MBEDTLS_OID_SUBJECT_ALT_NAME;
-  while (p < end) {
-    // Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE, extnValue OCTET STRING }
-    if (mbedtls_asn1_get_tag(&p, end, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0)
-      return false;
-    unsigned char* const ext_end = p + len;
-    if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OID) != 0) return false;
-    const bool is_san = len == sizeof san_oid - 1 && std::memcmp(p, san_oid, len) == 0;
-    p += len;
-    if (!is_san) {
-      p = ext_end;
-      continue;
-    }
-    int critical = 0;
-    (void)mbedtls_asn1_get_bool(&p, ext_end, &critical);  // optional; p stays on a mismatch
-    if (mbedtls_asn1_get_tag(&p, ext_end, &len, MBEDTLS_ASN1_OCTET_STRING) != 0) return false;
-    // GeneralNames ::= SEQUENCE OF GeneralName; iPAddress is [7] IMPLICIT OCTET STRING.
-    if (mbedtls_asn1_get_tag(&p, p + len, &len, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) !=
-        0)
-      return false;
-    const unsigned char* const names_end = p + len;
-    while (p < names_end) {
-      const unsigned char tag = *p++;
-      if (mbedtls_asn1_get_len(&p, names_end, &len) != 0) return false;
-      if (tag == (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7) && len == ip.size &&
-          std::memcmp(p, ip.bytes, len) == 0)
-        return true;
-      p += len;
-    }
-    return false;
-  }
-  return false;
 }
 
 // ---- the server's look at the ClientHello -------------------------------------
@@ -274,7 +212,7 @@ class MbedTlsContext final : public BackendContext,
       : role_(config.role),
         verify_peer_(config.verify_peer),
         server_name_(config.server_name),
-        server_ip_(parse_ip(config.server_name)),
+        server_name_is_ip_(is_ip_literal(config.server_name)),
         session_cache_(config.role == Role::client && config.session_cache),
         alpn_(config.alpn) {
     mbedtls_entropy_init(&entropy_);
@@ -304,7 +242,7 @@ class MbedTlsContext final : public BackendContext,
   std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport) override;
 
   // Loads and checks everything; false with *message on a bad value.
-  bool init(const Config& config, std::string& message);
+  bool init(const Config& config, const Prepared& prepared, std::string& message);
 
   // The client session cache, keyed by server_name (RFC 2246 rule: the
   // engines decide what goes in and what is dropped).
@@ -330,7 +268,7 @@ class MbedTlsContext final : public BackendContext,
 
   bool configure(mbedtls_ssl_config* conf, bool with_alpn, const Config& config,
                  std::string& message);
-  bool load_trust(const Config& config, std::string& message);
+  bool load_trust(const Config& config, const Prepared& prepared, std::string& message);
 
   // f_rng for every connection of this context. The context is shared across
   // threads; MBEDTLS_THREADING_C would make the DRBG lock itself, but a
@@ -341,20 +279,28 @@ class MbedTlsContext final : public BackendContext,
     return mbedtls_ctr_drbg_random(&self->drbg_, out, len);
   }
 
-  // f_vrfy for a client that names its server by IP address: mbedTLS's name
-  // check compares host names with dNSName and CN only (x509_crt_verify_name),
-  // so the leaf's iPAddress entries are checked here (RFC 6125 and 5280 4.2.1.6).
-  static int verify_ip(void* p, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) {
+  // f_vrfy: the rules that are the core's (verify.hpp), on the leaf. They
+  // replace mbedTLS's own name check, which takes `*.localhost` for
+  // `a.localhost` and knows no IP addresses; its chain, validity and
+  // extendedKeyUsage checks stay.
+  static int verify_leaf(void* p, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) {
+    if (depth != 0) return 0;
     const auto* self = static_cast<const MbedTlsContext*>(p);
-    if (depth == 0 && !has_ip_san(*crt, self->server_ip_))
-      *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    *flags &= ~static_cast<std::uint32_t>(MBEDTLS_X509_BADCERT_CN_MISMATCH);
+    const auto der = std::as_bytes(std::span<const unsigned char>(crt->raw.p, crt->raw.len));
+    switch (check_peer_leaf(der, self->role_, self->server_name_)) {
+      case PeerVerdict::ok: break;
+      case PeerVerdict::name_mismatch: *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH; break;
+      case PeerVerdict::wrong_purpose: *flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE; break;
+      case PeerVerdict::unparsable: *flags |= MBEDTLS_X509_BADCERT_OTHER; break;
+    }
     return 0;
   }
 
   Role role_;
   bool verify_peer_;
   std::string server_name_;
-  IpAddress server_ip_;
+  bool server_name_is_ip_;
   bool session_cache_;
   std::vector<std::string> alpn_;
   std::vector<const char*> alpn_list_;  // NULL-terminated, into alpn_
@@ -480,8 +426,8 @@ bool MbedTlsEngine::init() {
 
   if (!setup(&c.conf_)) return false;
   // RFC 6066 3: SNI carries host names only, never IP literals. Without a
-  // host name mbedTLS checks no name; an IP is checked by verify_ip.
-  const bool dns_name = !c.server_name_.empty() && c.server_ip_.size == 0;
+  // host name mbedTLS checks no name; verify_leaf checks every name.
+  const bool dns_name = !c.server_name_.empty() && !c.server_name_is_ip_;
   if (mbedtls_ssl_set_hostname(&ssl_, dns_name ? c.server_name_.c_str() : nullptr) != 0)
     return false;
   if (c.session_cache_) {
@@ -747,16 +693,19 @@ std::unique_ptr<Engine> MbedTlsContext::make_engine(std::unique_ptr<Transport> t
 constexpr const char* system_bundle = "/etc/ssl/certs/ca-certificates.crt";
 constexpr const char* system_directory = "/etc/ssl/certs";
 
-bool MbedTlsContext::load_trust(const Config& config, std::string& message) {
-  if (!config.ca_file.empty()) {
-    // > 0: that many certificates in the file could not be parsed.
-    const int ret = mbedtls_x509_crt_parse_file(&ca_chain_, config.ca_file.c_str());
+bool MbedTlsContext::load_trust(const Config& config, const Prepared& prepared,
+                                std::string& message) {
+  if (!prepared.trust_pem.empty()) {
+    // PEM text: mbedtls_x509_crt_parse wants the terminating NUL counted.
+    // > 0: that many certificates could not be parsed; the core read them
+    // all, so mbedTLS should too.
+    const int ret = mbedtls_x509_crt_parse(
+        &ca_chain_, reinterpret_cast<const unsigned char*>(prepared.trust_pem.c_str()),
+        prepared.trust_pem.size() + 1);
     if (ret != 0) {
-      message = ret < 0
-                    ? with_reason(
-                          "ca_file '" + config.ca_file + "': no certificate in it (bad PEM?)", ret)
-                    : "ca_file '" + config.ca_file + "': " + std::to_string(ret) +
-                          " certificate(s) in it could not be parsed";
+      message = ret < 0 ? with_reason("ca_file '" + config.ca_file + "': not usable", ret)
+                        : "ca_file '" + config.ca_file + "': " + std::to_string(ret) +
+                              " certificate(s) in it could not be parsed by mbedTLS";
       return false;
     }
     has_ca_ = true;
@@ -798,6 +747,7 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
   mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 
   if (has_ca_) mbedtls_ssl_conf_ca_chain(conf, &ca_chain_, nullptr);
+  if (verify_peer_) mbedtls_ssl_conf_verify(conf, &MbedTlsContext::verify_leaf, this);
   if (own_chain_.version != 0) {
     ret = mbedtls_ssl_conf_own_cert(conf, &own_chain_, &own_key_);
     if (ret != 0) {
@@ -816,8 +766,7 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
   } else {
     mbedtls_ssl_conf_authmode(conf,
                               verify_peer_ ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
-    if (verify_peer_ && server_ip_.size != 0)
-      mbedtls_ssl_conf_verify(conf, &MbedTlsContext::verify_ip, this);
+
   }
 
   if (with_alpn && !alpn_list_.empty()) {
@@ -830,7 +779,7 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
   return true;
 }
 
-bool MbedTlsContext::init(const Config& config, std::string& message) {
+bool MbedTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
   // The core has checked the options and that every file can be read
   // (check_config in src/context.cpp); what is left is what only mbedTLS can
   // tell: whether the files hold what they should.
@@ -874,7 +823,7 @@ bool MbedTlsContext::init(const Config& config, std::string& message) {
     }
   }
 
-  if (!load_trust(config, message)) return false;
+  if (!load_trust(config, prepared, message)) return false;
 
   for (const auto& p : alpn_) alpn_list_.push_back(p.c_str());
   if (!alpn_list_.empty()) alpn_list_.push_back(nullptr);
@@ -887,21 +836,25 @@ bool MbedTlsContext::init(const Config& config, std::string& message) {
 
 }  // namespace
 
-std::shared_ptr<BackendContext> make_mbedtls_context(const Config& config, std::error_code& ec,
-                                                     std::string& message) {
-  if (config.min_version == Version::tls1_3) {
-    ec = make_error_code(errc::unsupported);
-    message = "mbedTLS 2.28 has no TLS 1.3 (min_version = tls1_3); use min_version = tls1_2";
-    return nullptr;
-  }
+std::shared_ptr<BackendContext> make_mbedtls_context(const Config& config, const Prepared& prepared,
+                                                     std::error_code& ec, std::string& message) {
   auto context = std::make_shared<MbedTlsContext>(config);
-  if (!context->init(config, message)) {
+  if (!context->init(config, prepared, message)) {
     ec = make_error_code(errc::invalid_argument);
     return nullptr;
   }
   ec.clear();
   message.clear();
   return context;
+}
+
+// TLS 1.2 only (MBEDTLS_SSL_PROTO_TLS1_3_EXPERIMENTAL is off in Debian's
+// build). A client's ClientHello must fit one record of the output buffer
+// (MBEDTLS_SSL_OUT_CONTENT_LEN, 16 KiB): measured, a 16256-byte ALPN list
+// fails every handshake with BUFFER_TOO_SMALL; 1 KiB is kept for the rest of
+// the hello (suites, SNI, groups).
+Capabilities mbedtls_capabilities() {
+  return Capabilities{.tls1_3 = false, .max_alpn_list = MBEDTLS_SSL_OUT_CONTENT_LEN - 1024};
 }
 
 const char* mbedtls_library_version() {

@@ -5,7 +5,6 @@
 // OpenSSL 3.0's own answers mislead (backend-notes.md T1-T6): SSL_get_error
 // after a 0 from SSL_shutdown, a received fatal alert that returns 0, the
 // unexpected-EOF reason, and SSL_free's session invalidation.
-#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,6 +12,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <span>
 #include <map>
 #include <mutex>
 #include <string>
@@ -28,6 +28,7 @@
 #include <openssl/x509v3.h>
 
 #include "engine.hpp"
+#include "verify.hpp"
 
 namespace unitls::detail {
 
@@ -126,11 +127,6 @@ std::string queue_reason() {
 // configuration error, not an interactive session.
 int no_password(char*, int, int, void*) { return 0; }
 
-bool is_ip_literal(const std::string& name) {
-  unsigned char addr[16];
-  return inet_pton(AF_INET, name.c_str(), addr) == 1 || inet_pton(AF_INET6, name.c_str(), addr) == 1;
-}
-
 // Shared by every session handle the engines keep.
 struct SessionFree {
   void operator()(SSL_SESSION* s) const noexcept { SSL_SESSION_free(s); }
@@ -164,7 +160,7 @@ class OpenSslContext final : public BackendContext,
   std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport) override;
 
   // Builds ctx_ from the config; false with *message on a bad value.
-  bool init(const Config& config, std::string& message);
+  bool init(const Config& config, const Prepared& prepared, std::string& message);
 
   // The client session cache, keyed by server_name. OpenSSL's internal
   // client store is off (SSL_SESS_CACHE_NO_INTERNAL_STORE): it has no lookup
@@ -193,6 +189,9 @@ class OpenSslContext final : public BackendContext,
   }
 
   const std::vector<unsigned char>& alpn_wire() const { return alpn_wire_; }
+  Role role() const { return role_; }
+  const std::string& server_name() const { return server_name_; }
+  bool server_name_is_ip() const { return server_name_is_ip_; }
 
  private:
   friend class OpenSslEngine;
@@ -505,18 +504,11 @@ bool OpenSslEngine::init() {
     return true;
   }
   SSL_set_connect_state(ssl_);
-  if (!c.server_name_.empty()) {
-    // RFC 6066 3: SNI carries host names only, never IP literals.
-    if (!c.server_name_is_ip_ && !SSL_set_tlsext_host_name(ssl_, c.server_name_.c_str())) return false;
-    if (c.verify_peer_) {
-      if (c.server_name_is_ip_) {
-        if (!X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), c.server_name_.c_str())) return false;
-      } else {
-        SSL_set_hostflags(ssl_, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if (!SSL_set1_host(ssl_, c.server_name_.c_str())) return false;
-      }
-    }
-  }
+  // RFC 6066 3: SNI carries host names only, never IP literals. The name
+  // is checked by verify_callback (the core's rule), not by OpenSSL.
+  if (!c.server_name_.empty() && !c.server_name_is_ip_ &&
+      !SSL_set_tlsext_host_name(ssl_, c.server_name_.c_str()))
+    return false;
   if (c.session_cache_) {
     SessionPtr cached = context_->cached_session(c.server_name_);
     if (cached && SSL_SESSION_is_resumable(cached.get()) && SSL_set_session(ssl_, cached.get()))
@@ -537,6 +529,65 @@ std::unique_ptr<Engine> OpenSslContext::make_engine(std::unique_ptr<Transport> t
   ERR_clear_error();
   if (!ok) return nullptr;
   return engine;
+}
+
+// ---- verification ---------------------------------------------------------------
+//
+// OpenSSL checks the chain, the signatures, the validity period and the
+// purpose (ssl_server / ssl_client). Names are the core's rule (verify.hpp),
+// the same on every backend: checked here on the leaf, after OpenSSL has
+// accepted it (the depth-0 call comes last, internal_verify).
+int verify_callback(int ok, X509_STORE_CTX* store) {
+  if (!ok || X509_STORE_CTX_get_error_depth(store) != 0) return ok;
+  auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  X509* leaf = X509_STORE_CTX_get_current_cert(store);
+  if (!ssl || !leaf) return ok;
+  const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(leaf, &der);
+  if (len <= 0) {
+    X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED);
+    return 0;
+  }
+  const PeerVerdict verdict =
+      check_peer_leaf(std::as_bytes(std::span<const unsigned char>(der, static_cast<std::size_t>(len))),
+                      context->role(), context->server_name());
+  OPENSSL_free(der);
+  switch (verdict) {
+    case PeerVerdict::ok: return 1;
+    case PeerVerdict::name_mismatch:
+      X509_STORE_CTX_set_error(store, context->server_name_is_ip() ? X509_V_ERR_IP_ADDRESS_MISMATCH
+                                                                   : X509_V_ERR_HOSTNAME_MISMATCH);
+      return 0;
+    case PeerVerdict::wrong_purpose: X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE); return 0;
+    case PeerVerdict::unparsable: X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED); return 0;
+  }
+  return 0;
+}
+
+// Adds the anchors the core kept from ca_file to the context's store (and,
+// for a server, to the CA names its CertificateRequest lists). Partial
+// chains: an intermediate CA in ca_file is an anchor, as on the other stacks.
+bool load_trust(SSL_CTX* ctx, const std::string& pem, bool list_client_cas) {
+  BIO* in = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (!in) return false;
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  STACK_OF(X509_NAME)* names = list_client_cas ? sk_X509_NAME_new_null() : nullptr;
+  int count = 0;
+  bool ok = true;
+  while (X509* cert = PEM_read_bio_X509(in, nullptr, no_password, nullptr)) {
+    ok = ok && X509_STORE_add_cert(store, cert) == 1;
+    if (names) {
+      if (X509_NAME* name = X509_NAME_dup(X509_get_subject_name(cert))) sk_X509_NAME_push(names, name);
+    }
+    X509_free(cert);
+    ++count;
+  }
+  BIO_free(in);
+  ERR_clear_error();  // the PEM reader's "no start line" at the end
+  if (names) SSL_CTX_set_client_CA_list(ctx, names);
+  X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+  return ok && count > 0;
 }
 
 // ---- configuration ----------------------------------------------------------------
@@ -571,7 +622,7 @@ std::string with_reason(std::string text) {
 
 int to_native(Version v) { return v == Version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
 
-bool OpenSslContext::init(const Config& config, std::string& message) {
+bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::string& message) {
   // The core has checked the options and that every file can be read
   // (check_config in src/context.cpp); what is left is what only OpenSSL can
   // tell: whether the files hold what they should.
@@ -626,9 +677,9 @@ bool OpenSslContext::init(const Config& config, std::string& message) {
     }
   }
 
-  if (!config.ca_file.empty()) {
-    if (SSL_CTX_load_verify_locations(ctx_, config.ca_file.c_str(), nullptr) != 1) {
-      message = with_reason("ca_file '" + config.ca_file + "': no certificate in it (bad PEM?)");
+  if (!prepared.trust_pem.empty()) {
+    if (!load_trust(ctx_, prepared.trust_pem, role_ == Role::server && config.verify_peer)) {
+      message = with_reason("ca_file '" + config.ca_file + "': not usable");
       return false;
     }
   } else if (config.verify_peer && SSL_CTX_set_default_verify_paths(ctx_) != 1) {
@@ -637,23 +688,17 @@ bool OpenSslContext::init(const Config& config, std::string& message) {
   }
 
   if (role_ == Role::server) {
-    if (config.verify_peer) {
-      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-      if (!config.ca_file.empty()) {
-        // The CertificateRequest names the acceptable CAs.
-        if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(config.ca_file.c_str()))
-          SSL_CTX_set_client_CA_list(ctx_, names);
-      }
-    } else {
-      SSL_CTX_set_verify(ctx_, SSL_VERIFY_NONE, nullptr);
-    }
+    SSL_CTX_set_verify(ctx_,
+                       config.verify_peer ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE,
+                       config.verify_peer ? verify_callback : nullptr);
     // Without a session id context a server that verifies clients fails
     // every resumption attempt (SSL_R_SESSION_ID_CONTEXT_UNINITIALIZED).
     static const unsigned char sid_ctx[] = "unitls";
     SSL_CTX_set_session_id_context(ctx_, sid_ctx, sizeof sid_ctx - 1);
     if (!alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx_, select_alpn, this);
   } else {
-    SSL_CTX_set_verify(ctx_, config.verify_peer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_verify(ctx_, config.verify_peer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+                       config.verify_peer ? verify_callback : nullptr);
     // Returns 0 on success (sic).
     if (!alpn_wire_.empty() &&
         SSL_CTX_set_alpn_protos(ctx_, alpn_wire_.data(), static_cast<unsigned>(alpn_wire_.size())) != 0) {
@@ -673,11 +718,11 @@ bool OpenSslContext::init(const Config& config, std::string& message) {
 
 }  // namespace
 
-std::shared_ptr<BackendContext> make_openssl_context(const Config& config, std::error_code& ec,
-                                                     std::string& message) {
+std::shared_ptr<BackendContext> make_openssl_context(const Config& config, const Prepared& prepared,
+                                                     std::error_code& ec, std::string& message) {
   ERR_clear_error();
   auto context = std::make_shared<OpenSslContext>(config);
-  if (!context->init(config, message)) {
+  if (!context->init(config, prepared, message)) {
     ERR_clear_error();
     ec = make_error_code(errc::invalid_argument);
     return nullptr;
@@ -686,6 +731,9 @@ std::shared_ptr<BackendContext> make_openssl_context(const Config& config, std::
   message.clear();
   return context;
 }
+
+// TLS 1.2 and 1.3; ALPN names as the RFC allows.
+Capabilities openssl_capabilities() { return Capabilities{}; }
 
 const char* openssl_library_version() { return OpenSSL_version(OPENSSL_VERSION); }
 

@@ -467,3 +467,143 @@ TEST_CASE(
   CHECK(conn.server->protocol_version() == newest);
   CHECK(conn.client->backend() == backend_under_test());
 }
+
+// ---- input validation and declared limits (SEMANTICS "The same answers outside shutdown") ----
+
+TEST_CASE("a path or a name with a NUL byte is invalid_argument naming the option, never silently cut") {
+  using Field = std::string Config::*;
+  const std::pair<const char*, Field> fields[] = {
+      {"certificate_file", &Config::certificate_file},
+      {"private_key_file", &Config::private_key_file},
+      {"ca_file", &Config::ca_file},
+      {"server_name", &Config::server_name},
+  };
+  for (const auto& [option, field] : fields) {
+    CAPTURE(option);
+    Config c = option == std::string_view("server_name") ? default_client() : server_config(any_version);
+    // The part before the NUL is a real, valid value: cutting there would succeed.
+    c.*field += std::string("\0.bak", 5);
+    const CreateFailure f = create_failure(c);
+    CHECK_FALSE(f.created);
+    CHECK(f.ec == errc::invalid_argument);
+    CHECK(contains(f.message, option));
+  }
+  Config c = default_client();
+  c.alpn = {std::string("h2\0x", 4)};
+  const CreateFailure f = create_failure(c);
+  CHECK(f.ec == errc::invalid_argument);
+  CHECK(contains(f.message, "alpn"));
+}
+
+TEST_CASE("a Role or Version value out of range is invalid_argument at create, not a failed handshake") {
+  Config c = default_client();
+  c.role = static_cast<Role>(7);
+  CreateFailure f = create_failure(c);
+  CHECK(f.ec == errc::invalid_argument);
+  CHECK(contains(f.message, "role"));
+
+  c = default_client();
+  c.max_version = static_cast<Version>(9);
+  f = create_failure(c);
+  CHECK(f.ec == errc::invalid_argument);
+  CHECK(contains(f.message, "max_version"));
+
+  c = server_config(any_version);
+  c.min_version = static_cast<Version>(-1);
+  f = create_failure(c);
+  CHECK(f.ec == errc::invalid_argument);
+  CHECK(contains(f.message, "min_version"));
+}
+
+TEST_CASE("a server_name that is not a host name or an IP address is invalid_argument") {
+  for (const char* name : {"a b.example", "*.example.test", "host/path", "a..b", "-" "\xff" "x"}) {
+    CAPTURE(name);
+    Config c = default_client();
+    c.server_name = name;
+    const CreateFailure f = create_failure(c);
+    CHECK(f.ec == errc::invalid_argument);
+    CHECK(contains(f.message, "server_name"));
+  }
+}
+
+TEST_CASE("an ALPN list longer than RFC 7301 allows (65535 bytes) is invalid_argument on every backend") {
+  Config c = default_client();
+  c.alpn.assign(300, std::string(250, 'p'));  // 300 x 251 bytes on the wire
+  const CreateFailure f = create_failure(c);
+  CHECK(f.ec == errc::invalid_argument);
+  CHECK(contains(f.message, "alpn"));
+}
+
+TEST_CASE("a long ALPN name is negotiated, or refused at create as unsupported naming the limit") {
+  // RFC 7301 allows 255 bytes; a stack with a smaller limit declares it, and
+  // the Context is refused before any socket exists (never a nullptr wrap()
+  // or a crash later).
+  for (std::size_t length : {31u, 32u, 100u, 255u}) {
+    CAPTURE(length);
+    const std::string name(length, 'x');
+    Config cc = client_config(any_version);
+    Config sc = server_config(any_version);
+    cc.alpn = {name, "http/1.1"};
+    sc.alpn = {name};
+    std::error_code ec;
+    std::string message;
+    std::shared_ptr<Context> client_ctx = Context::create(cc, ec, &message);
+    if (!client_ctx) {
+      CHECK(ec == errc::unsupported);
+      CHECK(contains(message, "alpn"));
+      CHECK(contains(message, "at most"));
+      CHECK(length > 31);  // every backend takes the names HTTP/2 and friends use
+      continue;
+    }
+    std::shared_ptr<Context> server_ctx = Context::create(sc, ec, &message);
+    REQUIRE_MESSAGE(server_ctx != nullptr, message);
+    MemoryConn conn = connect_memory(client_ctx, server_ctx);
+    CHECK(conn.client->alpn_selected() == name);
+    CHECK(conn.server->alpn_selected() == name);
+  }
+}
+
+TEST_CASE("wrap() returns a socket for every transport, whatever the configuration") {
+  for (std::size_t count : {1u, 8u}) {
+    Config c = default_client();
+    for (std::size_t i = 0; i < count; ++i) c.alpn.push_back("proto" + std::to_string(i));
+    std::error_code ec;
+    auto ctx = Context::create(c, ec);
+    REQUIRE(ctx != nullptr);
+    MemoryPair pair = make_memory_pair();
+    CHECK(ctx->wrap(std::move(pair.client)) != nullptr);
+  }
+}
+
+TEST_CASE("a client's long ALPN list is negotiated, or refused at create as unsupported naming the limit") {
+  // 60 names of 250 bytes (15 KiB on the wire): within RFC 7301, beyond
+  // what some stacks fit into a ClientHello.
+  for (std::size_t count : {20u, 60u, 250u}) {
+    CAPTURE(count);
+    Config cc = client_config(any_version);
+    Config sc = server_config(any_version);
+    for (std::size_t i = 0; i < count; ++i) cc.alpn.push_back(std::string(247, 'a') + std::to_string(100 + i));
+    sc.alpn = {cc.alpn.back()};
+    std::error_code ec;
+    std::string message;
+    std::shared_ptr<Context> client_ctx = Context::create(cc, ec, &message);
+    if (!client_ctx) {
+      CHECK(ec == errc::unsupported);
+      CHECK(contains(message, "alpn"));
+      CHECK(contains(message, "at most"));
+      continue;
+    }
+    // The server side may be another stack's limit; only a client's list is at stake here.
+    sc.backend = "openssl";
+    if (std::find(available_backends().begin(), available_backends().end(), "openssl") == available_backends().end())
+      sc.backend = backend_under_test();
+    std::shared_ptr<Context> server_ctx = Context::create(sc, ec, &message);
+    if (!server_ctx) {
+      CHECK(ec == errc::unsupported);
+      continue;
+    }
+    MemoryConn conn = open_memory(client_ctx, server_ctx);
+    REQUIRE_MESSAGE(complete_handshake(conn), handshake_state(conn));
+    CHECK(conn.client->alpn_selected() == cc.alpn.back());
+  }
+}

@@ -1,0 +1,101 @@
+#include "verify.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace unitls::detail {
+
+namespace {
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool equal_nocase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
+
+std::string_view strip_dot(std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  return name;
+}
+
+// 4 or 16 bytes when name is an IP literal, else empty.
+std::vector<std::uint8_t> ip_bytes(std::string_view name) {
+  const std::string s(name);
+  std::uint8_t buf[16];
+  if (inet_pton(AF_INET, s.c_str(), buf) == 1) return {buf, buf + 4};
+  if (inet_pton(AF_INET6, s.c_str(), buf) == 1) return {buf, buf + 16};
+  return {};
+}
+
+// One presented DNS identifier against the host name (both without a
+// trailing dot).
+bool dns_id_matches(std::string_view pattern, std::string_view host) {
+  pattern = strip_dot(pattern);
+  if (pattern.empty() || host.empty()) return false;
+  if (!pattern.starts_with("*.")) return equal_nocase(pattern, host);
+  // "*.<rest>": rest must have at least two labels (never `*.localhost`).
+  const std::string_view rest = pattern.substr(2);
+  if (rest.find('.') == std::string_view::npos || rest.find('*') != std::string_view::npos)
+    return false;
+  const std::size_t dot = host.find('.');
+  if (dot == 0 || dot == std::string_view::npos) return false;
+  return equal_nocase(rest, host.substr(dot + 1));
+}
+
+}  // namespace
+
+bool name_matches(const CertificateFacts& cert, std::string_view server_name) {
+  const std::vector<std::uint8_t> ip = ip_bytes(server_name);
+  if (!ip.empty())
+    return std::find(cert.ip_addresses.begin(), cert.ip_addresses.end(), ip) != cert.ip_addresses.end();
+  const std::string_view host = strip_dot(server_name);
+  for (const std::string& dns : cert.dns_names)
+    if (dns_id_matches(dns, host)) return true;
+  if (cert.dns_names.empty() && !cert.common_name.empty())
+    return dns_id_matches(cert.common_name, host);
+  return false;
+}
+
+bool purpose_allows(const CertificateFacts& cert, Role as) {
+  if (!cert.has_eku) return true;
+  return as == Role::server ? cert.eku_server : cert.eku_client;
+}
+
+PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
+                            std::string_view server_name) {
+  const auto cert = parse_certificate(der);
+  if (!cert) return PeerVerdict::unparsable;
+  const Role peer = verifier == Role::client ? Role::server : Role::client;
+  if (!purpose_allows(*cert, peer)) return PeerVerdict::wrong_purpose;
+  if (verifier == Role::client && !server_name.empty() && !name_matches(*cert, server_name))
+    return PeerVerdict::name_mismatch;
+  return PeerVerdict::ok;
+}
+
+bool is_ip_literal(std::string_view name) { return !ip_bytes(name).empty(); }
+
+bool valid_server_name(std::string_view name) {
+  if (name.empty()) return true;
+  if (!ip_bytes(name).empty()) return true;
+  name = strip_dot(name);
+  if (name.empty() || name.size() > 253) return false;
+  std::size_t label = 0;
+  for (char c : name) {
+    if (c == '.') {
+      if (label == 0) return false;
+      label = 0;
+      continue;
+    }
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    if (!ok || ++label > 63) return false;
+  }
+  return label > 0;
+}
+
+}  // namespace unitls::detail

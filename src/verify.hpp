@@ -1,0 +1,55 @@
+// The verification rules that must not depend on the stack
+// (docs/contract.md, "The same answers outside shutdown"): which host names
+// a certificate stands for, and which purposes it may serve. Every backend
+// calls check_peer_leaf() from its own verification hook, after its own
+// chain, signature and validity checks passed, and turns a verdict other
+// than ok into its native "certificate rejected" (so the alert it sends and
+// the errc the core reports are those of any rejected certificate).
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include <unitls/context.hpp>
+
+#include "x509.hpp"
+
+namespace unitls::detail {
+
+enum class PeerVerdict {
+  ok,
+  name_mismatch,  // the leaf does not stand for the name we asked for
+  wrong_purpose,  // its extendedKeyUsage excludes what the peer does (serverAuth / clientAuth)
+  unparsable,     // not a certificate our parser reads: rejected, never waved through
+};
+
+// RFC 6125 on one certificate: DNS names case-insensitively; a wildcard only
+// as the whole leftmost label, matching one label, and never directly above
+// a single-label name (`*.localhost`, `*.com`); an IP address literal only
+// against iPAddress entries; the subject's CN only when the certificate has
+// no dNSName entry (RFC 6125 6.4.4), and never for an IP address.
+bool name_matches(const CertificateFacts& cert, std::string_view server_name);
+
+// RFC 5280 4.2.1.12: a certificate with an extendedKeyUsage extension may
+// serve only the purposes it lists (anyExtendedKeyUsage alone does not
+// count: the strict reading, OpenSSL's). `as` is the role of the side that
+// presents the certificate.
+bool purpose_allows(const CertificateFacts& cert, Role as);
+
+// The peer's leaf certificate (DER), judged by the side `verifier`: a client
+// checks that the server's leaf allows serverAuth and matches server_name
+// (when not empty); a server checks that the client's leaf allows clientAuth.
+PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
+                            std::string_view server_name);
+
+// True when name is an IPv4 or IPv6 address literal (RFC 6066 3: such a
+// name is never sent as SNI).
+bool is_ip_literal(std::string_view name);
+
+// server_name as the configuration may hold it: an IPv4/IPv6 literal, or a
+// host name of letters, digits, '-', '_' and '.' labels (1-63 bytes each, at
+// most 253 in all, one trailing dot allowed).
+bool valid_server_name(std::string_view name);
+
+}  // namespace unitls::detail

@@ -1,0 +1,267 @@
+#include "x509.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace unitls::detail {
+
+namespace {
+
+// ---- PEM (RFC 7468) -----------------------------------------------------------
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+// Decodes base64 with white space anywhere and '=' padding at the end.
+std::optional<std::vector<std::byte>> decode_base64(std::string_view text) {
+  std::vector<std::byte> out;
+  out.reserve(text.size() * 3 / 4);
+  std::uint32_t acc = 0;
+  int bits = 0;
+  int padding = 0;
+  for (char c : text) {
+    if (c == ' ' || c == '\t' || c == '\r' || c == '\n') continue;
+    if (c == '=') {
+      ++padding;
+      continue;
+    }
+    const int v = base64_value(c);
+    if (v < 0 || padding > 0) return std::nullopt;  // a foreign byte, or data after '='
+    acc = (acc << 6) | static_cast<std::uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<std::byte>((acc >> bits) & 0xff));
+    }
+  }
+  if (padding > 2) return std::nullopt;
+  return out;
+}
+
+constexpr std::string_view begin_marker = "-----BEGIN ";
+constexpr std::string_view end_marker = "-----END ";
+constexpr std::string_view dashes = "-----";
+
+}  // namespace
+
+std::optional<std::vector<PemBlock>> parse_pem(std::string_view text) {
+  std::vector<PemBlock> blocks;
+  std::size_t pos = 0;
+  while ((pos = text.find(begin_marker, pos)) != std::string_view::npos) {
+    const std::size_t label_start = pos + begin_marker.size();
+    const std::size_t label_end = text.find(dashes, label_start);
+    if (label_end == std::string_view::npos) return std::nullopt;
+    PemBlock block;
+    block.label = std::string(text.substr(label_start, label_end - label_start));
+    if (block.label.find('\n') != std::string::npos) return std::nullopt;
+    const std::size_t body_start = label_end + dashes.size();
+    const std::string end_line = std::string(end_marker) + block.label + std::string(dashes);
+    const std::size_t body_end = text.find(end_line, body_start);
+    if (body_end == std::string_view::npos) return std::nullopt;
+    std::string_view body = text.substr(body_start, body_end - body_start);
+    // RFC 1421 headers ("Proc-Type: 4,ENCRYPTED", "DEK-Info: ...") end at
+    // the first empty line.
+    if (body.find(':') != std::string_view::npos) {
+      block.encrypted = body.find("ENCRYPTED") != std::string_view::npos;
+      std::size_t blank = body.find("\n\n");
+      if (blank == std::string_view::npos) blank = body.find("\r\n\r\n");
+      if (blank == std::string_view::npos) return std::nullopt;
+      body = body.substr(blank);
+    }
+    auto der = decode_base64(body);
+    if (!der || der->empty()) return std::nullopt;
+    block.der = std::move(*der);
+    pos = body_end + end_line.size();
+    block.text = std::string(text.substr(label_start - begin_marker.size(), pos - (label_start - begin_marker.size())));
+    blocks.push_back(std::move(block));
+  }
+  return blocks;
+}
+
+namespace {
+
+// ---- DER (X.690), only what certificates need -----------------------------------
+
+struct Tlv {
+  std::uint8_t tag = 0;
+  std::span<const std::byte> value;  // the contents
+  std::span<const std::byte> whole;  // tag, length and contents
+};
+
+class Der {
+ public:
+  explicit Der(std::span<const std::byte> data) : data_(data) {}
+  bool empty() const { return data_.empty(); }
+
+  // The next element; false when the data is malformed or exhausted.
+  bool next(Tlv& out) {
+    if (data_.size() < 2) return false;
+    const auto tag = static_cast<std::uint8_t>(data_[0]);
+    if ((tag & 0x1f) == 0x1f) return false;  // high tag numbers: nothing we read uses them
+    std::size_t len = static_cast<std::uint8_t>(data_[1]);
+    std::size_t header = 2;
+    if (len & 0x80) {
+      const std::size_t n = len & 0x7f;
+      if (n == 0 || n > 4 || data_.size() < 2 + n) return false;
+      len = 0;
+      for (std::size_t i = 0; i < n; ++i) len = (len << 8) | static_cast<std::uint8_t>(data_[2 + i]);
+      header += n;
+    }
+    if (data_.size() - header < len) return false;
+    out.tag = tag;
+    out.value = data_.subspan(header, len);
+    out.whole = data_.subspan(0, header + len);
+    data_ = data_.subspan(header + len);
+    return true;
+  }
+
+  // The next element if it has this tag (a missing OPTIONAL field leaves
+  // the reader where it was).
+  bool next_if(std::uint8_t tag, Tlv& out) {
+    if (data_.empty() || static_cast<std::uint8_t>(data_[0]) != tag) return false;
+    return next(out);
+  }
+
+ private:
+  std::span<const std::byte> data_;
+};
+
+constexpr std::uint8_t tag_boolean = 0x01;
+constexpr std::uint8_t tag_octet_string = 0x04;
+constexpr std::uint8_t tag_oid = 0x06;
+constexpr std::uint8_t tag_sequence = 0x30;
+constexpr std::uint8_t tag_set = 0x31;
+
+bool oid_is(const Tlv& t, std::initializer_list<std::uint8_t> oid) {
+  if (t.tag != tag_oid || t.value.size() != oid.size()) return false;
+  return std::equal(oid.begin(), oid.end(), t.value.begin(),
+                    [](std::uint8_t a, std::byte b) { return a == static_cast<std::uint8_t>(b); });
+}
+
+std::string as_text(std::span<const std::byte> v) {
+  return {reinterpret_cast<const char*>(v.data()), v.size()};
+}
+
+// Name ::= SEQUENCE OF RelativeDistinguishedName (SET OF AttributeTypeAndValue).
+// The last commonName (RFC 6125 6.4.4: the most specific one).
+bool read_common_name(std::span<const std::byte> name, std::string& cn) {
+  Der rdns(name);
+  Tlv rdn;
+  while (!rdns.empty()) {
+    if (!rdns.next(rdn) || rdn.tag != tag_set) return false;
+    Der atvs(rdn.value);
+    Tlv atv;
+    while (!atvs.empty()) {
+      if (!atvs.next(atv) || atv.tag != tag_sequence) return false;
+      Der parts(atv.value);
+      Tlv type, value;
+      if (!parts.next(type) || !parts.next(value)) return false;
+      if (oid_is(type, {0x55, 0x04, 0x03})) cn = as_text(value.value);  // id-at-commonName
+    }
+  }
+  return true;
+}
+
+// GeneralNames (RFC 5280 4.2.1.6): dNSName [2] IA5String, iPAddress [7] OCTET STRING.
+bool read_subject_alt_name(std::span<const std::byte> value, CertificateFacts& f) {
+  Der outer(value);
+  Tlv names;
+  if (!outer.next(names) || names.tag != tag_sequence) return false;
+  Der list(names.value);
+  Tlv name;
+  while (!list.empty()) {
+    if (!list.next(name)) return false;
+    if (name.tag == 0x82) {
+      f.dns_names.push_back(as_text(name.value));
+    } else if (name.tag == 0x87) {
+      std::vector<std::uint8_t> ip;
+      for (std::byte b : name.value) ip.push_back(static_cast<std::uint8_t>(b));
+      f.ip_addresses.push_back(std::move(ip));
+    }
+  }
+  f.has_subject_alt_name = true;
+  return true;
+}
+
+// ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId.
+bool read_extended_key_usage(std::span<const std::byte> value, CertificateFacts& f) {
+  Der outer(value);
+  Tlv list;
+  if (!outer.next(list) || list.tag != tag_sequence) return false;
+  Der purposes(list.value);
+  Tlv purpose;
+  f.has_eku = true;
+  while (!purposes.empty()) {
+    if (!purposes.next(purpose) || purpose.tag != tag_oid) return false;
+    if (oid_is(purpose, {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01})) f.eku_server = true;
+    if (oid_is(purpose, {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02})) f.eku_client = true;
+  }
+  return true;
+}
+
+// BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }.
+bool read_basic_constraints(std::span<const std::byte> value, CertificateFacts& f) {
+  Der outer(value);
+  Tlv seq;
+  if (!outer.next(seq) || seq.tag != tag_sequence) return false;
+  Der fields(seq.value);
+  Tlv ca;
+  if (fields.next_if(tag_boolean, ca)) f.is_ca = ca.value.size() == 1 && ca.value[0] != std::byte{0};
+  return true;
+}
+
+}  // namespace
+
+std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der) {
+  CertificateFacts f;
+  Der top(der);
+  Tlv cert, tbs;
+  if (!top.next(cert) || cert.tag != tag_sequence || !top.empty()) return std::nullopt;
+  Der cert_fields(cert.value);
+  if (!cert_fields.next(tbs) || tbs.tag != tag_sequence) return std::nullopt;
+
+  Der fields(tbs.value);
+  Tlv version, serial, signature, issuer, validity, subject, spki, field;
+  (void)fields.next_if(0xa0, version);  // [0] EXPLICIT Version DEFAULT v1
+  if (!fields.next(serial) || !fields.next(signature) || !fields.next(issuer) ||
+      !fields.next(validity) || !fields.next(subject) || !fields.next(spki))
+    return std::nullopt;
+  if (issuer.tag != tag_sequence || subject.tag != tag_sequence) return std::nullopt;
+  f.self_issued = issuer.whole.size() == subject.whole.size() &&
+                  std::memcmp(issuer.whole.data(), subject.whole.data(), issuer.whole.size()) == 0;
+  if (!read_common_name(subject.value, f.common_name)) return std::nullopt;
+
+  while (!fields.empty()) {
+    if (!fields.next(field)) return std::nullopt;
+    if (field.tag != 0xa3) continue;  // [1], [2] unique IDs
+    Der outer(field.value);
+    Tlv extensions, extension;
+    if (!outer.next(extensions) || extensions.tag != tag_sequence) return std::nullopt;
+    Der list(extensions.value);
+    while (!list.empty()) {
+      if (!list.next(extension) || extension.tag != tag_sequence) return std::nullopt;
+      Der parts(extension.value);
+      Tlv id, critical, value;
+      if (!parts.next(id) || id.tag != tag_oid) return std::nullopt;
+      (void)parts.next_if(tag_boolean, critical);
+      if (!parts.next(value) || value.tag != tag_octet_string) return std::nullopt;
+      bool ok = true;
+      if (oid_is(id, {0x55, 0x1d, 0x11}))
+        ok = read_subject_alt_name(value.value, f);
+      else if (oid_is(id, {0x55, 0x1d, 0x25}))
+        ok = read_extended_key_usage(value.value, f);
+      else if (oid_is(id, {0x55, 0x1d, 0x13}))
+        ok = read_basic_constraints(value.value, f);
+      if (!ok) return std::nullopt;
+    }
+  }
+  return f;
+}
+
+}  // namespace unitls::detail

@@ -1,0 +1,52 @@
+// Certificates as the core sees them: PEM files split into DER blocks, and
+// the few facts of an X.509 certificate that the verification rules need
+// (docs/contract.md, "The same answers outside shutdown").
+//
+// The core reads these itself, once, so that every backend applies the same
+// rule to the same bytes: which certificates of a ca_file are trust anchors,
+// whether a server's own certificate may serve, and whether the peer's leaf
+// matches the name and the purpose. The backends still verify signatures,
+// chains and validity with their own X.509 code.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace unitls::detail {
+
+// One "-----BEGIN <label>-----" ... "-----END <label>-----" block.
+struct PemBlock {
+  std::string label;           // "CERTIFICATE", "PRIVATE KEY", "EC PRIVATE KEY", ...
+  std::vector<std::byte> der;  // the base64 body, decoded
+  bool encrypted = false;      // legacy "Proc-Type: 4,ENCRYPTED" header
+  std::string text;            // the block as it stood in the file, BEGIN to END line
+};
+
+// Every PEM block in text, in order. Text outside blocks is ignored (as
+// every stack does: comments, "Bag Attributes"). A block whose base64 does
+// not decode, or that has no END line, makes the whole text unusable:
+// nullopt.
+std::optional<std::vector<PemBlock>> parse_pem(std::string_view text);
+
+// The facts of one certificate that the rules below use.
+struct CertificateFacts {
+  std::vector<std::string> dns_names;               // subjectAltName dNSName, as written
+  std::vector<std::vector<std::uint8_t>> ip_addresses;  // subjectAltName iPAddress, 4 or 16 bytes
+  bool has_subject_alt_name = false;
+  std::string common_name;  // the last CN of the subject ("" none)
+  bool has_eku = false;     // an extendedKeyUsage extension is present
+  bool eku_server = false;  // id-kp-serverAuth listed
+  bool eku_client = false;  // id-kp-clientAuth listed
+  bool is_ca = false;       // basicConstraints cA = TRUE
+  bool self_issued = false; // subject == issuer (byte for byte)
+};
+
+// nullopt when der is not a certificate the parser understands.
+std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der);
+
+}  // namespace unitls::detail
