@@ -258,9 +258,14 @@ class GnuTlsEngine final : public Engine {
         if (round >= max_silent_rounds) return by_direction();
         continue;
       }
-      // GNUTLS_E_REHANDSHAKE (a TLS 1.2 renegotiation request, which we
-      // ignore, RFC 5746 allows it), GNUTLS_E_WARNING_ALERT_RECEIVED
-      // (user_canceled and the like): not errors; the read goes on.
+      // GNUTLS_E_REHANDSHAKE: a TLS 1.2 renegotiation request (a
+      // HelloRequest to a client, a second ClientHello to a server). It is
+      // refused on every backend with a no_renegotiation warning (RFC 5246
+      // 7.2.2), which GnuTLS leaves to the application; the read goes on.
+      // GNUTLS_E_WARNING_ALERT_RECEIVED (user_canceled and the like): not
+      // an error either.
+      if (err == GNUTLS_E_REHANDSHAKE)
+        (void)gnutls_alert_send(session_, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
       if (!gnutls_error_is_fatal(err) && round < max_silent_rounds) continue;
       return failure(err, Op::read);
     }

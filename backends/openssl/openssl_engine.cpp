@@ -649,6 +649,10 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   // different address. AUTO_RETRY (default) stays on: tickets never surface.
   // Never SSL_OP_IGNORE_UNEXPECTED_EOF: it turns truncation into close_notify (T4).
   SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Renegotiation is refused on every backend with a no_renegotiation
+  // warning (a HelloRequest to a client, a second ClientHello to a server),
+  // and the connection goes on if the peer accepts that.
+  SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION);
 
   if (has_cert) {
     if (SSL_CTX_use_certificate_chain_file(ctx_, config.certificate_file.c_str()) != 1) {

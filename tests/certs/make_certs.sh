@@ -9,6 +9,40 @@
 #   untrusted.pem/.key            leaf for "localhost" signed by other_ca
 #   garbage.pem                   not PEM at all
 #   empty.pem                     an empty file
+# The certificate zoo (tests/conformance/certificate_test.cpp). Unless said
+# otherwise a leaf is signed by ca, names DNS:localhost and has EKU serverAuth
+# and clientAuth, so that the same file can be presented by either side:
+#   expired.pem/.key              expired yesterday (valid from 30 days ago)
+#   not_yet_valid.pem/.key        valid from tomorrow
+#   wildcard.pem/.key             DNS:*.example.test only
+#   wildcard_localhost.pem/.key   DNS:*.localhost only (a wildcard right above a single label)
+#   partial_wildcard.pem/.key     DNS:a*.example.test only (a wildcard that is not a whole label)
+#   inner_wildcard.pem/.key       DNS:a.*.example.test only (a wildcard that is not the leftmost label)
+#   mixed_case.pem/.key           DNS:MiXeD.Example.TEST only
+#   ip_only.pem/.key              IP:127.0.0.1 and IP:::1, no DNS name
+#   ip_as_dns.pem/.key            DNS:127.0.0.1 (an address written as a DNS name), no IP entry
+#   cn_only.pem/.key              CN=localhost and no subjectAltName at all
+#   cn_ip_only.pem/.key           CN=127.0.0.1 and no subjectAltName at all
+#   cn_and_ip.pem/.key            CN=localhost and IP:127.0.0.1, no DNS name
+#   self_signed.pem/.key          self-signed, CA:FALSE (an end entity that signs itself)
+#   not_a_ca.pem/.key             CA:FALSE (keyUsage keyCertSign, though), signed by ca; signs the next
+#   not_a_ca_leaf.pem/.key        signed by not_a_ca
+#   not_a_ca_chain.pem            not_a_ca_leaf.pem followed by not_a_ca.pem
+#   intermediate.pem/.key         an intermediate CA (CA:TRUE, pathlen 0) signed by ca
+#   intermediate_leaf.pem/.key    signed by intermediate
+#   intermediate_chain.pem        intermediate_leaf.pem followed by intermediate.pem
+#   eku_server_only.pem/.key      EKU serverAuth only
+#   eku_client_only.pem/.key      EKU clientAuth only
+#   eku_both.pem/.key             EKU serverAuth and clientAuth
+#   eku_none.pem/.key             no EKU extension
+#   eku_any.pem/.key              EKU anyExtendedKeyUsage only
+#   untrusted_client.pem/.key     signed by other_ca, EKU clientAuth only
+#   leaf_bundle.pem               server.pem, client.pem and other_ca.pem in one file: as a ca_file
+#                                 its only trust anchor is other_ca, which signed neither leaf
+#   encrypted.key                 server.key as PKCS#8 encrypted with AES-256 (password "unitls")
+#   encrypted_traditional.key     server.key in the traditional encrypted PEM form (Proc-Type: 4,ENCRYPTED)
+#   server.der, server_key.der, ca.der
+#                                 server.pem, server.key and ca.pem in DER (not PEM)
 # Keys are ECDSA P-256: quick to make, supported by every backend.
 set -eu
 out=$1
@@ -27,12 +61,25 @@ ca() {  # name subject
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
 }
 
-leaf() {  # name ca subject-cn san eku
+# issue name issuer subject-cn extensions [not-before not-after]
+# A new key and a certificate for it with the given extension lines. With the
+# dates, `openssl ca` signs: `openssl x509 -req` in OpenSSL 3.0 cannot set a
+# start date (the database and config it needs are throw-away, in $tmp).
+issue() {
   key "$1.key"
   openssl req -new -key "$1.key" -out "$tmp/$1.csr" -subj "/CN=$3" 2>/dev/null
-  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\nsubjectAltName=%s\n' "$5" "$4" > "$tmp/$1.ext"
-  openssl x509 -req -in "$tmp/$1.csr" -CA "$2.pem" -CAkey "$2.key" -set_serial "0x$(openssl rand -hex 8)" \
-    -days 30 -extfile "$tmp/$1.ext" -out "$1.pem" 2>/dev/null
+  printf '%s\n' "$4" > "$tmp/$1.ext"
+  if [ $# -ge 6 ]; then
+    openssl ca -batch -config "$tmp/ca.cnf" -cert "$2.pem" -keyfile "$2.key" -in "$tmp/$1.csr" \
+      -startdate "$5" -enddate "$6" -extfile "$tmp/$1.ext" -notext -out "$1.pem" 2>/dev/null
+  else
+    openssl x509 -req -in "$tmp/$1.csr" -CA "$2.pem" -CAkey "$2.key" -set_serial "0x$(openssl rand -hex 8)" \
+      -days 30 -extfile "$tmp/$1.ext" -out "$1.pem" 2>/dev/null
+  fi
+}
+
+leaf() {  # name ca subject-cn san eku
+  issue "$1" "$2" "$3" "$(printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=%s\nsubjectAltName=%s' "$5" "$4")"
 }
 
 ca ca "unitls test CA"
@@ -44,4 +91,79 @@ leaf untrusted other_ca localhost "DNS:localhost,IP:127.0.0.1" serverAuth
 cat server.pem ca.pem > server_chain.pem
 printf 'this is not a PEM file\n' > garbage.pem
 : > empty.pem
+
+# ---- the zoo ----
+both=serverAuth,clientAuth
+leaf_ku='basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature'
+
+# Validity. `openssl ca` wants a database, a serial file and a policy.
+mkdir "$tmp/newcerts"
+: > "$tmp/index.txt"
+openssl rand -hex 8 > "$tmp/serial"
+cat > "$tmp/ca.cnf" <<CNF
+[ca]
+default_ca = zoo
+[zoo]
+database = $tmp/index.txt
+new_certs_dir = $tmp/newcerts
+serial = $tmp/serial
+default_md = sha256
+policy = anything
+unique_subject = no
+[anything]
+commonName = supplied
+CNF
+day() { date -u -d "$1" +%Y%m%d%H%M%SZ; }
+zoo_ext="$leaf_ku
+extendedKeyUsage=$both
+subjectAltName=DNS:localhost"
+issue expired ca localhost "$zoo_ext" "$(day '30 days ago')" "$(day '1 day ago')"
+issue not_yet_valid ca localhost "$zoo_ext" "$(day '1 day')" "$(day '30 days')"
+
+# Names.
+leaf wildcard ca wildcard "DNS:*.example.test" $both
+leaf wildcard_localhost ca wildcard "DNS:*.localhost" $both
+leaf partial_wildcard ca wildcard "DNS:a*.example.test" $both
+leaf inner_wildcard ca wildcard "DNS:a.*.example.test" $both
+leaf mixed_case ca mixed "DNS:MiXeD.Example.TEST" $both
+leaf ip_only ca "ip only" "IP:127.0.0.1,IP:::1" $both
+leaf ip_as_dns ca "ip as dns" "DNS:127.0.0.1" $both
+issue cn_only ca localhost "$leaf_ku
+extendedKeyUsage=$both"
+issue cn_ip_only ca 127.0.0.1 "$leaf_ku
+extendedKeyUsage=$both"
+leaf cn_and_ip ca localhost IP:127.0.0.1 $both
+
+# Chains and anchors.
+key self_signed.key
+openssl req -new -x509 -key self_signed.key -out self_signed.pem -days 30 -subj "/CN=localhost" \
+  -addext basicConstraints=critical,CA:FALSE -addext keyUsage=critical,digitalSignature \
+  -addext extendedKeyUsage=$both -addext subjectAltName=DNS:localhost 2>/dev/null
+issue not_a_ca ca "unitls not a CA" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyCertSign"
+leaf not_a_ca_leaf not_a_ca localhost DNS:localhost $both
+cat not_a_ca_leaf.pem not_a_ca.pem > not_a_ca_chain.pem
+issue intermediate ca "unitls intermediate CA" "basicConstraints=critical,CA:TRUE,pathlen:0
+keyUsage=critical,keyCertSign,cRLSign"
+leaf intermediate_leaf intermediate localhost DNS:localhost $both
+cat intermediate_leaf.pem intermediate.pem > intermediate_chain.pem
+leaf untrusted_client other_ca "unitls untrusted client" DNS:client.test clientAuth
+cat server.pem client.pem other_ca.pem > leaf_bundle.pem
+
+# Extended Key Usage.
+leaf eku_server_only ca localhost DNS:localhost serverAuth
+leaf eku_client_only ca localhost DNS:localhost clientAuth
+leaf eku_both ca localhost DNS:localhost $both
+leaf eku_any ca localhost DNS:localhost anyExtendedKeyUsage
+issue eku_none ca localhost "$leaf_ku
+subjectAltName=DNS:localhost"
+
+# Files that are not usable PEM.
+openssl pkey -in server.key -aes256 -passout pass:unitls -out encrypted.key
+openssl pkey -in server.key -aes256 -passout pass:unitls -traditional -out encrypted_traditional.key
+openssl x509 -in server.pem -outform DER -out server.der
+openssl pkey -in server.key -outform DER -out server_key.der
+openssl x509 -in ca.pem -outform DER -out ca.der
+
 [ -z "$stamp" ] || touch "$stamp"
