@@ -9,6 +9,7 @@
 // make_<name>_context(), listed in the registry Meson generates.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -47,6 +48,30 @@ struct Result {
   static Result fail(errc kind, std::error_code native, bool peer_alert = false) {
     return {Status::failed, 0, kind, native, peer_alert};
   }
+};
+
+// The KeyUpdate flood limit (RFC 8446 4.6.3 sets none): GnuTLS 3.7 fails a
+// connection whose peer sends more than 8 KeyUpdates within 1000 ms of the
+// first (lib/tls13/key_update.c), and cannot be told otherwise. Every other
+// backend enforces the same limit with this counter, and answers the flood
+// with an unexpected_message alert (docs/contract.md, "Hostile peers").
+class KeyUpdateLimit {
+ public:
+  static constexpr int per_window = 8;
+  static constexpr std::chrono::milliseconds window{1000};
+
+  // One KeyUpdate received at `now`; false once the limit is passed.
+  bool received(std::chrono::steady_clock::time_point now) {
+    if (count_ == 0 || now - window_start_ > window) {
+      window_start_ = now;
+      count_ = 0;
+    }
+    return ++count_ <= per_window;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point window_start_{};
+  int count_ = 0;
 };
 
 class Engine {

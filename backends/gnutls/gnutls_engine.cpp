@@ -443,6 +443,12 @@ Result GnuTlsEngine::failure(int ret, Op op) {
 // cannot take now is not retried.
 void GnuTlsEngine::send_alert_for(int ret, bool certificate) {
   if (ret == GNUTLS_E_INVALID_SESSION || ret == GNUTLS_E_INVALID_REQUEST) return;
+  if (ret == GNUTLS_E_TOO_MANY_HANDSHAKE_PACKETS) {
+    // The KeyUpdate flood limit (KeyUpdateLimit in engine.hpp): GnuTLS
+    // would say internal_error; every backend says unexpected_message.
+    (void)gnutls_alert_send(session_, GNUTLS_AL_FATAL, GNUTLS_A_UNEXPECTED_MESSAGE);
+    return;
+  }
   if (!certificate) {
     (void)gnutls_alert_send_appropriate(session_, ret);
     return;

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <span>
 #include <map>
@@ -43,6 +45,13 @@ namespace {
 // Error-queue entries from the system library become std::system_category.
 constexpr int verify_base = 1000;
 
+// Our own code in the category: the peer passed KeyUpdateLimit.
+constexpr int key_update_flood_code = 90;
+
+// A TLS 1.3 record OpenSSL must refuse (RFC 8446 5: after the handshake
+// only application_data records are allowed): a handshake-typed one.
+constexpr char poison_record[] = {0x16, 0x03, 0x03, 0x00, 0x01, 0x00};
+
 class OpenSslCategory final : public std::error_category {
  public:
   const char* name() const noexcept override { return "unitls.openssl"; }
@@ -62,6 +71,7 @@ class OpenSslCategory final : public std::error_category {
       case SSL_ERROR_WANT_WRITE: return "SSL_ERROR_WANT_WRITE";
       case SSL_ERROR_SYSCALL: return "SSL_ERROR_SYSCALL: the transport failed without an OS error";
       case SSL_ERROR_ZERO_RETURN: return "SSL_ERROR_ZERO_RETURN: the peer sent close_notify";
+      case key_update_flood_code: return "too many KeyUpdates from the peer (more than 8 in 1 s)";
       default: return "SSL_get_error() = " + std::to_string(-value);
     }
   }
@@ -73,6 +83,7 @@ const std::error_category& openssl_category() noexcept {
 }
 
 std::error_code ssl_error_code(int ssl_error) { return {-ssl_error, openssl_category()}; }
+
 
 std::error_code queue_error_code(unsigned long e) {
   if (ERR_SYSTEM_ERROR(e)) return {ERR_GET_REASON(e), std::system_category()};
@@ -246,6 +257,7 @@ class OpenSslEngine final : public Engine {
     // tickets and KeyUpdates and go on reading, so want_read only means the
     // transport itself is dry.
     const int ret = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);
+    if (key_update_flood_) return key_update_failure();
     if (ret == 1) return end_call(Result::ok(n));
     return failure(ret, Op::read);
   }
@@ -315,6 +327,22 @@ class OpenSslEngine final : public Engine {
     return 1;
   }
 
+  // SSL_CTX_set_msg_callback: counts the KeyUpdates the peer sends
+  // (KeyUpdateLimit, the limit GnuTLS enforces). Past the limit, the next
+  // bytes OpenSSL reads are a record it must reject (a handshake-typed
+  // record where TLS 1.3 allows only application_data, RFC 8446 5): OpenSSL
+  // then sends its own fatal unexpected_message alert, encrypted as it
+  // should be, and reads nothing more from the peer.
+  static void on_message(int write_p, int, int content_type, const void* buf, std::size_t len, SSL* ssl,
+                         void*) {
+    if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1 ||
+        static_cast<const unsigned char*>(buf)[0] != SSL3_MT_KEY_UPDATE)
+      return;
+    auto* self = static_cast<OpenSslEngine*>(SSL_get_app_data(ssl));
+    if (self && !self->key_updates_.received(std::chrono::steady_clock::now()))
+      self->key_update_flood_ = true;
+  }
+
   // ---- BIO callbacks ----
   static int bio_transport_read(BIO* bio, char* data, int size);
   static int bio_transport_write(BIO* bio, const char* data, int size);
@@ -331,6 +359,10 @@ class OpenSslEngine final : public Engine {
     return r;
   }
   Result failure(int ret, Op op);
+  Result key_update_failure() {
+    ERR_clear_error();
+    return Result::fail(errc::protocol_error, ssl_error_code(key_update_flood_code));
+  }
 
   static OpenSslEngine* from(BIO* bio) { return static_cast<OpenSslEngine*>(BIO_get_data(bio)); }
 
@@ -340,6 +372,9 @@ class OpenSslEngine final : public Engine {
   bool eof_ = false;       // the transport said EOF (BIO_CTRL_EOF, so OpenSSL can tell T4)
   std::error_code io_error_;  // the transport's failure during the current call
   bool handshake_done_ = false;
+  KeyUpdateLimit key_updates_;
+  bool key_update_flood_ = false;     // the peer passed KeyUpdateLimit
+  std::size_t poison_offset_ = 0;     // of poison_record, once the flood is seen
   std::vector<SessionPtr> my_sessions_;  // offered to or received on this connection
 };
 
@@ -408,6 +443,15 @@ int OpenSslEngine::bio_transport_read(BIO* bio, char* data, int size) {
   OpenSslEngine* self = from(bio);
   BIO_clear_retry_flags(bio);
   if (size <= 0) return 0;
+  if (self->key_update_flood_) {
+    // See on_message. Once given, the poison is all there is to read.
+    const std::size_t left = sizeof poison_record - self->poison_offset_;
+    if (left == 0) return 0;
+    const std::size_t n = std::min(left, static_cast<std::size_t>(size));
+    std::memcpy(data, poison_record + self->poison_offset_, n);
+    self->poison_offset_ += n;
+    return static_cast<int>(n);
+  }
   std::error_code ec;
   const std::ptrdiff_t n = self->transport_->read(
       std::span<std::byte>(reinterpret_cast<std::byte*>(data), static_cast<std::size_t>(size)), ec);
@@ -653,6 +697,7 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   // warning (a HelloRequest to a client, a second ClientHello to a server),
   // and the connection goes on if the peer accepts that.
   SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_msg_callback(ctx_, &OpenSslEngine::on_message);
 
   if (has_cert) {
     if (SSL_CTX_use_certificate_chain_file(ctx_, config.certificate_file.c_str()) != 1) {
