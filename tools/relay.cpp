@@ -120,6 +120,10 @@ void write_stdout(std::span<const std::byte> bytes, bool& open) {
 int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, int fd,
           const RelayOptions& options) {
   const std::string prefix = "unitls " + str(command);
+  if (!tls) {  // wrap() returns nullptr only for a null transport
+    std::fprintf(stderr, "%s: cannot wrap the connection\n", prefix.c_str());
+    return 1;
+  }
   bool stdout_open = true;
   bool connected = false;
   Endpoint::Events events;

@@ -577,7 +577,12 @@ int GnuTlsEngine::pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms) {
 
 bool GnuTlsEngine::init() {
   const GnuTlsContext& c = *context_;
-  const unsigned flags = (c.role_ == Role::server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NO_SIGNAL;
+  // A client sends its certificate even when the server's CertificateRequest
+  // does not name its issuer (GNUTLS_FORCE_CLIENT_CERT), as OpenSSL and
+  // mbedTLS do: the server then judges the certificate itself
+  // (certificate_error, not "no certificate").
+  const unsigned flags = (c.role_ == Role::server ? GNUTLS_SERVER : GNUTLS_CLIENT | GNUTLS_FORCE_CLIENT_CERT) |
+                         GNUTLS_NO_SIGNAL;
   if (gnutls_init(&session_, flags) != GNUTLS_E_SUCCESS) {
     session_ = nullptr;
     return false;
