@@ -122,7 +122,7 @@ Completion complete(ShutdownState s, Call call, Action action, const Result& r) 
       return failed(s, errc::want_write);
     case Status::failed: {
       // A fatal alert that answers our close_notify is the peer's last word:
-      // SEMANTICS.md sets RECEIVED for it (OpenSSL does the same).
+      // docs/contract.md sets RECEIVED for it (OpenSSL does the same).
       if (action == Action::await_peer && r.failure == errc::protocol_error && r.peer_alert)
         s.received = true;
       s = latch(s, r.failure);

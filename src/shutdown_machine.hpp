@@ -1,4 +1,4 @@
-// The shutdown state machine: every rule of SEMANTICS.md, once, for every
+// The shutdown state machine: every rule of docs/contract.md, once, for every
 // backend. Pure: (state, call) -> (state, action), and (state, action,
 // engine status) -> (state, outcome). No I/O, no backend; SocketCore runs the
 // actions against an Engine. Tested on its own in tests/core.

@@ -25,7 +25,7 @@ constexpr std::size_t payload_size = 64 * 1024;
 constexpr std::size_t last_words_size = 1024;  // what the dropping server sends first
 constexpr auto connection_deadline = std::chrono::seconds(10);
 
-// What the contract (SEMANTICS.md) says the close looks like when the client
+// What the contract (docs/contract.md) says the close looks like when the client
 // closes first in `style` and the server answers in the same style, as
 // compact() steps: C = client, S = server, [flags after the call].
 std::string_view expected_close(CloseStyle style) {
@@ -331,7 +331,7 @@ int run_matrix(const DemoOptions& options, const CertDir& certs) {
     }
   }
   if (failed == 0) {
-    std::printf("\ncontract: all %zu pairs closed the same way, as SEMANTICS.md says\n", rows.size());
+    std::printf("\ncontract: all %zu pairs closed the same way, as docs/contract.md says\n", rows.size());
     return 0;
   }
   std::printf("\ncontract: %zu of %zu pairs differed\n", failed, rows.size());

@@ -1,5 +1,5 @@
 // `unitls demo --steps`: one backend, two acts, every call of the shutdown
-// contract printed as a row and compared with SEMANTICS.md. Blocking sockets
+// contract printed as a row and compared with docs/contract.md. Blocking sockets
 // and a server thread: the plainest way to use the library, step by step.
 #include <sys/socket.h>
 #include <unistd.h>

@@ -7,7 +7,7 @@
 //   unitls demo                 every backend pair over loopback, checked against the contract
 //
 // The demo is also a smoke test: it exits 0 only if every pair closed as the
-// contract (SEMANTICS.md) says, so script/demo and a packager can trust a
+// contract (docs/contract.md) says, so script/demo and a packager can trust a
 // green run.
 #include <csignal>
 #include <cstdio>

@@ -1,6 +1,6 @@
 // SecureSocket: one TLS connection, identical on every backend.
 //
-// The full contract is SEMANTICS.md (shipped as the README's table). In
+// The full contract is docs/contract.md (shipped as the README's table). In
 // short: every call that fails returns -1 (read() may return 0) and leaves
 // the reason in last_error(); a successful call clears it. Whether a call
 // can answer want_read / want_write is decided by the transport: a blocking

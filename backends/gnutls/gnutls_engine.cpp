@@ -3,7 +3,7 @@
 //
 // The engine only translates GnuTLS's answers into detail::Result; every
 // shutdown rule lives in the core. What matters here are the places where
-// GnuTLS's own answers mislead (backend-notes.md T7-T12): gnutls_bye sends a
+// GnuTLS's own answers mislead (docs/backend-notes.md T7-T12): gnutls_bye sends a
 // new close_notify on every completed call, E_AGAIN after a consumed TLS 1.3
 // session ticket although data is queued, no alert after a bad record, and
 // sessions that stay resumable whatever the close was.
@@ -334,7 +334,7 @@ class GnuTlsEngine final : public Engine {
 
   void finish(bool closed_properly) override {
     // RFC 2246 7.2.1: no resumption of a connection that was not closed
-    // properly; GnuTLS itself would resume it (backend-notes S10). Like
+    // properly; GnuTLS itself would resume it (docs/backend-notes.md, S10). Like
     // OpenSSL, the session went into the cache as soon as it was complete
     // and is taken out again here. A handshake that never completed has
     // no session of its own; the cached one it offered stays usable.

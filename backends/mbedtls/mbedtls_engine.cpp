@@ -1,5 +1,5 @@
 // The mbedTLS 2.28 backend: one mbedtls_ssl_config per Config, one
-// mbedtls_ssl_context per connection. TLS 1.2 only (backend-notes.md).
+// mbedtls_ssl_context per connection. TLS 1.2 only (docs/backend-notes.md).
 //
 // The engine only translates mbedTLS's answers into detail::Result; every
 // shutdown rule lives in the core. What matters here are the places where

@@ -2,7 +2,7 @@
 //
 // The engine only translates OpenSSL's answers into detail::Result; every
 // shutdown rule lives in the core. What matters here are the places where
-// OpenSSL 3.0's own answers mislead (backend-notes.md T1-T6): SSL_get_error
+// OpenSSL 3.0's own answers mislead (docs/backend-notes.md T1-T6): SSL_get_error
 // after a 0 from SSL_shutdown, a received fatal alert that returns 0, the
 // unexpected-EOF reason, and SSL_free's session invalidation.
 #include <sys/socket.h>

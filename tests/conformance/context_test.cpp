@@ -468,7 +468,7 @@ TEST_CASE(
   CHECK(conn.client->backend() == backend_under_test());
 }
 
-// ---- input validation and declared limits (SEMANTICS "The same answers outside shutdown") ----
+// ---- input validation and declared limits (docs/contract.md, "The same answers outside shutdown") ----
 
 TEST_CASE("a path or a name with a NUL byte is invalid_argument naming the option, never silently cut") {
   using Field = std::string Config::*;

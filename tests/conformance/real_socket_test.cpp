@@ -1,4 +1,4 @@
-// The shutdown contract (SEMANTICS.md) over real OS sockets, through
+// The shutdown contract (docs/contract.md) over real OS sockets, through
 // make_fd_transport: an AF_UNIX socketpair and a loopback TCP connection,
 // each blocking (the peer runs in its own thread) and non-blocking (one
 // thread, poll() between want_read and want_write). Every case runs for TLS

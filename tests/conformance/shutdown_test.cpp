@@ -1,4 +1,4 @@
-// shutdown(): the OpenSSL two-step, row by row of SEMANTICS.md, on every
+// shutdown(): the OpenSSL two-step, row by row of docs/contract.md, on every
 // backend, over the in-memory pair (non-blocking: waiting shows as want_read).
 #include <cerrno>
 #include <functional>

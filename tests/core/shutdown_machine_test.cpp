@@ -1,5 +1,5 @@
 // The shutdown state machine on its own: no backend, no transport. Each case
-// is one row of SEMANTICS.md, stated as (state, call) -> (action | outcome)
+// is one row of docs/contract.md, stated as (state, call) -> (action | outcome)
 // and (state, action, engine status) -> (state, outcome).
 #include <unitls/secure_socket.hpp>
 

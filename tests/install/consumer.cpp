@@ -2,7 +2,7 @@
 //   c++ -std=c++20 consumer.cpp $(pkg-config --cflags --libs unitls)
 // script/check-install runs it with the test PKI directory as argv[1]. It
 // exits 0 only if a handshake and a bidirectional close over the in-memory
-// pair went as SEMANTICS.md says.
+// pair went as docs/contract.md says.
 #include <unitls/unitls.hpp>
 
 #include <cstdio>

@@ -3,7 +3,7 @@
 // blocking mode (the second side runs in its own thread) and non-blocking
 // mode (one thread, poll()), each connection does the handshake on the
 // highest version both stacks have, moves 1 MiB each way with a checksum,
-// and closes in one of the styles of SEMANTICS.md, with the client and with
+// and closes in one of the styles of docs/contract.md, with the client and with
 // the server closing first. Both sides' return values, last_error() and
 // get_shutdown() flags are checked against the contract, so a pair of stacks
 // that disagreed on the wire would show here.
