@@ -11,10 +11,10 @@ constexpr std::size_t kept_capacity = 16 * 1024;
 }  // namespace
 
 SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Engine> engine,
-                       const Transport* transport, std::string_view backend, const Config& config)
+                       const RecordGuard* guard, std::string_view backend, const Config& config)
     : context_(std::move(context)),
       engine_(std::move(engine)),
-      transport_(transport),
+      guard_(guard),
       backend_(backend) {
   state_.quiet = config.quiet_shutdown;
   state_.require_close_notify = config.require_close_notify;
@@ -35,7 +35,11 @@ std::ptrdiff_t SocketCore::finish(const Outcome& o) {
   return o.ret;
 }
 
-Outcome SocketCore::run(Call call, Action action, const Result& r) {
+Outcome SocketCore::run(Call call, Action action, Result r) {
+  // A record the guard rejected during this step decides the step, whatever
+  // the stack made of the records before it (record_guard.hpp).
+  if (guard_ && guard_->fault() != RecordFault::none)
+    r = Result::fail(errc::protocol_error, make_error_code(guard_->fault()));
   Completion c = complete(state_, call, action, r);
   state_ = c.state;
   if (r.status == Status::failed) native_error_ = r.native;
@@ -84,7 +88,7 @@ std::ptrdiff_t SocketCore::write(std::span<const std::byte> buf) {
   // engine commit a record and then answer want_write, and a caller that
   // saw a count may send other bytes next (OpenSSL would then send the
   // committed record under the new bytes' name).
-  if (!transport_ || !transport_->is_blocking()) return finish(o);
+  if (!guard_ || !guard_->is_blocking()) return finish(o);
   std::size_t total = static_cast<std::size_t>(o.ret);
   while (total < buf.size()) {
     o = run(Call::write, Action::write, engine_->write(buf.subspan(total)));

@@ -10,16 +10,17 @@
 #include <unitls/secure_socket.hpp>
 
 #include "engine.hpp"
+#include "record_guard.hpp"
 #include "shutdown_machine.hpp"
 
 namespace unitls::detail {
 
 class SocketCore final : public SecureSocket {
  public:
-  // transport is owned by engine and lives as long as it; the core only
-  // asks it whether it blocks.
+  // guard is the engine's transport (owned by engine, living as long as
+  // it): the core asks it whether it blocks and what it rejected.
   SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Engine> engine,
-             const Transport* transport, std::string_view backend, const Config& config);
+             const RecordGuard* guard, std::string_view backend, const Config& config);
   ~SocketCore() override;
 
   int handshake() override;
@@ -45,12 +46,12 @@ class SocketCore final : public SecureSocket {
  private:
   // Applies a call's final outcome: last_error_ cleared or set.
   std::ptrdiff_t finish(const Outcome& o);
-  Outcome run(Call call, Action action, const Result& r);
+  Outcome run(Call call, Action action, Result r);
   std::ptrdiff_t deliver_kept(std::span<std::byte> buf);
 
   std::shared_ptr<BackendContext> context_;  // outlives engine_ (declared first)
   std::unique_ptr<Engine> engine_;
-  const Transport* transport_;
+  const RecordGuard* guard_;
   std::string_view backend_;
   ShutdownState state_;
   std::error_code last_error_;

@@ -190,6 +190,102 @@ HelloCheck check_client_hello(const std::vector<unsigned char>& in,
   }
 }
 
+// ---- plaintext handshake messages across records ---------------------------------
+//
+// mbedTLS 2.28 takes a handshake message only when it arrives in one record
+// ("TLS handshake fragmentation not supported", ssl_msg.c), although RFC 5246
+// 6.2.1 lets a peer split messages across records at will (and OpenSSL and
+// GnuTLS take them so). Until the peer's records are encrypted, the engine
+// therefore gathers the plaintext handshake messages and hands them to
+// mbedTLS in records of whole messages. The transcript hash covers the
+// messages, not the records, so mbedTLS computes the same Finished.
+class Reframer {
+ public:
+  bool active() const { return active_; }
+  bool has_output() const { return out_pos_ < out_.size(); }
+
+  // Raw bytes from the transport.
+  void feed(const unsigned char* p, std::size_t n) {
+    in_.insert(in_.end(), p, p + n);
+    process();
+  }
+
+  std::size_t take(unsigned char* buf, std::size_t len) {
+    const std::size_t n = std::min(len, out_.size() - out_pos_);
+    std::memcpy(buf, out_.data() + out_pos_, n);
+    out_pos_ += n;
+    if (out_pos_ == out_.size()) {
+      out_.clear();
+      out_pos_ = 0;
+    }
+    return n;
+  }
+
+ private:
+  static constexpr std::size_t header = 5;
+
+  void process() {
+    std::size_t pos = 0;
+    while (active_ && in_.size() - pos >= header) {
+      const unsigned char type = in_[pos];
+      const std::size_t len = static_cast<std::size_t>(in_[pos + 3]) << 8 | in_[pos + 4];
+      if (in_.size() - pos - header < len) break;
+      const unsigned char* body = in_.data() + pos + header;
+      if (type == MBEDTLS_SSL_MSG_HANDSHAKE) {
+        if (messages_.empty()) std::memcpy(version_, in_.data() + pos + 1, 2);
+        messages_.insert(messages_.end(), body, body + len);
+        emit_messages(false);
+      } else {
+        // Another record between the pieces of a message: mbedTLS judges
+        // the pieces as they came.
+        emit_messages(true);
+        const unsigned char* record = in_.data() + pos;
+        out_.insert(out_.end(), record, record + header + len);
+        if (type == MBEDTLS_SSL_MSG_CHANGE_CIPHER_SPEC || type == MBEDTLS_SSL_MSG_APPLICATION_DATA)
+          active_ = false;  // encrypted from here on: records pass as they are
+      }
+      pos += header + len;
+    }
+    if (!active_) {
+      out_.insert(out_.end(), in_.begin() + static_cast<std::ptrdiff_t>(pos), in_.end());
+      pos = in_.size();
+    }
+    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(pos));
+  }
+
+  // Frames the complete messages held (with all: everything held) into
+  // records of at most MBEDTLS_SSL_IN_CONTENT_LEN bytes.
+  void emit_messages(bool all) {
+    std::size_t complete = 0;
+    while (messages_.size() - complete >= 4) {
+      const std::size_t len = static_cast<std::size_t>(messages_[complete + 1]) << 16 |
+                              static_cast<std::size_t>(messages_[complete + 2]) << 8 |
+                              messages_[complete + 3];
+      if (messages_.size() - complete - 4 < len) break;
+      complete += 4 + len;
+    }
+    const std::size_t upto = all ? messages_.size() : complete;
+    for (std::size_t off = 0; off < upto;) {
+      const std::size_t n = std::min<std::size_t>(upto - off, MBEDTLS_SSL_IN_CONTENT_LEN);
+      const unsigned char h[header] = {MBEDTLS_SSL_MSG_HANDSHAKE, version_[0], version_[1],
+                                       static_cast<unsigned char>(n >> 8),
+                                       static_cast<unsigned char>(n & 0xff)};
+      out_.insert(out_.end(), h, h + header);
+      out_.insert(out_.end(), messages_.begin() + static_cast<std::ptrdiff_t>(off),
+                  messages_.begin() + static_cast<std::ptrdiff_t>(off + n));
+      off += n;
+    }
+    messages_.erase(messages_.begin(), messages_.begin() + static_cast<std::ptrdiff_t>(upto));
+  }
+
+  bool active_ = true;
+  std::vector<unsigned char> in_;        // read, not yet a whole record
+  std::vector<unsigned char> messages_;  // handshake content, not yet a whole message
+  std::vector<unsigned char> out_;       // records ready for mbedTLS
+  std::size_t out_pos_ = 0;
+  unsigned char version_[2] = {3, 3};
+};
+
 // ---- sessions -----------------------------------------------------------------
 
 struct Session {
@@ -395,6 +491,7 @@ class MbedTlsEngine final : public Engine {
   static int bio_send(void* p, const unsigned char* buf, std::size_t len);
   static int bio_recv(void* p, unsigned char* buf, std::size_t len);
   int transport_recv(unsigned char* buf, std::size_t len);
+  int raw_recv(unsigned char* buf, std::size_t len);
   int transport_send(const unsigned char* buf, std::size_t len);
 
   std::shared_ptr<MbedTlsContext> context_;  // the config ssl_ points to; outlives ssl_
@@ -407,6 +504,7 @@ class MbedTlsEngine final : public Engine {
   std::error_code io_error_;  // the transport's failure during the current call
   bool handshake_done_ = false;
   bool full_handshake_ = false;       // a Certificate message was due: no resumption
+  Reframer reframer_;                 // plaintext handshake messages, one record each
   std::vector<unsigned char> ahead_;  // read ahead by read_client_hello, not yet given to mbedTLS
   std::size_t ahead_offset_ = 0;
   SessionPtr offered_;      // the cached session this client offered
@@ -607,6 +705,13 @@ Result MbedTlsEngine::fatal(errc kind, int ret, std::error_code native, Op op) {
   } else if (ret == MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE) {
     alert = MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE;
   }
+  // Before a ServerHello mbedTLS has no version yet and would write the
+  // alert's record version as 0.0, which peers reject as a bad record
+  // rather than read as the alert.
+  if (ssl_.major_ver == 0) {
+    ssl_.major_ver = MBEDTLS_SSL_MAJOR_VERSION_3;
+    ssl_.minor_ver = MBEDTLS_SSL_MINOR_VERSION_3;
+  }
   // A courtesy: if the transport fails now, the failure stays ours.
   (void)mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL, alert);
   return Result::fail(kind, native);
@@ -621,6 +726,17 @@ Result MbedTlsEngine::fatal(errc kind, int ret, std::error_code native, Op op) {
 
 int MbedTlsEngine::transport_recv(unsigned char* buf, std::size_t len) {
   len = std::min<std::size_t>(len, INT_MAX);
+  for (;;) {
+    if (reframer_.has_output()) return static_cast<int>(reframer_.take(buf, len));
+    if (!reframer_.active()) return raw_recv(buf, len);  // the encrypted phase: no copy
+    unsigned char chunk[4096];
+    const int n = raw_recv(chunk, sizeof chunk);
+    if (n <= 0) return n;
+    reframer_.feed(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+int MbedTlsEngine::raw_recv(unsigned char* buf, std::size_t len) {
   std::error_code ec;
   const std::ptrdiff_t n =
       transport_->read(std::span<std::byte>(reinterpret_cast<std::byte*>(buf), len), ec);

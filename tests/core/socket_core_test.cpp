@@ -86,11 +86,13 @@ class FakeTransport final : public Transport {
   bool blocking_;
 };
 
-const FakeTransport blocking_transport(true);
-const FakeTransport non_blocking_transport(false);
+// The core sees its transport through the record guard, as Context::wrap
+// sets it up.
+const RecordGuard blocking_transport(std::make_unique<FakeTransport>(true), Role::client);
+const RecordGuard non_blocking_transport(std::make_unique<FakeTransport>(false), Role::client);
 
 std::unique_ptr<SocketCore> make_socket(const std::shared_ptr<Script>& s, Config config = {},
-                                        const Transport* transport = &non_blocking_transport) {
+                                        const RecordGuard* transport = &non_blocking_transport) {
   auto sock = std::make_unique<SocketCore>(nullptr, std::make_unique<ScriptedEngine>(s), transport,
                                            "scripted", config);
   s->handshake.push_back(Result::ok());

@@ -1,0 +1,364 @@
+// Legacy and floods, from a real peer: openssl s_server and s_client asked
+// (one command line on their stdin each) to renegotiate a TLS 1.2
+// connection or to update their TLS 1.3 keys.
+//
+// Renegotiation is refused on every backend with exactly one
+// no_renegotiation warning. OpenSSL's own answer to that warning is a fatal
+// handshake_failure (it asked for a reason), so against these peers the
+// refusal ends the connection: our next read() is protocol_error, never a
+// wait for a handshake that nobody finishes.
+//
+// KeyUpdates are post-handshake messages that read() consumes silently; a
+// burst from an openssl peer must not surface on one backend and not on
+// another.
+//
+// Our socket is non-blocking here: when a peer waits for an answer we do not
+// give, the read below gives up after answer_patience instead of hanging,
+// and the case says what was (not) seen.
+#include <fcntl.h>
+#include <poll.h>
+
+#include <array>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <unitls/unitls.hpp>
+
+#include "doctest.hpp"
+#include "harness.hpp"
+#include "peer_support.hpp"
+#include "process.hpp"
+#include "sockets.hpp"
+
+namespace unitls::test::peers {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long a read waits for the peer's answer to what we did (or did not)
+// send. The peers answer within milliseconds when they answer at all.
+constexpr std::chrono::milliseconds answer_patience{3000};
+
+// The KeyUpdate flood limit of the contract (docs/contract.md, "Hostile
+// peers"): more than per_window within a second is a flood.
+struct KeyUpdates {
+  static constexpr int per_window = 8;
+};
+
+void set_nonblocking(int fd) {
+  const int flags = ::fcntl(fd, F_GETFL);
+  REQUIRE(flags >= 0);
+  REQUIRE(::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0);
+}
+
+// How often text occurs in haystack.
+std::size_t count(const std::string& haystack, std::string_view text) {
+  std::size_t n = 0;
+  for (std::size_t at = haystack.find(text); at != std::string::npos; at = haystack.find(text, at + 1)) ++n;
+  return n;
+}
+
+// One read() that may have to wait: repeated while it says want_read, for at
+// most answer_patience. `data` gets what arrived; the outcome is the last
+// call's, or want_read when the peer never answered.
+Outcome read_some(SecureSocket& s, int fd, std::string& data, std::size_t want) {
+  const auto deadline = Clock::now() + answer_patience;
+  std::array<std::byte, 4096> buf;
+  for (;;) {
+    const std::ptrdiff_t n = s.read(buf);
+    if (n > 0) {
+      data.append(reinterpret_cast<const char*>(buf.data()), static_cast<std::size_t>(n));
+      if (data.size() >= want) return success(n);
+      continue;
+    }
+    const Outcome o = outcome(s, n);
+    if (o != failure(errc::want_read) || Clock::now() >= deadline) return o;
+    pollfd p{fd, POLLIN, 0};
+    poll_fds(std::span(&p, 1));
+  }
+}
+
+// Writes text whole, waiting at most answer_patience.
+void write_text(SecureSocket& s, int fd, std::string_view text) { nonblocking_write(s, fd, text); }
+
+// A scene with an openssl peer process and our socket on its connection.
+class Scene {
+ public:
+  // The peer's command line; port is 127.0.0.1's, for a server to listen on
+  // or a client to connect to.
+  using Command = std::function<ChildProcess::Options(int port)>;
+
+  // We are the client: the peer listens.
+  static std::unique_ptr<Scene> client_of(const Target& t, const Command& server) {
+    auto scene = std::unique_ptr<Scene>(new Scene());
+    for (int attempt = 0; attempt < 3 && scene->fd_.get() < 0; ++attempt) {
+      const int port = free_port();
+      scene->peer_ = std::make_unique<ChildProcess>(server(port));
+      scene->fd_ = connect_when_listening(*scene->peer_, port);
+      if (scene->fd_.get() < 0 && !(scene->peer_->exited() && lost_port_race(*scene->peer_))) break;
+    }
+    REQUIRE_MESSAGE(scene->fd_.get() >= 0, "the server did not listen:\n" << scene->report());
+    scene->finish(client_context(t));
+    return scene;
+  }
+
+  // We are the server: the peer connects.
+  static std::unique_ptr<Scene> server_for(const Target& t, const Command& client) {
+    auto scene = std::unique_ptr<Scene>(new Scene());
+    const Listener listener = listen_loopback();
+    scene->peer_ = std::make_unique<ChildProcess>(client(listener.port));
+    scene->fd_ = accept_from(listener, *scene->peer_);
+    REQUIRE_MESSAGE(scene->fd_.get() >= 0, "the client did not connect:\n" << scene->report());
+    scene->finish(server_context(t));
+    return scene;
+  }
+
+  ~Scene() { CHECK_FALSE_MESSAGE(dog_.fired(), "the watchdog cut the socket: something hung"); }
+
+  Scene(const Scene&) = delete;
+  Scene& operator=(const Scene&) = delete;
+
+  SecureSocket& socket() { return *socket_; }
+  int fd() const { return fd_.get(); }
+  ChildProcess& peer() { return *peer_; }
+  std::string report() const { return peer_ ? peer_->report() : std::string(); }
+
+  void handshake() {
+    const auto r = retry(*socket_, fd(), [&] { return socket_->handshake(); });
+    REQUIRE_MESSAGE(r == 1, "handshake: " << describe(socket_->last_error()) << " (native "
+                                          << describe(socket_->native_error()) << ")\n" << report());
+  }
+
+  // A line to the peer's stdin: a command, or data for it to send us.
+  void tell(std::string_view line) { REQUIRE_MESSAGE(peer_->write_stdin(line), report()); }
+
+  // Our data reached the peer: it prints what it receives.
+  void expect_peer_shows(std::string_view text) {
+    CHECK_MESSAGE(peer_->wait_for_output(text, peer_patience), report());
+  }
+
+ private:
+  Scene() = default;
+
+  void finish(std::unique_ptr<Context> ctx) {
+    dog_.watch(fd_.get());
+    set_nonblocking(fd_.get());
+    ctx_ = std::move(ctx);
+    socket_ = ctx_->wrap(make_fd_transport(fd_.get(), false));
+    REQUIRE(socket_ != nullptr);
+  }
+
+  std::unique_ptr<ChildProcess> peer_;  // destroyed last: killed and reaped
+  Fd fd_;
+  std::unique_ptr<Context> ctx_;
+  std::unique_ptr<SecureSocket> socket_;
+  Watchdog dog_;  // destroyed first, before the fd it watches is closed
+};
+
+std::string openssl() { return peer_program("UNITLS_PEER_OPENSSL"); }
+
+// s_server in its plain mode: prints what it receives, sends each stdin line
+// (and takes "r", "k", "K" lines as commands); -msg logs every message.
+Scene::Command s_server(Version v) {
+  return [v](int port) {
+    const std::string certs = certs_dir();
+    return ChildProcess::Options{{openssl(), "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
+                                  "-cert", certs + "/server.pem", "-key", certs + "/server.key",
+                                  v == Version::tls1_2 ? "-tls1_2" : "-tls1_3", "-naccept", "1", "-msg"}};
+  };
+}
+
+// s_client likewise: "R" renegotiates, "k"/"K" send a KeyUpdate.
+Scene::Command s_client(Version v) {
+  return [v](int port) {
+    return ChildProcess::Options{{openssl(), "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
+                                  "-CAfile", certs_dir() + "/ca.pem", "-servername", "localhost",
+                                  v == Version::tls1_2 ? "-tls1_2" : "-tls1_3", "-msg"}};
+  };
+}
+
+// Runs body for every backend that has version v.
+template <typename Body>
+void for_each_backend_with(Version v, Body&& body) {
+  if (skip_unless_installed(openssl(), "openssl")) return;
+  bool any = false;
+  for (const Target& t : targets()) {
+    if (t.version != v) continue;
+    any = true;
+    SUBCASE(t.name.c_str()) { body(t); }
+  }
+  REQUIRE(any);
+}
+
+// Data from us to the peer, then from the peer to us: the connection works.
+void talk(Scene& scene, std::string_view ours, std::string_view theirs) {
+  write_text(scene.socket(), scene.fd(), ours);
+  scene.expect_peer_shows(ours);
+  scene.tell(theirs);
+  std::string got;
+  const Outcome o = read_some(scene.socket(), scene.fd(), got, theirs.size());
+  REQUIRE_MESSAGE(got == theirs, "read " << o << ", native " << describe(scene.socket().native_error())
+                                         << ", got '" << got << "'\n" << scene.report());
+}
+
+// After a refused renegotiation, against a peer that fails on our refusal:
+// exactly one no_renegotiation warning went out (the peer logged it), and
+// our read ends with the peer's fatal alert (protocol_error), not with a
+// wait.
+void expect_refused(Scene& scene, const Outcome& read, const std::string& log) {
+  INFO("our read: " << read << ", native " << describe(scene.socket().native_error()));
+  INFO(scene.report());
+  CHECK(count(log, "<<< TLS 1.2, Alert [length 0002], warning no_renegotiation") == 1);
+  CHECK(read == failure(errc::protocol_error));
+  CHECK(count(log, ">>> TLS 1.2, Alert [length 0002], fatal handshake_failure") == 1);
+}
+
+}  // namespace
+
+TEST_CASE("a unitls client refuses openssl s_server's HelloRequest with one no_renegotiation warning") {
+  for_each_backend_with(Version::tls1_2, [](const Target& t) {
+    auto scene = Scene::client_of(t, s_server(t.version));
+    scene->handshake();
+    talk(*scene, "ping\n", "pong\n");
+    // "r": SSL_renegotiate, a HelloRequest (RFC 5246 7.4.1.1) under the
+    // connection's keys. Our read meets it, refuses, and then meets the
+    // peer's answer to the refusal.
+    scene->tell("r\n");
+    REQUIRE_MESSAGE(scene->peer().wait_for_output("HelloRequest", peer_patience), scene->report());
+    std::string got;
+    const Outcome read = read_some(scene->socket(), scene->fd(), got, 1);
+    scene->peer().wait(std::chrono::milliseconds(500));
+    const std::string log = scene->peer().out();
+    CHECK_MESSAGE(count(log, ", ClientHello\n") == 1, "a second handshake was started");
+    CHECK(got.empty());
+    expect_refused(*scene, read, log);
+  });
+}
+
+TEST_CASE("a unitls server refuses openssl s_client's renegotiation with one no_renegotiation warning") {
+  for_each_backend_with(Version::tls1_2, [](const Target& t) {
+    auto scene = Scene::server_for(t, s_client(t.version));
+    scene->handshake();
+    // s_client sends its stdin lines and prints what it receives.
+    scene->tell("ping\n");
+    std::string got;
+    const Outcome first = read_some(scene->socket(), scene->fd(), got, 5);
+    REQUIRE_MESSAGE(got == "ping\n", "read " << first << "\n" << scene->report());
+    // "R": SSL_renegotiate, a second ClientHello under the connection's keys
+    // (a client-initiated renegotiation, RFC 5746).
+    scene->tell("R\n");
+    got.clear();
+    const Outcome read = read_some(scene->socket(), scene->fd(), got, 1);
+    scene->peer().wait(std::chrono::milliseconds(500));
+    const std::string log = scene->peer().out();
+    CHECK_MESSAGE(count(log, ", ServerHello\n") == 1, "a second handshake was answered");
+    CHECK(got.empty());
+    expect_refused(*scene, read, log);
+  });
+}
+
+// ---- KeyUpdate bursts ------------------------------------------------------------
+//
+// The flood limit in force (GnuTLS's own, which it cannot be told to lift):
+// more than 8 KeyUpdates within 1000 ms of the first is protocol_error,
+// answered with a fatal unexpected_message alert, on every backend.
+
+namespace {
+
+// "k" lines to the peer's stdin, each once the previous KeyUpdate is out
+// (s_server and s_client look at one read of their stdin at a time: lines
+// sent together would be one command). Returns how many KeyUpdates the peer
+// logged as sent.
+std::size_t send_key_updates(Scene& scene, int n) {
+  constexpr std::string_view sent_one = ">>> TLS 1.3, Handshake [length 0005], KeyUpdate";
+  std::size_t sent = count(scene.peer().out(), sent_one);
+  for (int i = 0; i < n; ++i) {
+    scene.tell("k\n");
+    const auto deadline = Clock::now() + peer_patience;
+    std::size_t now = sent;
+    while ((now = count(scene.peer().out(), sent_one)) == sent && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (now == sent) break;
+    sent = now;
+  }
+  return sent;
+}
+
+// Side `we` (a client of s_server, or a server for s_client) gets n
+// KeyUpdates in a burst, then a line of data.
+void key_update_burst(const Target& t, Side we, int n) {
+  auto scene = we == Side::client ? Scene::client_of(t, s_server(t.version)) : Scene::server_for(t, s_client(t.version));
+  scene->handshake();
+  talk(*scene, "ping\n", "pong\n");
+  const std::size_t sent = send_key_updates(*scene, n);
+  scene->tell("after\n");
+  std::string got;
+  const Outcome read = read_some(scene->socket(), scene->fd(), got, 6);
+  scene->peer().wait(std::chrono::milliseconds(500));
+  const std::string log = scene->peer().out();
+  INFO("our read: " << read << ", native " << describe(scene->socket().native_error()) << "\n" << scene->report());
+  CHECK(sent == static_cast<std::size_t>(n));
+  const std::size_t alerts = count(log, "<<< TLS 1.3, Alert [length 0002], fatal unexpected_message");
+  if (n <= KeyUpdates::per_window) {
+    CHECK(read == success(static_cast<std::ptrdiff_t>(got.size())));
+    CHECK(got == "after\n");
+    CHECK(alerts == 0);
+    // Our keys follow when asked, and data from us still arrives.
+    write_text(scene->socket(), scene->fd(), "still here\n");
+    scene->expect_peer_shows("still here\n");
+  } else {
+    CHECK(read == failure(errc::protocol_error));
+    CHECK(got.empty());
+    CHECK(alerts == 1);
+    CHECK(count(log, "<<< TLS 1.3, Alert") == 1);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a unitls client takes a burst of 8 KeyUpdates from openssl s_server and reads on") {
+  for_each_backend_with(Version::tls1_3, [](const Target& t) { key_update_burst(t, Side::client, 8); });
+}
+
+TEST_CASE("a unitls server takes a burst of 8 KeyUpdates from openssl s_client and reads on") {
+  for_each_backend_with(Version::tls1_3, [](const Target& t) { key_update_burst(t, Side::server, 8); });
+}
+
+TEST_CASE("a burst of 300 KeyUpdates from openssl s_server is protocol_error for a unitls client, "
+          "answered with one unexpected_message alert") {
+  for_each_backend_with(Version::tls1_3, [](const Target& t) { key_update_burst(t, Side::client, 300); });
+}
+
+TEST_CASE("a burst of 300 KeyUpdates from openssl s_client is protocol_error for a unitls server, "
+          "answered with one unexpected_message alert") {
+  for_each_backend_with(Version::tls1_3, [](const Target& t) { key_update_burst(t, Side::server, 300); });
+}
+
+TEST_CASE("a unitls client answers a KeyUpdate that requests ours before its next data") {
+  for_each_backend_with(Version::tls1_3, [](const Target& t) {
+    auto scene = Scene::client_of(t, s_server(t.version));
+    scene->handshake();
+    talk(*scene, "ping\n", "pong\n");
+    // "K": update_requested. RFC 8446 4.6.3: the receiver "MUST send a
+    // KeyUpdate of its own ... prior to sending its next Application Data
+    // record". We read the KeyUpdate (and data behind it), then write.
+    scene->tell("K\n");
+    REQUIRE_MESSAGE(scene->peer().wait_for_output("KeyUpdate", peer_patience), scene->report());
+    scene->tell("pong again\n");
+    std::string got;
+    const Outcome read = read_some(scene->socket(), scene->fd(), got, 11);
+    REQUIRE_MESSAGE(got == "pong again\n", "read " << read << "\n" << scene->report());
+    write_text(scene->socket(), scene->fd(), "ping again\n");
+    scene->expect_peer_shows("ping again\n");
+    const std::string log = scene->peer().out();
+    const std::size_t ours = log.find("<<< TLS 1.3, Handshake [length 0005], KeyUpdate");
+    CHECK_MESSAGE(count(log, "<<< TLS 1.3, Handshake [length 0005], KeyUpdate") == 1, scene->report());
+    CHECK(ours < log.find("ping again"));
+  });
+}
+
+}  // namespace unitls::test::peers
