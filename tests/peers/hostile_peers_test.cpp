@@ -361,4 +361,29 @@ TEST_CASE("a unitls client answers a KeyUpdate that requests ours before its nex
   });
 }
 
+// A certificate no unitls server would serve (Context::create refuses it),
+// served by openssl s_server: every backend's client must reject it the
+// same way (docs/contract.md, "Verification").
+TEST_CASE("a unitls client rejects openssl s_server's clientAuth-only certificate with certificate_error") {
+  if (skip_unless_installed(openssl(), "openssl")) return;
+  for_each_target([](const Target& t) {
+    const auto command = [v = t.version](int port) {
+      const std::string certs = certs_dir();
+      return ChildProcess::Options{{openssl(), "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
+                                    "-cert", certs + "/eku_client_only.pem", "-key", certs + "/eku_client_only.key",
+                                    v == Version::tls1_2 ? "-tls1_2" : "-tls1_3", "-naccept", "1", "-msg"}};
+    };
+    auto scene = Scene::client_of(t, command);
+    SecureSocket& s = scene->socket();
+    const auto r = retry(s, scene->fd(), [&] { return s.handshake(); });
+    INFO("native " << describe(s.native_error()) << "\n" << scene->report());
+    CHECK(outcome(s, r) == failure(errc::certificate_error));
+    std::byte buf[16];
+    CHECK(outcome(s, s.read(buf)) == failure(errc::certificate_error));
+    // The server heard one fatal alert from us (OpenSSL logs it).
+    scene->peer().wait(std::chrono::milliseconds(500));
+    CHECK(count(scene->peer().out(), ", fatal ") == 1);
+  });
+}
+
 }  // namespace unitls::test::peers
