@@ -288,32 +288,6 @@ void apply(const Row& row, Config& client, Config& server) {
   if (!row.server_name.empty()) client.server_name = std::string(row.server_name);
 }
 
-// Where each side's handshake ended: 1, or -1 with the error that stopped it.
-struct Ends {
-  Outcome client, server;
-  const Outcome& of(Side s) const { return s == Side::client ? client : server; }
-};
-
-// Both handshakes, alternately, until each has returned 1 or failed with
-// something other than want_read/want_write, or until nothing is in flight.
-// Unlike complete_handshake() it goes on after one side fails, so that the
-// other side's reaction to the alert is seen too.
-Ends run_handshake(MemoryConn& conn) {
-  Ends end{failure(errc::want_read), failure(errc::want_read)};
-  auto finished = [](const Outcome& o) {
-    return o.ret == 1 || (o.error != errc::want_read && o.error != errc::want_write);
-  };
-  for (int round = 0; round < 32; ++round) {
-    if (!finished(end.client)) end.client = outcome(*conn.client, conn.client->handshake());
-    if (!finished(end.server)) end.server = outcome(*conn.server, conn.server->handshake());
-    if (finished(end.client) && finished(end.server)) break;
-    if (round > 0 && conn.link->client_to_server().buffered() == 0 &&
-        conn.link->server_to_client().buffered() == 0)
-      break;  // both wait and nothing is in flight: no step can change anything
-  }
-  return end;
-}
-
 // A dead connection answers every call with its error and sends nothing more.
 void expect_dead(const MemoryConn& conn, Side side, errc error) {
   CAPTURE(side_name(side));
@@ -408,7 +382,7 @@ void run_connection(const Row& row, Version v) {
   const Side verifier = verifier_of(row);
   const Side other = peer_of(verifier);
   const End other_end = v == Version::tls1_2 ? row.expect.other_tls12 : row.expect.other_tls13;
-  const Ends ends = run_handshake(conn);
+  const HandshakeEnd ends = run_handshake(conn);
   INFO(handshake_state(conn));
 
   // The verdict must be about the certificate the row names, so the judged

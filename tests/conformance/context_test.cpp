@@ -51,33 +51,6 @@ Config default_client() {
   return c;
 }
 
-// Where each side's handshake ended: 1, or -1 with the error that stopped it.
-struct HandshakeEnd {
-  Outcome client, server;
-};
-
-// Runs both handshakes until each has returned 1 or failed with something
-// other than want_read/want_write, or until neither can move (nothing in
-// flight). Unlike complete_handshake() it keeps going after one side fails,
-// so the other side's reaction to the alert is seen too.
-HandshakeEnd run_handshake(MemoryConn& conn) {
-  HandshakeEnd end{failure(errc::want_read), failure(errc::want_read)};
-  auto finished = [](const Outcome& o) {
-    return o.ret == 1 || (o.error != errc::want_read && o.error != errc::want_write);
-  };
-  for (int round = 0; round < 32; ++round) {
-    if (!finished(end.client)) end.client = outcome(*conn.client, conn.client->handshake());
-    if (!finished(end.server)) end.server = outcome(*conn.server, conn.server->handshake());
-    if (finished(end.client) && finished(end.server)) break;
-    if (conn.link->client_to_server().buffered() == 0 &&
-        conn.link->server_to_client().buffered() == 0 && round > 0) {
-      // Both sides wait and nothing is in flight: no further step can change anything.
-      break;
-    }
-  }
-  return end;
-}
-
 MemoryConn open_with(Version v, const ConfigTweak& tweak) { return open_memory(v, tweak); }
 
 // A dead connection repeats its error on read, write, shutdown and send_close_notify.
@@ -534,6 +507,14 @@ TEST_CASE("an ALPN list longer than RFC 7301 allows (65535 bytes) is invalid_arg
   CHECK(contains(f.message, "alpn"));
 }
 
+// A Context refused because the backend declared an ALPN limit: unsupported,
+// and the message says which limit.
+static void expect_declared_alpn_limit(const std::error_code& ec, const std::string& message) {
+  CHECK(ec == errc::unsupported);
+  CHECK(contains(message, "alpn"));
+  CHECK(contains(message, "at most"));
+}
+
 TEST_CASE("a long ALPN name is negotiated, or refused at create as unsupported naming the limit") {
   // RFC 7301 allows 255 bytes; a stack with a smaller limit declares it, and
   // the Context is refused before any socket exists (never a nullptr wrap()
@@ -549,9 +530,7 @@ TEST_CASE("a long ALPN name is negotiated, or refused at create as unsupported n
     std::string message;
     std::shared_ptr<Context> client_ctx = Context::create(cc, ec, &message);
     if (!client_ctx) {
-      CHECK(ec == errc::unsupported);
-      CHECK(contains(message, "alpn"));
-      CHECK(contains(message, "at most"));
+      expect_declared_alpn_limit(ec, message);
       CHECK(length > 31);  // every backend takes the names HTTP/2 and friends use
       continue;
     }
@@ -588,9 +567,7 @@ TEST_CASE("a client's long ALPN list is negotiated, or refused at create as unsu
     std::string message;
     std::shared_ptr<Context> client_ctx = Context::create(cc, ec, &message);
     if (!client_ctx) {
-      CHECK(ec == errc::unsupported);
-      CHECK(contains(message, "alpn"));
-      CHECK(contains(message, "at most"));
+      expect_declared_alpn_limit(ec, message);
       continue;
     }
     // The server side may be another stack's limit; only a client's list is at stake here.

@@ -163,6 +163,17 @@ std::ostream& operator<<(std::ostream& os, const Outcome& o);
 // by their errc name too: see doctest.hpp.)
 std::string describe(const std::error_code& ec);
 
+// Where each side's handshake ended: 1, or -1 with the error that stopped it.
+struct HandshakeEnd {
+  Outcome client, server;
+  const Outcome& of(Side s) const { return s == Side::client ? client : server; }
+};
+// Runs both handshakes alternately until each has returned 1 or failed with
+// something other than want_read/want_write, or until neither can move
+// (nothing in flight). Unlike complete_handshake() it goes on after one side
+// fails, so that the other side's reaction to the alert is seen too.
+HandshakeEnd run_handshake(MemoryConn& conn);
+
 // ---- driving calls --------------------------------------------------------------
 
 // Calls step() (returning int or ptrdiff_t) until it no longer fails with
