@@ -181,7 +181,9 @@ Scene::Command s_client(Version v) {
   };
 }
 
-// Runs body for every backend that has version v.
+// Runs body for every backend that has version v. A build none of whose
+// backends has v (mbedTLS alone has no TLS 1.3) reports a skip: there is
+// nothing to test, and nothing passed.
 template <typename Body>
 void for_each_backend_with(Version v, Body&& body) {
   if (skip_unless_installed(openssl(), "openssl")) return;
@@ -191,7 +193,7 @@ void for_each_backend_with(Version v, Body&& body) {
     any = true;
     SUBCASE(t.name.c_str()) { body(t); }
   }
-  REQUIRE(any);
+  if (!any) skip("no backend of this build has " + version_name(v));
 }
 
 // Data from us to the peer, then from the peer to us: the connection works.
