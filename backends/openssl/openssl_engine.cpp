@@ -265,7 +265,13 @@ class OpenSslEngine final : public Engine {
   Result write(std::span<const std::byte> buf) override {
     begin_call();
     std::size_t n = 0;
-    const int ret = SSL_write_ex(ssl_, buf.data(), buf.size(), &n);
+    // One record per call, as on the other stacks (docs/contract.md,
+    // "Confirmed rules" 5): given more, OpenSSL finishes a record left
+    // pending by want_write and then goes on to the next one in the same
+    // call. The retry after want_write passes the same length again, so
+    // OpenSSL's check that it is not shorter than the pending write holds.
+    const std::size_t len = std::min<std::size_t>(buf.size(), SSL3_RT_MAX_PLAIN_LENGTH);
+    const int ret = SSL_write_ex(ssl_, buf.data(), len, &n);
     if (ret == 1) return end_call(Result::ok(n));
     return failure(ret, Op::write);
   }
