@@ -24,6 +24,8 @@ constexpr std::size_t max_plaintext = 1u << 14;
 // messages, and none waits for 16 MiB (GnuTLS would).
 std::size_t max_message(std::uint8_t type) {
   switch (type) {
+    case 0: return 0;       // HelloRequest: always empty
+    case 14: return 0;      // ServerHelloDone: always empty
     case 1: return 131396;  // ClientHello
     case 2: return 20000;   // ServerHello, HelloRetryRequest
     default: return 102400;

@@ -405,6 +405,7 @@ Result GnuTlsEngine::failure(int ret, Op op) {
     case GNUTLS_E_PUSH_ERROR:
     case GNUTLS_E_PULL_ERROR:
       return Result::fail(errc::transport_error, io_error_ ? io_error_ : gnutls_code(ret));
+
     case GNUTLS_E_FATAL_ALERT_RECEIVED:
       return Result::fail(errc::protocol_error,
                           gnutls_code(alert_base + static_cast<int>(gnutls_alert_get(session_))), true);
@@ -413,6 +414,10 @@ Result GnuTlsEngine::failure(int ret, Op op) {
       // politely mid-handshake.
       return Result::fail(errc::protocol_error, gnutls_code(ret), true);
     case GNUTLS_E_PREMATURE_TERMINATION:
+      // GnuTLS says this for ECONNRESET from the pull function too: a
+      // transport that failed is transport_error on every backend, only an
+      // EOF is a truncation.
+      if (io_error_) return Result::fail(errc::transport_error, io_error_);
       if (reading) return Result::of(Status::eof);
       return Result::fail(errc::transport_error, gnutls_code(ret));
     default:

@@ -636,7 +636,12 @@ Result MbedTlsEngine::failure(int ret, Op op) {
     default:
       break;
   }
-  if (io_error_) return Result::fail(errc::transport_error, io_error_);
+  // The transport failed, and mbedTLS says so. (A failure of ours whose
+  // alert could not go out stays what it was: mbedTLS returns INVALID_MAC
+  // and the like after a failed send_alert_message, and so is it reported.)
+  if (io_error_ && (ret == MBEDTLS_ERR_NET_CONN_RESET || ret == MBEDTLS_ERR_NET_RECV_FAILED ||
+                    ret == MBEDTLS_ERR_NET_SEND_FAILED))
+    return Result::fail(errc::transport_error, io_error_);
   switch (ret) {
     case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
       if (op == Op::read) return Result::of(Status::close_notify);

@@ -158,7 +158,6 @@ class OpenSslContext final : public BackendContext,
  public:
   explicit OpenSslContext(const Config& config)
       : role_(config.role),
-        verify_peer_(config.verify_peer),
         server_name_(config.server_name),
         server_name_is_ip_(is_ip_literal(config.server_name)),
         session_cache_(config.role == Role::client && config.session_cache) {}
@@ -209,7 +208,6 @@ class OpenSslContext final : public BackendContext,
 
   SSL_CTX* ctx_ = nullptr;
   Role role_;
-  bool verify_peer_;
   std::string server_name_;
   bool server_name_is_ip_;
   bool session_cache_;

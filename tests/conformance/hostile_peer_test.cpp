@@ -15,6 +15,7 @@
 // that forwards every byte and reshapes or adds some on the way; after the
 // handshake the alert is encrypted, and the peer's read() is the judge.
 #include <algorithm>
+#include <cerrno>
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -689,4 +690,45 @@ TEST_CASE("a malformed record after the handshake is protocol_error, answered wi
       }
     }
   }
+}
+
+// ---- found by fuzz_divergence (fuzz/): one regression test each ----------------
+
+TEST_CASE("a transport reset during the handshake is transport_error on both sides, never a truncation") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn conn = open_memory(v);
+    conn.from(Side::server).inject_error(ECONNRESET);  // the server's writes, the client's reads
+    // The client's hello goes out; its read of the answer meets the reset.
+    CHECK(outcome(*conn.client, conn.client->handshake()) == failure(errc::transport_error));
+    CHECK(conn.records_from(Side::client) == 1);
+    // The server reads the hello; its answer meets the reset.
+    CHECK(outcome(*conn.server, conn.server->handshake()) == failure(errc::transport_error));
+    CHECK(outcome(*conn.client, conn.client->handshake()) == failure(errc::transport_error));
+  }
+}
+
+TEST_CASE("a bad record is protocol_error even when our alert cannot go out any more") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn conn = connect_memory(v);
+    REQUIRE(write_all(*conn.server, std::string(100, 'x')));
+    conn.from(Side::client).inject_eof();  // the client's writes fail (EPIPE)
+    REQUIRE(conn.from(Side::server).corrupt_last_byte());
+    std::byte buf[128];
+    CHECK(outcome(*conn.client, conn.client->read(buf)) == failure(errc::protocol_error));
+    CHECK(outcome(*conn.client, conn.client->read(buf)) == failure(errc::protocol_error));
+  }
+}
+
+TEST_CASE("a ServerHelloDone announcing a body is protocol_error, not a wait") {
+  // TLS 1.2 only: in TLS 1.3 the server's flight after its hello is encrypted.
+  if (skip_unless_supported(Version::tls1_2)) return;
+  MemoryConn conn = open_memory(Version::tls1_2);
+  CHECK(outcome(*conn.client, conn.client->handshake()) == failure(errc::want_read));
+  CHECK(outcome(*conn.server, conn.server->handshake()) == failure(errc::want_read));
+  // The flight ends with ServerHelloDone, 0e 00 00 00: its length becomes non-zero.
+  REQUIRE(conn.from(Side::server).corrupt_last_byte());
+  CHECK(outcome(*conn.client, conn.client->handshake()) == failure(errc::protocol_error));
+  CHECK(conn.alerts_from(Side::client) == 1);
 }
