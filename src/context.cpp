@@ -343,7 +343,7 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
 std::unique_ptr<SecureSocket> Context::wrap(std::unique_ptr<Transport> transport) {
   if (!transport) return nullptr;
   auto guard = std::make_unique<detail::RecordGuard>(std::move(transport), impl_->config.role);
-  const detail::RecordGuard* raw = guard.get();  // owned by the engine from here on
+  detail::RecordGuard* raw = guard.get();  // owned by the engine from here on
   auto engine = impl_->backend_context->make_engine(std::move(guard));
   if (!engine) return nullptr;
   return std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(engine), raw,

@@ -86,7 +86,7 @@ std::ptrdiff_t RecordGuard::read(std::span<std::byte> buf, std::error_code& ec) 
 }
 
 std::ptrdiff_t RecordGuard::write(std::span<const std::byte> buf, std::error_code& ec) {
-  if (fault_ != RecordFault::none) {
+  if (fault_ != RecordFault::none || sealed_) {
     // Our fatal alert was the last word: whatever the stack still has to say
     // (a flight built from the records before the rejected one) is dropped.
     ec.clear();

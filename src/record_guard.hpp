@@ -68,6 +68,12 @@ class RecordGuard final : public Transport {
   // What the guard rejected (RecordFault::none while nothing). Sticky.
   RecordFault fault() const noexcept { return fault_; }
 
+  // Our close_notify is fully on the transport: RFC 5246 7.2.1, its sender
+  // sends nothing more on the connection. Whatever the stack still writes
+  // (mbedTLS and GnuTLS answer a bad record after it with a fatal alert,
+  // OpenSSL does not) is dropped here, the same for every backend.
+  void seal() noexcept { sealed_ = true; }
+
  private:
   // Looks at bytes just read; returns how many of them come before a
   // rejected record (all of them when nothing is wrong).
@@ -82,6 +88,7 @@ class RecordGuard final : public Transport {
   std::unique_ptr<Transport> inner_;
   Role role_;
   bool active_ = true;  // plaintext phase: records are judged here
+  bool sealed_ = false;  // our close_notify went out: nothing more does
   RecordFault fault_ = RecordFault::none;
 
   // The inbound record being read.

@@ -11,7 +11,7 @@ constexpr std::size_t kept_capacity = 16 * 1024;
 }  // namespace
 
 SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Engine> engine,
-                       const RecordGuard* guard, std::string_view backend, const Config& config)
+                       RecordGuard* guard, std::string_view backend, const Config& config)
     : context_(std::move(context)),
       engine_(std::move(engine)),
       guard_(guard),
@@ -113,7 +113,7 @@ int SocketCore::shutdown() {
       kept_size_ = r.status == Status::done ? r.bytes : 0;
       return static_cast<int>(finish(run(Call::shutdown, d.action, r)));
     }
-    default: return static_cast<int>(finish(run(Call::shutdown, d.action, engine_->send_close_notify())));
+    default: return static_cast<int>(finish(run(Call::shutdown, d.action, send_close_notify_step())));
   }
 }
 
@@ -123,9 +123,15 @@ std::error_code SocketCore::send_close_notify() {
   if (d.action == Action::none) {
     finish(d.outcome);
   } else {
-    finish(run(Call::send_close_notify, d.action, engine_->send_close_notify()));
+    finish(run(Call::send_close_notify, d.action, send_close_notify_step()));
   }
   return last_error_;
+}
+
+Result SocketCore::send_close_notify_step() {
+  Result r = engine_->send_close_notify();
+  if (r.status == Status::done && guard_) guard_->seal();
+  return r;
 }
 
 std::string SocketCore::protocol_version() const {

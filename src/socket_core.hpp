@@ -20,7 +20,7 @@ class SocketCore final : public SecureSocket {
   // guard is the engine's transport (owned by engine, living as long as
   // it): the core asks it whether it blocks and what it rejected.
   SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Engine> engine,
-             const RecordGuard* guard, std::string_view backend, const Config& config);
+             RecordGuard* guard, std::string_view backend, const Config& config);
   ~SocketCore() override;
 
   int handshake() override;
@@ -51,7 +51,9 @@ class SocketCore final : public SecureSocket {
 
   std::shared_ptr<BackendContext> context_;  // outlives engine_ (declared first)
   std::unique_ptr<Engine> engine_;
-  const RecordGuard* guard_;
+  RecordGuard* guard_;
+  // The engine's send_close_notify step; seals the guard once the alert is out.
+  Result send_close_notify_step();
   std::string_view backend_;
   ShutdownState state_;
   std::error_code last_error_;

@@ -732,3 +732,25 @@ TEST_CASE("a ServerHelloDone announcing a body is protocol_error, not a wait") {
   CHECK(outcome(*conn.client, conn.client->handshake()) == failure(errc::protocol_error));
   CHECK(conn.alerts_from(Side::client) == 1);
 }
+
+TEST_CASE("after our close_notify a bad record is protocol_error and nothing more goes on the wire") {
+  // RFC 5246 7.2.1: the sender of a close_notify sends nothing more, not
+  // even the fatal alert it would owe a bad record (OpenSSL's behaviour;
+  // mbedTLS and GnuTLS sent one).
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    for (Side side : {Side::client, Side::server}) {
+      CAPTURE(side_name(side));
+      MemoryConn conn = connect_memory(v);
+      SecureSocket& closer = conn.socket(side);
+      SecureSocket& peer = conn.socket(peer_of(side));
+      CHECK(outcome(closer, closer.shutdown()) == success(0));
+      const auto sent = conn.bytes_from(side);
+      REQUIRE(write_all(peer, "late data"));
+      REQUIRE(conn.from(peer_of(side)).corrupt_last_byte());
+      std::byte buf[64];
+      CHECK(outcome(closer, closer.read(buf)) == failure(errc::protocol_error));
+      CHECK(conn.bytes_from(side) == sent);
+    }
+  }
+}

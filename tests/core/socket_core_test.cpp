@@ -88,11 +88,11 @@ class FakeTransport final : public Transport {
 
 // The core sees its transport through the record guard, as Context::wrap
 // sets it up.
-const RecordGuard blocking_transport(std::make_unique<FakeTransport>(true), Role::client);
-const RecordGuard non_blocking_transport(std::make_unique<FakeTransport>(false), Role::client);
+RecordGuard blocking_transport(std::make_unique<FakeTransport>(true), Role::client);
+RecordGuard non_blocking_transport(std::make_unique<FakeTransport>(false), Role::client);
 
 std::unique_ptr<SocketCore> make_socket(const std::shared_ptr<Script>& s, Config config = {},
-                                        const RecordGuard* transport = &non_blocking_transport) {
+                                        RecordGuard* transport = &non_blocking_transport) {
   auto sock = std::make_unique<SocketCore>(nullptr, std::make_unique<ScriptedEngine>(s), transport,
                                            "scripted", config);
   s->handshake.push_back(Result::ok());
