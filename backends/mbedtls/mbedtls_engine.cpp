@@ -204,6 +204,15 @@ class Reframer {
   bool active() const { return active_; }
   bool has_output() const { return out_pos_ < out_.size(); }
 
+  // How many bytes complete the record being gathered (its header, then its
+  // body): never more, so that nothing past the peer's last record is taken
+  // from the transport (what follows a close_notify is not ours).
+  std::size_t wanted() const {
+    if (in_.size() < header) return header - in_.size();
+    const std::size_t len = static_cast<std::size_t>(in_[3]) << 8 | in_[4];
+    return header + len - in_.size();
+  }
+
   // Raw bytes from the transport.
   void feed(const unsigned char* p, std::size_t n) {
     in_.insert(in_.end(), p, p + n);
@@ -735,7 +744,7 @@ int MbedTlsEngine::transport_recv(unsigned char* buf, std::size_t len) {
     if (reframer_.has_output()) return static_cast<int>(reframer_.take(buf, len));
     if (!reframer_.active()) return raw_recv(buf, len);  // the encrypted phase: no copy
     unsigned char chunk[4096];
-    const int n = raw_recv(chunk, sizeof chunk);
+    const int n = raw_recv(chunk, std::min(sizeof chunk, reframer_.wanted()));
     if (n <= 0) return n;
     reframer_.feed(chunk, static_cast<std::size_t>(n));
   }
