@@ -140,6 +140,22 @@ using ContextFactory = std::shared_ptr<BackendContext> (*)(const Config& config,
                                                           std::error_code& ec,
                                                           std::string& message);
 
+// The factory's common shape: a backend context built from the Config and
+// initialised by its init(config, prepared, message); a failed init is
+// invalid_argument, with init's message.
+template <class BackendT>
+std::shared_ptr<BackendContext> make_context(const Config& config, const Prepared& prepared,
+                                             std::error_code& ec, std::string& message) {
+  auto context = std::make_shared<BackendT>(config);
+  if (!context->init(config, prepared, message)) {
+    ec = make_error_code(errc::invalid_argument);
+    return nullptr;
+  }
+  ec.clear();
+  message.clear();
+  return context;
+}
+
 struct BackendEntry {
   std::string_view name;
   ContextFactory create;

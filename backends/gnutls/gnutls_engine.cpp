@@ -790,14 +790,7 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
 
 std::shared_ptr<BackendContext> make_gnutls_context(const Config& config, const Prepared& prepared,
                                                     std::error_code& ec, std::string& message) {
-  auto context = std::make_shared<GnuTlsContext>(config);
-  if (!context->init(config, prepared, message)) {
-    ec = make_error_code(errc::invalid_argument);
-    return nullptr;
-  }
-  ec.clear();
-  message.clear();
-  return context;
+  return make_context<GnuTlsContext>(config, prepared, ec, message);
 }
 
 // GnuTLS 3.7 keeps ALPN names in fixed arrays (lib/ext/alpn.h:

@@ -968,14 +968,7 @@ bool MbedTlsContext::init(const Config& config, const Prepared& prepared, std::s
 
 std::shared_ptr<BackendContext> make_mbedtls_context(const Config& config, const Prepared& prepared,
                                                      std::error_code& ec, std::string& message) {
-  auto context = std::make_shared<MbedTlsContext>(config);
-  if (!context->init(config, prepared, message)) {
-    ec = make_error_code(errc::invalid_argument);
-    return nullptr;
-  }
-  ec.clear();
-  message.clear();
-  return context;
+  return make_context<MbedTlsContext>(config, prepared, ec, message);
 }
 
 // TLS 1.2 only (MBEDTLS_SSL_PROTO_TLS1_3_EXPERIMENTAL is off in Debian's

@@ -773,15 +773,10 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
 
 std::shared_ptr<BackendContext> make_openssl_context(const Config& config, const Prepared& prepared,
                                                      std::error_code& ec, std::string& message) {
+  // OpenSSL's error queue is per thread: nothing stale in, nothing left out.
   ERR_clear_error();
-  auto context = std::make_shared<OpenSslContext>(config);
-  if (!context->init(config, prepared, message)) {
-    ERR_clear_error();
-    ec = make_error_code(errc::invalid_argument);
-    return nullptr;
-  }
-  ec.clear();
-  message.clear();
+  auto context = make_context<OpenSslContext>(config, prepared, ec, message);
+  ERR_clear_error();
   return context;
 }
 

@@ -365,15 +365,7 @@ MemoryConn open_recorded(const Row& row, Version v, const std::shared_ptr<std::s
   REQUIRE(pair.link != nullptr);
   std::unique_ptr<Transport>& judged = row.checked == Checked::server ? pair.server : pair.client;
   judged = std::make_unique<Recorder>(std::move(judged), written);
-  MemoryConn conn;
-  conn.link = pair.link;
-  conn.client = client_ctx->wrap(std::move(pair.client));
-  conn.server = server_ctx->wrap(std::move(pair.server));
-  REQUIRE(conn.client != nullptr);
-  REQUIRE(conn.server != nullptr);
-  conn.client_ctx = std::move(client_ctx);
-  conn.server_ctx = std::move(server_ctx);
-  return conn;
+  return open_memory(std::move(client_ctx), std::move(server_ctx), std::move(pair));
 }
 
 void run_connection(const Row& row, Version v) {

@@ -128,8 +128,12 @@ MemoryConn open_memory(Version v, const ConfigTweak& tweak) {
 }
 
 MemoryConn open_memory(std::shared_ptr<Context> client_ctx, std::shared_ptr<Context> server_ctx) {
+  return open_memory(std::move(client_ctx), std::move(server_ctx), make_memory_pair());
+}
+
+MemoryConn open_memory(std::shared_ptr<Context> client_ctx, std::shared_ptr<Context> server_ctx,
+                       MemoryPair pair) {
   MemoryConn conn;
-  MemoryPair pair = make_memory_pair();
   REQUIRE(pair.client != nullptr);
   REQUIRE(pair.server != nullptr);
   REQUIRE(pair.link != nullptr);

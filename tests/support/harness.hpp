@@ -119,6 +119,9 @@ struct MemoryConn {
 MemoryConn open_memory(Version v, const ConfigTweak& tweak = {});
 // Two sockets from existing contexts over a fresh memory pair; no handshake.
 MemoryConn open_memory(std::shared_ptr<Context> client_ctx, std::shared_ptr<Context> server_ctx);
+// The same over a given pair, whose transports a test may have wrapped.
+MemoryConn open_memory(std::shared_ptr<Context> client_ctx, std::shared_ptr<Context> server_ctx,
+                       MemoryPair pair);
 
 // Calls client.handshake() and server.handshake() alternately until both
 // return 1 (at most max_rounds rounds). False as soon as either fails with
