@@ -14,6 +14,7 @@
 #include <unitls/secure_socket.hpp>
 
 #include "engine.hpp"
+#include "session_cache.hpp"
 #include "socket_core.hpp"
 #include "verify.hpp"
 #include "x509.hpp"
@@ -24,6 +25,8 @@ struct Context::Impl {
   Config config;
   std::string_view backend;  // points into the registry (static storage)
   std::shared_ptr<detail::BackendContext> backend_context;
+  // Client with session_cache: the one cache of this Context's connections.
+  std::shared_ptr<detail::ClientSessionCache> sessions;
 };
 
 namespace {
@@ -335,6 +338,8 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
   impl->config = config;
   impl->backend = entry->name;
   impl->backend_context = std::move(backend_context);
+  if (config.role == Role::client && config.session_cache)
+    impl->sessions = std::make_shared<detail::ClientSessionCache>();
   ec.clear();
   if (message) message->clear();
   return std::make_unique<Context>(std::move(impl));
@@ -344,10 +349,18 @@ std::unique_ptr<SecureSocket> Context::wrap(std::unique_ptr<Transport> transport
   if (!transport) return nullptr;
   auto guard = std::make_unique<detail::RecordGuard>(std::move(transport), impl_->config.role);
   detail::RecordGuard* raw = guard.get();  // owned by the engine from here on
-  auto engine = impl_->backend_context->make_engine(std::move(guard));
+  detail::EngineSetup setup;
+  std::unique_ptr<detail::SessionLedger> ledger;
+  if (impl_->sessions) {
+    ledger = std::make_unique<detail::SessionLedger>(impl_->sessions, impl_->config.server_name);
+    setup.offer = ledger->offer();
+    setup.sessions = ledger.get();
+  }
+  auto engine = impl_->backend_context->make_engine(std::move(guard), setup);
   if (!engine) return nullptr;
-  return std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(engine), raw,
-                                              impl_->backend, impl_->config);
+  return std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(ledger),
+                                              std::move(engine), raw, impl_->backend,
+                                              impl_->config);
 }
 
 std::string_view Context::backend() const { return impl_->backend; }

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <unitls/context.hpp>
 #include <unitls/error.hpp>
@@ -105,11 +106,37 @@ class Engine {
   virtual void finish(bool closed_properly) = 0;
 };
 
-// A backend's per-Config state (SSL_CTX, credentials, session cache).
+// A client session as its stack serialises it (opaque to the core).
+using SessionBytes = std::vector<unsigned char>;
+
+// Where a client engine reports each session its stack makes: the end of a
+// full TLS 1.2 handshake, a NewSessionTicket (TLS 1.3, or a new TLS 1.2
+// ticket on a resumption). Never a session it was given: a resumption
+// without a new ticket makes none. What becomes of it is the core's rule
+// (session_cache.hpp).
+class SessionSink {
+ public:
+  virtual void session_made(std::span<const unsigned char> session) = 0;
+
+ protected:
+  ~SessionSink() = default;
+};
+
+// What the core gives an engine for one connection besides its transport.
+struct EngineSetup {
+  // Client with the session cache on: the session to offer (null: none),
+  // imported before the first handshake step, and where new ones go (null:
+  // no cache; the engine exports nothing).
+  std::shared_ptr<const SessionBytes> offer;
+  SessionSink* sessions = nullptr;
+};
+
+// A backend's per-Config state (SSL_CTX, credentials, server session keys).
 class BackendContext {
  public:
   virtual ~BackendContext() = default;
-  virtual std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport) = 0;
+  virtual std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport,
+                                              const EngineSetup& setup) = 0;
 };
 
 // What a stack can take, declared by its backend and checked by the core in

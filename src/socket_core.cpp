@@ -10,9 +10,11 @@ namespace {
 constexpr std::size_t kept_capacity = 16 * 1024;
 }  // namespace
 
-SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Engine> engine,
+SocketCore::SocketCore(std::shared_ptr<BackendContext> context,
+                       std::unique_ptr<SessionLedger> sessions, std::unique_ptr<Engine> engine,
                        RecordGuard* guard, std::string_view backend, const Config& config)
     : context_(std::move(context)),
+      sessions_(std::move(sessions)),
       engine_(std::move(engine)),
       guard_(guard),
       backend_(backend) {
@@ -22,7 +24,9 @@ SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<
 
 SocketCore::~SocketCore() {
   // RFC 2246 7.2.1: a session is resumable only after a proper close.
-  engine_->finish(state_.sent && !state_.dead);
+  const bool closed_properly = state_.sent && !state_.dead;
+  if (sessions_) sessions_->end(closed_properly);
+  engine_->finish(closed_properly);
 }
 
 std::ptrdiff_t SocketCore::finish(const Outcome& o) {
@@ -50,7 +54,9 @@ int SocketCore::handshake() {
   Decision d = begin(state_, Call::handshake);
   state_ = d.state;
   if (d.action == Action::none) return static_cast<int>(finish(d.outcome));
-  return static_cast<int>(finish(run(Call::handshake, d.action, engine_->handshake())));
+  const Outcome o = run(Call::handshake, d.action, engine_->handshake());
+  if (sessions_ && !o.has_error) sessions_->handshake_done(engine_->session_reused());
+  return static_cast<int>(finish(o));
 }
 
 std::ptrdiff_t SocketCore::deliver_kept(std::span<std::byte> buf) {

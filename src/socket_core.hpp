@@ -11,6 +11,7 @@
 
 #include "engine.hpp"
 #include "record_guard.hpp"
+#include "session_cache.hpp"
 #include "shutdown_machine.hpp"
 
 namespace unitls::detail {
@@ -18,9 +19,12 @@ namespace unitls::detail {
 class SocketCore final : public SecureSocket {
  public:
   // guard is the engine's transport (owned by engine, living as long as
-  // it): the core asks it whether it blocks and what it rejected.
-  SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Engine> engine,
-             RecordGuard* guard, std::string_view backend, const Config& config);
+  // it): the core asks it whether it blocks and what it rejected. sessions:
+  // the client's account with the session cache (null: no cache); the
+  // engine reports to it, so it outlives the engine.
+  SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<SessionLedger> sessions,
+             std::unique_ptr<Engine> engine, RecordGuard* guard, std::string_view backend,
+             const Config& config);
   ~SocketCore() override;
 
   int handshake() override;
@@ -50,6 +54,7 @@ class SocketCore final : public SecureSocket {
   std::ptrdiff_t deliver_kept(std::span<std::byte> buf);
 
   std::shared_ptr<BackendContext> context_;  // outlives engine_ (declared first)
+  std::unique_ptr<SessionLedger> sessions_;  // outlives engine_ too
   std::unique_ptr<Engine> engine_;
   RecordGuard* guard_;
   // The engine's send_close_notify step; seals the guard once the alert is out.

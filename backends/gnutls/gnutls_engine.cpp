@@ -12,9 +12,7 @@
 
 #include <cerrno>
 #include <span>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -85,10 +83,6 @@ bool is_certificate_failure(int ret) {
   }
 }
 
-// A client session as gnutls_session_get_data2 packed it. Shared, so that an
-// engine can tell whether the cache still holds the very entry it used.
-using SessionData = std::shared_ptr<const std::vector<unsigned char>>;
-
 // Frees a gnutls-allocated datum however the scope is left.
 struct DatumGuard {
   gnutls_datum_t datum{};
@@ -110,7 +104,6 @@ class GnuTlsContext final : public BackendContext,
         verify_peer_(config.verify_peer),
         server_name_(config.server_name),
         server_name_is_ip_(is_ip_literal(config.server_name)),
-        session_cache_(config.role == Role::client && config.session_cache),
         alpn_names_(config.alpn) {}
 
   ~GnuTlsContext() override {
@@ -125,37 +118,13 @@ class GnuTlsContext final : public BackendContext,
   GnuTlsContext(const GnuTlsContext&) = delete;
   GnuTlsContext& operator=(const GnuTlsContext&) = delete;
 
-  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport) override;
+  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport,
+                                      const EngineSetup& setup) override;
 
   // Loads the credentials and parses the priorities; false with *message
   // on a bad value. Everything it builds is read-only afterwards, so
   // sessions on several threads can share it.
   bool init(const Config& config, const Prepared& prepared, std::string& message);
-
-  // The client session cache (server_name_ is the key: a context serves
-  // one name). GnuTLS keeps none of its own.
-  SessionData cached_session() {
-    std::lock_guard lock(mutex_);
-    auto it = sessions_.find(server_name_);
-    return it == sessions_.end() ? nullptr : it->second;
-  }
-  void store_session(SessionData s) {
-    std::lock_guard lock(mutex_);
-    sessions_[server_name_] = std::move(s);
-  }
-  // Drops the entry if it is one of `mine` (another connection may have
-  // replaced it since; that one is not ours to drop).
-  void forget_sessions(const std::vector<SessionData>& mine) {
-    std::lock_guard lock(mutex_);
-    auto it = sessions_.find(server_name_);
-    if (it == sessions_.end()) return;
-    for (const auto& s : mine) {
-      if (s == it->second) {
-        sessions_.erase(it);
-        return;
-      }
-    }
-  }
 
  private:
   friend class GnuTlsEngine;
@@ -164,16 +133,12 @@ class GnuTlsContext final : public BackendContext,
   bool verify_peer_;
   std::string server_name_;
   bool server_name_is_ip_;
-  bool session_cache_;
   std::vector<std::string> alpn_names_;   // preference order
   std::vector<gnutls_datum_t> alpn_;      // points into alpn_names_
 
   gnutls_certificate_credentials_t credentials_ = nullptr;
   gnutls_priority_t priority_ = nullptr;
   gnutls_datum_t ticket_key_{};  // server: encrypts the session tickets
-
-  std::mutex mutex_;
-  std::map<std::string, SessionData> sessions_;
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -188,8 +153,9 @@ constexpr int max_silent_rounds = 1000;
 
 class GnuTlsEngine final : public Engine {
  public:
-  GnuTlsEngine(std::shared_ptr<GnuTlsContext> context, std::unique_ptr<Transport> transport)
-      : context_(std::move(context)), transport_(std::move(transport)) {}
+  GnuTlsEngine(std::shared_ptr<GnuTlsContext> context, std::unique_ptr<Transport> transport,
+               SessionSink* sessions)
+      : context_(std::move(context)), transport_(std::move(transport)), sessions_(sessions) {}
 
   ~GnuTlsEngine() override {
     // Before transport_ goes: nothing is sent, but the session holds
@@ -202,7 +168,7 @@ class GnuTlsEngine final : public Engine {
 
   // Creates the session, wires it to the transport and applies the
   // per-connection settings.
-  bool init();
+  bool init(const SessionBytes* offer);
 
   Result handshake() override {
     for (int round = 0;; ++round) {
@@ -210,13 +176,14 @@ class GnuTlsEngine final : public Engine {
       const int ret = gnutls_handshake(session_);
       if (ret == GNUTLS_E_SUCCESS) {
         handshake_done_ = true;
-        if (context_->session_cache_) {
-          // TLS 1.2: the session (and the server's ticket) is complete now.
-          // TLS 1.3: resumable only once a NewSessionTicket arrived (read()).
+        if (sessions_) {
+          // TLS 1.3: a session exists only once a NewSessionTicket arrived
+          // (read()). TLS 1.2: complete now; a resumption makes a new one
+          // only when the server sent a new ticket.
           if (gnutls_protocol_get_version(session_) == GNUTLS_TLS1_3)
             ticket_pending_ = true;
-          else
-            keep_session();
+          else if (!gnutls_session_is_resumed(session_) || ticket_received_)
+            export_session();
         }
         return Result::ok();
       }
@@ -238,7 +205,7 @@ class GnuTlsEngine final : public Engine {
     Result r = read_records(buf);
     if (ticket_pending_ && (gnutls_session_get_flags(session_) & GNUTLS_SFLAGS_SESSION_TICKET)) {
       ticket_pending_ = false;
-      keep_session();
+      export_session();
     }
     return r;
   }
@@ -332,15 +299,7 @@ class GnuTlsEngine final : public Engine {
     return handshake_done_ && gnutls_session_is_resumed(session_) != 0;
   }
 
-  void finish(bool closed_properly) override {
-    // RFC 2246 7.2.1: no resumption of a connection that was not closed
-    // properly; GnuTLS itself would resume it (docs/backend-notes.md, S10). Like
-    // OpenSSL, the session went into the cache as soon as it was complete
-    // and is taken out again here. A handshake that never completed has
-    // no session of its own; the cached one it offered stays usable.
-    if (!closed_properly && context_->session_cache_ && handshake_done_)
-      context_->forget_sessions(my_sessions_);
-  }
+  void finish(bool) override {}
 
   // gnutls_session_set_verify_function: the peer's chain, then the core's
   // rules on its leaf.
@@ -369,7 +328,13 @@ class GnuTlsEngine final : public Engine {
   }
   Result failure(int ret, Op op);
   void send_alert_for(int ret, bool certificate);
-  void keep_session();
+  void export_session();
+  // gnutls_handshake_set_hook_function: a TLS 1.2 NewSessionTicket arrived.
+  static int on_ticket(gnutls_session_t session, unsigned, unsigned, unsigned incoming,
+                       const gnutls_datum_t*) {
+    if (incoming) static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session))->ticket_received_ = true;
+    return 0;
+  }
   int transport_failed(const std::error_code& ec, std::error_code native);
 
   std::shared_ptr<GnuTlsContext> context_;  // credentials and cache; outlive session_
@@ -381,21 +346,19 @@ class GnuTlsEngine final : public Engine {
   std::error_code io_error_;   // the transport's failure during the current call
   bool handshake_done_ = false;
   bool ticket_pending_ = false;  // TLS 1.3 client: no NewSessionTicket seen yet
+  bool ticket_received_ = false; // TLS 1.2 client: the server sent a NewSessionTicket
   unsigned verify_status_ = 0;   // gnutls_certificate_status_t of a rejected peer certificate
-  std::vector<SessionData> my_sessions_;  // offered to or received on this connection
+  SessionSink* sessions_;        // client with the session cache: where new sessions go
 };
 
-// Puts this connection's session into the client cache. TLS 1.3 only after
+// Exports this connection's session to the core's cache. TLS 1.3 only after
 // a ticket arrived: without one gnutls_session_get_data2 would wait on the
 // transport for it, and return data that cannot resume.
-void GnuTlsEngine::keep_session() {
+void GnuTlsEngine::export_session() {
   DatumGuard data;
   if (gnutls_session_get_data2(session_, &data.datum) != GNUTLS_E_SUCCESS || data.datum.size == 0)
     return;
-  auto s = std::make_shared<const std::vector<unsigned char>>(data.datum.data,
-                                                              data.datum.data + data.datum.size);
-  my_sessions_.push_back(s);
-  context_->store_session(std::move(s));
+  sessions_->session_made(std::span<const unsigned char>(data.datum.data, data.datum.size));
 }
 
 // Maps a fatal result.
@@ -563,7 +526,7 @@ ssize_t GnuTlsEngine::push(gnutls_transport_ptr_t ptr, const void* data, size_t 
 
 // GnuTLS asks this only for timed waits: handshake and record timeouts (both
 // off here) and gnutls_session_get_data2 on TLS 1.3 before a ticket came
-// (keep_session never calls it then). A replaced pull function without a
+// (export_session never calls it then). A replaced pull function without a
 // timeout function makes such a wait fail with PULL_ERROR, so there is one.
 // A non-blocking transport never waits: "maybe", and the pull says EAGAIN.
 int GnuTlsEngine::pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms) {
@@ -580,7 +543,7 @@ int GnuTlsEngine::pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms) {
   return r;
 }
 
-bool GnuTlsEngine::init() {
+bool GnuTlsEngine::init(const SessionBytes* offer) {
   const GnuTlsContext& c = *context_;
   // A client sends its certificate even when the server's CertificateRequest
   // does not name its issuer (GNUTLS_FORCE_CLIENT_CERT), as OpenSSL and
@@ -596,6 +559,7 @@ bool GnuTlsEngine::init() {
   // Every byte goes through the Transport (fd transports: recv/send with
   // MSG_NOSIGNAL, no copy).
   gnutls_transport_set_ptr(session_, this);
+  gnutls_session_set_ptr(session_, this);
   gnutls_transport_set_pull_function(session_, &GnuTlsEngine::pull);
   gnutls_transport_set_push_function(session_, &GnuTlsEngine::push);
   gnutls_transport_set_pull_timeout_function(session_, &GnuTlsEngine::pull_timeout);
@@ -633,18 +597,20 @@ bool GnuTlsEngine::init() {
       return false;
   }
   if (c.verify_peer_) gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);
-  if (c.session_cache_) {
-    SessionData cached = context_->cached_session();
-    if (cached && gnutls_session_set_data(session_, cached->data(), cached->size()) == GNUTLS_E_SUCCESS)
-      my_sessions_.push_back(std::move(cached));
-  }
+  if (sessions_)
+    gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
+                                       &GnuTlsEngine::on_ticket);
+  // A session GnuTLS cannot read is not offered: a full handshake.
+  if (offer && !offer->empty())
+    (void)gnutls_session_set_data(session_, offer->data(), offer->size());
   return true;
 }
 
-std::unique_ptr<Engine> GnuTlsContext::make_engine(std::unique_ptr<Transport> transport) {
+std::unique_ptr<Engine> GnuTlsContext::make_engine(std::unique_ptr<Transport> transport,
+                                                   const EngineSetup& setup) {
   if (!transport) return nullptr;
-  auto engine = std::make_unique<GnuTlsEngine>(shared_from_this(), std::move(transport));
-  if (!engine->init()) return nullptr;
+  auto engine = std::make_unique<GnuTlsEngine>(shared_from_this(), std::move(transport), setup.sessions);
+  if (!engine->init(setup.offer.get())) return nullptr;
   return engine;
 }
 

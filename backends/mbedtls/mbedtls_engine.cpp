@@ -16,7 +16,6 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -304,7 +303,6 @@ struct Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 };
-using SessionPtr = std::shared_ptr<const Session>;
 
 class MbedTlsEngine;
 
@@ -318,7 +316,6 @@ class MbedTlsContext final : public BackendContext,
         verify_peer_(config.verify_peer),
         server_name_(config.server_name),
         server_name_is_ip_(is_ip_literal(config.server_name)),
-        session_cache_(config.role == Role::client && config.session_cache),
         alpn_(config.alpn) {
     mbedtls_entropy_init(&entropy_);
     mbedtls_ctr_drbg_init(&drbg_);
@@ -344,29 +341,11 @@ class MbedTlsContext final : public BackendContext,
   MbedTlsContext(const MbedTlsContext&) = delete;
   MbedTlsContext& operator=(const MbedTlsContext&) = delete;
 
-  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport) override;
+  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport,
+                                      const EngineSetup& setup) override;
 
   // Loads and checks everything; false with *message on a bad value.
   bool init(const Config& config, const Prepared& prepared, std::string& message);
-
-  // The client session cache, keyed by server_name (RFC 2246 rule: the
-  // engines decide what goes in and what is dropped).
-  SessionPtr cached_session(const std::string& key) {
-    std::lock_guard lock(sessions_mutex_);
-    auto it = sessions_.find(key);
-    return it == sessions_.end() ? nullptr : it->second;
-  }
-  void store_session(const std::string& key, SessionPtr s) {
-    std::lock_guard lock(sessions_mutex_);
-    sessions_[key] = std::move(s);
-  }
-  // Drops the entry for key if it is still `mine` (another connection may
-  // have replaced it since; that one is not ours to drop).
-  void forget_session(const std::string& key, const SessionPtr& mine) {
-    std::lock_guard lock(sessions_mutex_);
-    auto it = sessions_.find(key);
-    if (it != sessions_.end() && it->second == mine) sessions_.erase(it);
-  }
 
  private:
   friend class MbedTlsEngine;
@@ -406,7 +385,6 @@ class MbedTlsContext final : public BackendContext,
   bool verify_peer_;
   std::string server_name_;
   bool server_name_is_ip_;
-  bool session_cache_;
   std::vector<std::string> alpn_;
   std::vector<const char*> alpn_list_;  // NULL-terminated, into alpn_
 
@@ -420,9 +398,6 @@ class MbedTlsContext final : public BackendContext,
   mbedtls_ssl_config conf_;
   mbedtls_ssl_config conf_no_alpn_;  // a server with ALPN, for a client without a common protocol
   mbedtls_ssl_cache_context server_cache_;
-
-  std::mutex sessions_mutex_;
-  std::map<std::string, SessionPtr> sessions_;
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -431,8 +406,9 @@ enum class Op { handshake, read, write, close_notify };
 
 class MbedTlsEngine final : public Engine {
  public:
-  MbedTlsEngine(std::shared_ptr<MbedTlsContext> context, std::unique_ptr<Transport> transport)
-      : context_(std::move(context)), transport_(std::move(transport)) {
+  MbedTlsEngine(std::shared_ptr<MbedTlsContext> context, std::unique_ptr<Transport> transport,
+                SessionSink* sessions)
+      : context_(std::move(context)), transport_(std::move(transport)), sessions_(sessions) {
     mbedtls_ssl_init(&ssl_);
   }
 
@@ -445,7 +421,7 @@ class MbedTlsEngine final : public Engine {
   MbedTlsEngine(const MbedTlsEngine&) = delete;
   MbedTlsEngine& operator=(const MbedTlsEngine&) = delete;
 
-  bool init();
+  bool init(const SessionBytes* offer);
 
   Result handshake() override;
   Result read(std::span<std::byte> buf) override;
@@ -471,20 +447,11 @@ class MbedTlsEngine final : public Engine {
 
   bool session_reused() const override { return handshake_done_ && !full_handshake_; }
 
-  void finish(bool closed_properly) override {
-    if (!context_->session_cache_ || !handshake_done_) return;
-    // RFC 2246 7.2.1: only a connection closed properly leaves a session
-    // to resume. (A handshake that never completed has no session of its
-    // own; the cached one it offered stays usable.)
-    if (closed_properly) {
-      if (own_session_) context_->store_session(context_->server_name_, own_session_);
-    } else if (offered_) {
-      context_->forget_session(context_->server_name_, offered_);
-    }
-  }
+  void finish(bool) override {}
 
  private:
   bool setup(const mbedtls_ssl_config* conf);
+  void export_session();
   Result read_client_hello();
   Result failure(int ret, Op op);
   void begin_call() {
@@ -513,11 +480,11 @@ class MbedTlsEngine final : public Engine {
   std::error_code io_error_;  // the transport's failure during the current call
   bool handshake_done_ = false;
   bool full_handshake_ = false;       // a Certificate message was due: no resumption
+  bool ticket_received_ = false;      // client: the server sent a NewSessionTicket
   Reframer reframer_;                 // plaintext handshake messages, one record each
   std::vector<unsigned char> ahead_;  // read ahead by read_client_hello, not yet given to mbedTLS
   std::size_t ahead_offset_ = 0;
-  SessionPtr offered_;      // the cached session this client offered
-  SessionPtr own_session_;  // this client's session, once the handshake is done
+  SessionSink* sessions_;             // client with the session cache: where new sessions go
 };
 
 bool MbedTlsEngine::setup(const mbedtls_ssl_config* conf) {
@@ -527,7 +494,7 @@ bool MbedTlsEngine::setup(const mbedtls_ssl_config* conf) {
   return true;
 }
 
-bool MbedTlsEngine::init() {
+bool MbedTlsEngine::init(const SessionBytes* offer) {
   MbedTlsContext& c = *context_;
   if (c.role_ == Role::server) return c.alpn_.empty() ? setup(&c.conf_) : true;
 
@@ -537,11 +504,26 @@ bool MbedTlsEngine::init() {
   const bool dns_name = !c.server_name_.empty() && !c.server_name_is_ip_;
   if (mbedtls_ssl_set_hostname(&ssl_, dns_name ? c.server_name_.c_str() : nullptr) != 0)
     return false;
-  if (c.session_cache_) {
-    SessionPtr cached = c.cached_session(c.server_name_);
-    if (cached && mbedtls_ssl_set_session(&ssl_, &cached->s) == 0) offered_ = std::move(cached);
+  if (offer && !offer->empty()) {
+    // A session mbedTLS cannot read is not offered: a full handshake.
+    Session session;
+    if (mbedtls_ssl_session_load(&session.s, offer->data(), offer->size()) == 0)
+      (void)mbedtls_ssl_set_session(&ssl_, &session.s);
   }
   return true;
+}
+
+// Exports this client's session (mbedtls_ssl_session_save's format) to the
+// core's cache.
+void MbedTlsEngine::export_session() {
+  Session session;
+  if (mbedtls_ssl_get_session(&ssl_, &session.s) != 0) return;
+  std::size_t len = 0;
+  (void)mbedtls_ssl_session_save(&session.s, nullptr, 0, &len);
+  if (len == 0) return;
+  SessionBytes bytes(len);
+  if (mbedtls_ssl_session_save(&session.s, bytes.data(), bytes.size(), &len) == 0)
+    sessions_->session_made(std::span<const unsigned char>(bytes.data(), len));
 }
 
 // A server with ALPN: gathers the ClientHello from the transport, then sets
@@ -580,16 +562,16 @@ Result MbedTlsEngine::handshake() {
   // through the server's Certificate, on both sides.
   while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
+    // A client reads a NewSessionTicket only when the ServerHello announced one.
+    if (ssl_.state == MBEDTLS_SSL_SERVER_NEW_SESSION_TICKET) ticket_received_ = true;
     sent_ = false;  // per step: whether this step's failure already went out as an alert
     const int ret = mbedtls_ssl_handshake_step(&ssl_);
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
     if (ret != 0) return failure(ret, Op::handshake);
   }
   handshake_done_ = true;
-  if (context_->role_ == Role::client && context_->session_cache_) {
-    auto session = std::make_shared<Session>();
-    if (mbedtls_ssl_get_session(&ssl_, &session->s) == 0) own_session_ = std::move(session);
-  }
+  // A resumption without a new ticket makes no session.
+  if (sessions_ && (full_handshake_ || ticket_received_)) export_session();
   return Result::ok();
 }
 
@@ -809,10 +791,11 @@ int MbedTlsEngine::bio_send(void* p, const unsigned char* buf, std::size_t len) 
   return static_cast<MbedTlsEngine*>(p)->transport_send(buf, len);
 }
 
-std::unique_ptr<Engine> MbedTlsContext::make_engine(std::unique_ptr<Transport> transport) {
+std::unique_ptr<Engine> MbedTlsContext::make_engine(std::unique_ptr<Transport> transport,
+                                                    const EngineSetup& setup) {
   if (!transport) return nullptr;
-  auto engine = std::make_unique<MbedTlsEngine>(shared_from_this(), std::move(transport));
-  if (!engine->init()) return nullptr;
+  auto engine = std::make_unique<MbedTlsEngine>(shared_from_this(), std::move(transport), setup.sessions);
+  if (!engine->init(setup.offer.get())) return nullptr;
   return engine;
 }
 

@@ -15,8 +15,6 @@
 #include <chrono>
 #include <cstring>
 #include <span>
-#include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -138,17 +136,6 @@ std::string queue_reason() {
 // configuration error, not an interactive session.
 int no_password(char*, int, int, void*) { return 0; }
 
-// Shared by every session handle the engines keep.
-struct SessionFree {
-  void operator()(SSL_SESSION* s) const noexcept { SSL_SESSION_free(s); }
-};
-using SessionPtr = std::unique_ptr<SSL_SESSION, SessionFree>;
-
-SessionPtr share(SSL_SESSION* s) {
-  if (s) SSL_SESSION_up_ref(s);
-  return SessionPtr(s);
-}
-
 class OpenSslEngine;
 
 // ---- the context --------------------------------------------------------------
@@ -167,36 +154,11 @@ class OpenSslContext final : public BackendContext,
   OpenSslContext(const OpenSslContext&) = delete;
   OpenSslContext& operator=(const OpenSslContext&) = delete;
 
-  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport) override;
+  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport,
+                                      const EngineSetup& setup) override;
 
   // Builds ctx_ from the config; false with *message on a bad value.
   bool init(const Config& config, const Prepared& prepared, std::string& message);
-
-  // The client session cache, keyed by server_name. OpenSSL's internal
-  // client store is off (SSL_SESS_CACHE_NO_INTERNAL_STORE): it has no lookup
-  // by name, and the RFC 2246 rule needs to drop entries we choose.
-  SessionPtr cached_session(const std::string& key) {
-    std::lock_guard lock(mutex_);
-    auto it = sessions_.find(key);
-    return it == sessions_.end() ? nullptr : share(it->second.get());
-  }
-  void store_session(const std::string& key, SessionPtr s) {
-    std::lock_guard lock(mutex_);
-    sessions_[key] = std::move(s);
-  }
-  // Drops the entry for key if it is one of `mine` (another connection may
-  // have replaced it since; that one is not ours to drop).
-  void forget_sessions(const std::string& key, const std::vector<SessionPtr>& mine) {
-    std::lock_guard lock(mutex_);
-    auto it = sessions_.find(key);
-    if (it == sessions_.end()) return;
-    for (const auto& s : mine) {
-      if (s.get() == it->second.get()) {
-        sessions_.erase(it);
-        return;
-      }
-    }
-  }
 
   const std::vector<unsigned char>& alpn_wire() const { return alpn_wire_; }
   Role role() const { return role_; }
@@ -212,9 +174,6 @@ class OpenSslContext final : public BackendContext,
   bool server_name_is_ip_;
   bool session_cache_;
   std::vector<unsigned char> alpn_wire_;  // RFC 7301 3.1 wire format, preference order
-
-  std::mutex mutex_;
-  std::map<std::string, SessionPtr> sessions_;
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -224,8 +183,8 @@ enum class Op { handshake, read, write, close_notify };
 class OpenSslEngine final : public Engine {
  public:
   OpenSslEngine(std::shared_ptr<OpenSslContext> context, std::unique_ptr<Transport> transport,
-                SSL* ssl)
-      : context_(std::move(context)), transport_(std::move(transport)), ssl_(ssl) {}
+                SSL* ssl, SessionSink* sessions)
+      : context_(std::move(context)), transport_(std::move(transport)), ssl_(ssl), sessions_(sessions) {}
 
   ~OpenSslEngine() override {
     // Before transport_ goes: the BIO calls into it until SSL_free.
@@ -236,7 +195,7 @@ class OpenSslEngine final : public Engine {
   OpenSslEngine& operator=(const OpenSslEngine&) = delete;
 
   // Wires the SSL to the transport and applies the per-connection settings.
-  bool init();
+  bool init(const SessionBytes* offer);
 
   Result handshake() override {
     begin_call();
@@ -307,28 +266,24 @@ class OpenSslEngine final : public Engine {
   bool session_reused() const override { return SSL_session_reused(ssl_) == 1; }
 
   void finish(bool closed_properly) override {
-    if (closed_properly) {
-      // T6: SSL_free without SENT in OpenSSL's own flags marks the session
-      // not resumable. SENT may be ours only (set_shutdown, quiet shutdown),
-      // so tell OpenSSL too.
-      SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_SENT_SHUTDOWN);
-    } else if (context_->session_cache_ && handshake_done_) {
-      // RFC 2246 7.2.1: no resumption of a connection that was not closed
-      // properly. OpenSSL's own invalidation in SSL_free stays in force.
-      // (A handshake that never completed has no session of its own; the
-      // cached one it offered stays usable.)
-      context_->forget_sessions(context_->server_name_, my_sessions_);
-    }
+    // T6: SSL_free without SENT in OpenSSL's own flags takes the session out
+    // of a server's session-ID cache (the RFC 2246 rule on the server side).
+    // SENT may be ours only (set_shutdown, quiet shutdown), so tell OpenSSL.
+    if (closed_properly) SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_SENT_SHUTDOWN);
   }
 
-  // SSL_CTX_sess_set_new_cb: a new client session (end of a TLS 1.2
-  // handshake, or a TLS 1.3 NewSessionTicket). Takes ownership when cached.
+  // SSL_CTX_sess_set_new_cb (client): OpenSSL made a session, at the end of
+  // a full TLS 1.2 handshake (never on a resumption) or from a TLS 1.3
+  // NewSessionTicket. Exported to the core's cache; OpenSSL keeps its own.
   static int on_new_session(SSL* ssl, SSL_SESSION* session) {
     auto* self = static_cast<OpenSslEngine*>(SSL_get_app_data(ssl));
-    if (!self || !SSL_SESSION_is_resumable(session)) return 0;
-    self->my_sessions_.push_back(share(session));
-    self->context_->store_session(self->context_->server_name_, SessionPtr(session));
-    return 1;
+    if (!self || !self->sessions_ || !SSL_SESSION_is_resumable(session)) return 0;
+    const int len = i2d_SSL_SESSION(session, nullptr);
+    if (len <= 0) return 0;
+    SessionBytes bytes(static_cast<std::size_t>(len));
+    unsigned char* p = bytes.data();
+    if (i2d_SSL_SESSION(session, &p) == len) self->sessions_->session_made(bytes);
+    return 0;
   }
 
   // SSL_CTX_set_msg_callback: counts the KeyUpdates the peer sends
@@ -379,7 +334,7 @@ class OpenSslEngine final : public Engine {
   KeyUpdateLimit key_updates_;
   bool key_update_flood_ = false;     // the peer passed KeyUpdateLimit
   std::size_t poison_offset_ = 0;     // of poison_record, once the flood is seen
-  std::vector<SessionPtr> my_sessions_;  // offered to or received on this connection
+  SessionSink* sessions_;             // client with the session cache: where new sessions go
 };
 
 // Maps a failed call. Always by SSL_get_error, never by the return value: a
@@ -533,7 +488,7 @@ const BIO_METHOD* transport_method() {
   return m;
 }
 
-bool OpenSslEngine::init() {
+bool OpenSslEngine::init(const SessionBytes* offer) {
   SSL_set_app_data(ssl_, this);
 
   // Every byte goes through the Transport (for fd transports: recv/send with
@@ -557,23 +512,28 @@ bool OpenSslEngine::init() {
   if (!c.server_name_.empty() && !c.server_name_is_ip_ &&
       !SSL_set_tlsext_host_name(ssl_, c.server_name_.c_str()))
     return false;
-  if (c.session_cache_) {
-    SessionPtr cached = context_->cached_session(c.server_name_);
-    if (cached && SSL_SESSION_is_resumable(cached.get()) && SSL_set_session(ssl_, cached.get()))
-      my_sessions_.push_back(std::move(cached));
+  if (offer && !offer->empty()) {
+    // A session that does not parse or no longer resumes is not offered:
+    // a full handshake.
+    const unsigned char* p = offer->data();
+    SSL_SESSION* session = d2i_SSL_SESSION(nullptr, &p, static_cast<long>(offer->size()));
+    if (session && SSL_SESSION_is_resumable(session)) SSL_set_session(ssl_, session);
+    SSL_SESSION_free(session);
   }
   return true;
 }
 
-std::unique_ptr<Engine> OpenSslContext::make_engine(std::unique_ptr<Transport> transport) {
+std::unique_ptr<Engine> OpenSslContext::make_engine(std::unique_ptr<Transport> transport,
+                                                    const EngineSetup& setup) {
   if (!transport) return nullptr;
   SSL* ssl = SSL_new(ctx_);
   if (!ssl) {
     ERR_clear_error();
     return nullptr;
   }
-  auto engine = std::make_unique<OpenSslEngine>(shared_from_this(), std::move(transport), ssl);
-  const bool ok = engine->init();
+  auto engine = std::make_unique<OpenSslEngine>(shared_from_this(), std::move(transport), ssl,
+                                                setup.sessions);
+  const bool ok = engine->init(setup.offer.get());
   ERR_clear_error();
   if (!ok) return nullptr;
   return engine;

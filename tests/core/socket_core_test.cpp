@@ -93,7 +93,7 @@ RecordGuard non_blocking_transport(std::make_unique<FakeTransport>(false), Role:
 
 std::unique_ptr<SocketCore> make_socket(const std::shared_ptr<Script>& s, Config config = {},
                                         RecordGuard* transport = &non_blocking_transport) {
-  auto sock = std::make_unique<SocketCore>(nullptr, std::make_unique<ScriptedEngine>(s), transport,
+  auto sock = std::make_unique<SocketCore>(nullptr, nullptr, std::make_unique<ScriptedEngine>(s), transport,
                                            "scripted", config);
   s->handshake.push_back(Result::ok());
   REQUIRE(sock->handshake() == 1);
@@ -216,7 +216,7 @@ TEST_CASE("the engine learns at destruction whether the connection was closed pr
 
 TEST_CASE("connection facts are empty before the handshake") {
   auto s = std::make_shared<Script>();
-  SocketCore sock(nullptr, std::make_unique<ScriptedEngine>(s), &non_blocking_transport, "scripted",
+  SocketCore sock(nullptr, nullptr, std::make_unique<ScriptedEngine>(s), &non_blocking_transport, "scripted",
                   Config{});
   CHECK(sock.protocol_version().empty());
   CHECK(sock.cipher().empty());
