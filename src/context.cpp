@@ -347,8 +347,7 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
 
 std::unique_ptr<SecureSocket> Context::wrap(std::unique_ptr<Transport> transport) {
   if (!transport) return nullptr;
-  auto guard = std::make_unique<detail::RecordGuard>(std::move(transport), impl_->config.role);
-  detail::RecordGuard* raw = guard.get();  // owned by the engine from here on
+  auto wire = std::make_unique<detail::Wire>(std::move(transport), impl_->config.role);
   detail::EngineSetup setup;
   std::unique_ptr<detail::SessionLedger> ledger;
   if (impl_->sessions) {
@@ -356,11 +355,11 @@ std::unique_ptr<SecureSocket> Context::wrap(std::unique_ptr<Transport> transport
     setup.offer = ledger->offer();
     setup.sessions = ledger.get();
   }
-  auto engine = impl_->backend_context->make_engine(std::move(guard), setup);
+  auto engine = impl_->backend_context->make_engine(*wire, setup);
   if (!engine) return nullptr;
-  return std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(ledger),
-                                              std::move(engine), raw, impl_->backend,
-                                              impl_->config);
+  return std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(wire),
+                                              std::move(ledger), std::move(engine),
+                                              impl_->backend, impl_->config);
 }
 
 std::string_view Context::backend() const { return impl_->backend; }

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -24,30 +25,45 @@
 
 namespace unitls::detail {
 
+class Wire;  // wire.hpp
+
 // What one engine step came to.
 enum class Status {
   done,          // the step completed (bytes moved for read/write)
-  want_read,     // the transport has no data now; call the same step again later
-  want_write,    // the transport cannot take data now; call the same step again later
-  close_notify,  // read: the peer's close_notify was processed
-  eof,           // read/handshake: the transport ended without close_notify
-  failed,        // fatal: Result::failure says which errc, Result::native why
+  want_read,     // the stack wants to be called again (the core tells "the transport has
+                 // nothing now" from "the stack stopped on its own" by the Wire)
+  want_write,    // likewise, for the other direction (the stack's own idea of which)
+  close_notify,  // the peer's close_notify was processed (what it means is the core's rule:
+                 // the end of the data for a read, a failure for a handshake)
+  eof,           // the transport ended without close_notify (a truncation when reading)
+  failed,        // fatal: Result::kind says which errc, Result::native why
 };
 
 struct Result {
   Status status = Status::done;
   std::size_t bytes = 0;  // read/write with Status::done: > 0
-  // Status::failed: transport_error, protocol_error or certificate_error.
-  errc failure = errc::protocol_error;
+  // Status::failed: transport_error (the stack says its transport failed;
+  // the core takes the cause from the Wire), protocol_error or
+  // certificate_error.
+  errc kind = errc::protocol_error;
   std::error_code native;  // the library's own code (its category) or an errno
   // Status::failed with protocol_error: true when the cause is a fatal alert
   // the peer sent (as opposed to a bad record we rejected ourselves).
   bool peer_alert = false;
+  // Status::failed: the fatal alert that answers this failure when the
+  // stack did not send one itself (-1: none needed). The core decides
+  // whether it goes out (Engine::send_alert).
+  int alert = -1;
 
-  static Result ok(std::size_t n = 0) { return {Status::done, n, errc::protocol_error, {}, false}; }
-  static Result of(Status s) { return {s, 0, errc::protocol_error, {}, false}; }
+  static Result ok(std::size_t n = 0) { return {Status::done, n, errc::protocol_error, {}, false, -1}; }
+  static Result of(Status s, std::error_code native = {}) {
+    return {s, 0, errc::protocol_error, native, false, -1};
+  }
   static Result fail(errc kind, std::error_code native, bool peer_alert = false) {
-    return {Status::failed, 0, kind, native, peer_alert};
+    return {Status::failed, 0, kind, native, peer_alert, -1};
+  }
+  static Result answer(errc kind, std::error_code native, int alert) {
+    return {Status::failed, 0, kind, native, false, alert};
   }
 };
 
@@ -82,9 +98,9 @@ class Engine {
   // One handshake step: done when the handshake is complete.
   virtual Result handshake() = 0;
   // Reads application data into buf (never empty). Post-handshake messages
-  // (tickets, KeyUpdate) are consumed here and never reported: a backend
-  // that sees "nothing yet" after such a message keeps reading until the
-  // transport itself has nothing more (GnuTLS trap T11).
+  // (tickets, KeyUpdate) are consumed here and never reported; a stack that
+  // answers "nothing yet" after one (GnuTLS trap T11) is called again by the
+  // core until the transport itself has nothing more.
   virtual Result read(std::span<std::byte> buf) = 0;
   // Writes some or all of buf (never empty). After want_write the core calls
   // again with the same bytes.
@@ -93,6 +109,9 @@ class Engine {
   // only after want_write (to finish the flush): done means the alert is
   // fully on the transport. It must never produce a second alert.
   virtual Result send_close_notify() = 0;
+  // Sends a fatal alert with this description (RFC 5246 7.2), best effort:
+  // the core calls it after a failure whose Result named one.
+  virtual void send_alert(std::uint8_t description) = 0;
 
   // Facts about the established connection.
   virtual std::string protocol_version() const = 0;
@@ -101,9 +120,9 @@ class Engine {
   virtual bool session_reused() const = 0;
 
   // Called once when the socket is destroyed. closed_properly is the RFC 2246
-  // rule: SENT was set and the connection is not dead. A client engine keeps
-  // its session for resumption only when it is true.
-  virtual void finish(bool closed_properly) = 0;
+  // rule: SENT was set and the connection is not dead (a stack that keeps a
+  // server session-ID cache of its own drops the session when it is false).
+  virtual void end(bool closed_properly) = 0;
 };
 
 // A client session as its stack serialises it (opaque to the core).
@@ -135,8 +154,9 @@ struct EngineSetup {
 class BackendContext {
  public:
   virtual ~BackendContext() = default;
-  virtual std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport,
-                                              const EngineSetup& setup) = 0;
+  // wire: the connection's transport, owned by the core; it outlives the
+  // engine.
+  virtual std::unique_ptr<Engine> make_engine(Wire& wire, const EngineSetup& setup) = 0;
 };
 
 // What a stack can take, declared by its backend and checked by the core in

@@ -123,10 +123,10 @@ Completion complete(ShutdownState s, Call call, Action action, const Result& r) 
     case Status::failed: {
       // A fatal alert that answers our close_notify is the peer's last word:
       // docs/contract.md sets RECEIVED for it (OpenSSL does the same).
-      if (action == Action::await_peer && r.failure == errc::protocol_error && r.peer_alert)
+      if (action == Action::await_peer && r.kind == errc::protocol_error && r.peer_alert)
         s.received = true;
-      s = latch(s, r.failure);
-      return failed(s, r.failure);
+      s = latch(s, r.kind);
+      return failed(s, r.kind);
     }
     case Status::eof:
       // Truncation (T13, T21): never RECEIVED, always dead.

@@ -8,15 +8,26 @@ namespace unitls::detail {
 namespace {
 // One TLS record's worth of plaintext: what a single read can yield.
 constexpr std::size_t kept_capacity = 16 * 1024;
+
+// How often an engine operation is repeated when it asked to be called again
+// (want_read/want_write) although the transport neither ran dry nor filled
+// during the call: the stack stopped after progress of its own (a consumed
+// TLS 1.3 ticket or KeyUpdate, a warning alert, a partial flush;
+// docs/backend-notes.md T11). Each round consumes input or output, so this
+// only bounds a stack that would make no progress at all.
+constexpr int max_silent_rounds = 1000;
+
+// The calls whose engine operation reads from the peer.
+bool reads(Call call) { return call != Call::write && call != Call::send_close_notify; }
 }  // namespace
 
-SocketCore::SocketCore(std::shared_ptr<BackendContext> context,
+SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Wire> wire,
                        std::unique_ptr<SessionLedger> sessions, std::unique_ptr<Engine> engine,
-                       RecordGuard* guard, std::string_view backend, const Config& config)
+                       std::string_view backend, const Config& config)
     : context_(std::move(context)),
+      wire_(std::move(wire)),
       sessions_(std::move(sessions)),
       engine_(std::move(engine)),
-      guard_(guard),
       backend_(backend) {
   state_.quiet = config.quiet_shutdown;
   state_.require_close_notify = config.require_close_notify;
@@ -26,10 +37,10 @@ SocketCore::~SocketCore() {
   // RFC 2246 7.2.1: a session is resumable only after a proper close.
   const bool closed_properly = state_.sent && !state_.dead;
   if (sessions_) sessions_->end(closed_properly);
-  engine_->finish(closed_properly);
+  engine_->end(closed_properly);
 }
 
-std::ptrdiff_t SocketCore::finish(const Outcome& o) {
+std::ptrdiff_t SocketCore::report(const Outcome& o) {
   if (o.has_error) {
     last_error_ = make_error_code(o.error);
   } else {
@@ -39,24 +50,73 @@ std::ptrdiff_t SocketCore::finish(const Outcome& o) {
   return o.ret;
 }
 
-Outcome SocketCore::run(Call call, Action action, Result r) {
-  // A record the guard rejected during this step decides the step, whatever
-  // the stack made of the records before it (record_guard.hpp).
-  if (guard_ && guard_->fault() != RecordFault::none)
-    r = Result::fail(errc::protocol_error, make_error_code(guard_->fault()));
+template <class Operation>
+Outcome SocketCore::run(Call call, Action action, Operation operation) {
+  Result r;
+  for (int round = 0;; ++round) {
+    wire_->begin_call();
+    r = operation();
+    if (r.status != Status::want_read && r.status != Status::want_write) break;
+    if (wire_->full()) {
+      r = Result::of(Status::want_write);
+      break;
+    }
+    if (wire_->dry()) {
+      r = Result::of(Status::want_read);
+      break;
+    }
+    if (round >= max_silent_rounds) break;
+  }
+  r = judge(call, r);
   Completion c = complete(state_, call, action, r);
   state_ = c.state;
-  if (r.status == Status::failed) native_error_ = r.native;
+  if (c.outcome.has_error && r.native) native_error_ = r.native;
+  // Nothing goes on the wire after a fatal error (docs/contract.md).
+  if (state_.dead) wire_->seal();
   return c.outcome;
+}
+
+// What an engine's answer means, decided here for every backend
+// (docs/contract.md, "The same answers outside shutdown"): the engine
+// translated its stack's result; the wire tells what the transport did.
+Result SocketCore::judge(Call call, Result r) {
+  // A record the guard rejected during this step decides the step, whatever
+  // the stack made of the records before it (record_guard.hpp).
+  if (const RecordFault f = wire_->guard().fault(); f != RecordFault::none)
+    return Result::fail(errc::protocol_error, make_error_code(f));
+  if (r.status == Status::eof && !reads(call)) {
+    // Only a read can meet the end of the peer's data; anything else that
+    // finds the transport closed failed on it.
+    return Result::fail(errc::transport_error,
+                        r.native ? r.native : std::make_error_code(std::errc::broken_pipe));
+  }
+  if (r.status != Status::failed || r.peer_alert) return r;
+  if (r.kind == errc::transport_error) {
+    // The stack says its transport failed: the wire knows how.
+    if (wire_->io_error()) r.native = wire_->io_error();
+    return r;
+  }
+  if (r.kind == errc::protocol_error && wire_->eof()) {
+    // The transport ended inside a record or a handshake message (the
+    // stack may call that a bad length): a truncation when reading, and
+    // nothing goes on the wire after it.
+    if (reads(call)) return Result::of(Status::eof);
+    return Result::fail(errc::transport_error, r.native);
+  }
+  // A failure of ours while reading is answered with the fatal alert the
+  // stack names, when it did not send one itself, so that the peer fails
+  // too instead of waiting.
+  if (r.alert >= 0 && reads(call)) engine_->send_alert(static_cast<std::uint8_t>(r.alert));
+  return r;
 }
 
 int SocketCore::handshake() {
   Decision d = begin(state_, Call::handshake);
   state_ = d.state;
-  if (d.action == Action::none) return static_cast<int>(finish(d.outcome));
-  const Outcome o = run(Call::handshake, d.action, engine_->handshake());
+  if (d.action == Action::none) return static_cast<int>(report(d.outcome));
+  const Outcome o = run(Call::handshake, d.action, [&] { return engine_->handshake(); });
   if (sessions_ && !o.has_error) sessions_->handshake_done(engine_->session_reused());
-  return static_cast<int>(finish(o));
+  return static_cast<int>(report(o));
 }
 
 std::ptrdiff_t SocketCore::deliver_kept(std::span<std::byte> buf) {
@@ -67,59 +127,63 @@ std::ptrdiff_t SocketCore::deliver_kept(std::span<std::byte> buf) {
     kept_size_ = kept_offset_ = 0;
     state_.has_kept_data = false;
   }
-  return finish(Outcome::success(static_cast<std::ptrdiff_t>(n)));
+  return report(Outcome::success(static_cast<std::ptrdiff_t>(n)));
 }
 
 std::ptrdiff_t SocketCore::read(std::span<std::byte> buf) {
-  if (buf.empty()) return finish(Outcome::failure(-1, errc::invalid_argument));
+  if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
   Decision d = begin(state_, Call::read);
   state_ = d.state;
   switch (d.action) {
-    case Action::none: return finish(d.outcome);
+    case Action::none: return report(d.outcome);
     case Action::deliver_kept: return deliver_kept(buf);
-    default: return finish(run(Call::read, d.action, engine_->read(buf)));
+    default: return report(run(Call::read, d.action, [&] { return engine_->read(buf); }));
   }
 }
 
 std::ptrdiff_t SocketCore::write(std::span<const std::byte> buf) {
-  if (buf.empty()) return finish(Outcome::failure(-1, errc::invalid_argument));
+  if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
   Decision d = begin(state_, Call::write);
   state_ = d.state;
-  if (d.action == Action::none) return finish(d.outcome);
+  if (d.action == Action::none) return report(d.outcome);
 
-  Outcome o = run(Call::write, Action::write, engine_->write(buf));
-  if (o.has_error || static_cast<std::size_t>(o.ret) == buf.size()) return finish(o);
+  Outcome o = run(Call::write, Action::write, [&] { return engine_->write(buf); });
+  if (o.has_error || static_cast<std::size_t>(o.ret) == buf.size()) return report(o);
   // The engine took part (a record at a time). Blocking callers get every
   // byte. A non-blocking caller gets the count: looping on would let an
   // engine commit a record and then answer want_write, and a caller that
   // saw a count may send other bytes next (OpenSSL would then send the
   // committed record under the new bytes' name).
-  if (!guard_ || !guard_->is_blocking()) return finish(o);
+  if (!wire_->is_blocking()) return report(o);
   std::size_t total = static_cast<std::size_t>(o.ret);
   while (total < buf.size()) {
-    o = run(Call::write, Action::write, engine_->write(buf.subspan(total)));
+    const auto rest = buf.subspan(total);
+    o = run(Call::write, Action::write, [&] { return engine_->write(rest); });
     if (o.has_error) {
       if (total > 0) break;  // report what was taken; the error comes next call
-      return finish(o);
+      return report(o);
     }
     total += static_cast<std::size_t>(o.ret);
   }
-  return finish(Outcome::success(static_cast<std::ptrdiff_t>(total)));
+  return report(Outcome::success(static_cast<std::ptrdiff_t>(total)));
 }
 
 int SocketCore::shutdown() {
   Decision d = begin(state_, Call::shutdown);
   state_ = d.state;
   switch (d.action) {
-    case Action::none: return static_cast<int>(finish(d.outcome));
+    case Action::none: return static_cast<int>(report(d.outcome));
     case Action::await_peer: {
       if (!kept_) kept_ = std::make_unique_for_overwrite<std::byte[]>(kept_capacity);
-      Result r = engine_->read(std::span<std::byte>(kept_.get(), kept_capacity));
-      kept_offset_ = 0;
-      kept_size_ = r.status == Status::done ? r.bytes : 0;
-      return static_cast<int>(finish(run(Call::shutdown, d.action, r)));
+      const std::span<std::byte> kept(kept_.get(), kept_capacity);
+      kept_offset_ = kept_size_ = 0;
+      Result got;
+      const Outcome o = run(Call::shutdown, d.action, [&] { return got = engine_->read(kept); });
+      kept_size_ = got.status == Status::done ? got.bytes : 0;
+      return static_cast<int>(report(o));
     }
-    default: return static_cast<int>(finish(run(Call::shutdown, d.action, send_close_notify_step())));
+    default:
+      return static_cast<int>(report(run(Call::shutdown, d.action, [&] { return send_close_notify_step(); })));
   }
 }
 
@@ -127,16 +191,16 @@ std::error_code SocketCore::send_close_notify() {
   Decision d = begin(state_, Call::send_close_notify);
   state_ = d.state;
   if (d.action == Action::none) {
-    finish(d.outcome);
+    report(d.outcome);
   } else {
-    finish(run(Call::send_close_notify, d.action, send_close_notify_step()));
+    report(run(Call::send_close_notify, d.action, [&] { return send_close_notify_step(); }));
   }
   return last_error_;
 }
 
 Result SocketCore::send_close_notify_step() {
   Result r = engine_->send_close_notify();
-  if (r.status == Status::done && guard_) guard_->seal();
+  if (r.status == Status::done) wire_->seal();
   return r;
 }
 

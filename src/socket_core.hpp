@@ -10,21 +10,20 @@
 #include <unitls/secure_socket.hpp>
 
 #include "engine.hpp"
-#include "record_guard.hpp"
 #include "session_cache.hpp"
 #include "shutdown_machine.hpp"
+#include "wire.hpp"
 
 namespace unitls::detail {
 
 class SocketCore final : public SecureSocket {
  public:
-  // guard is the engine's transport (owned by engine, living as long as
-  // it): the core asks it whether it blocks and what it rejected. sessions:
-  // the client's account with the session cache (null: no cache); the
-  // engine reports to it, so it outlives the engine.
-  SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<SessionLedger> sessions,
-             std::unique_ptr<Engine> engine, RecordGuard* guard, std::string_view backend,
-             const Config& config);
+  // wire: the engine's transport, which the core judges the engine's
+  // answers by. sessions: the client's account with the session cache
+  // (null: no cache). The engine uses both, so both outlive it.
+  SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Wire> wire,
+             std::unique_ptr<SessionLedger> sessions, std::unique_ptr<Engine> engine,
+             std::string_view backend, const Config& config);
   ~SocketCore() override;
 
   int handshake() override;
@@ -49,16 +48,21 @@ class SocketCore final : public SecureSocket {
 
  private:
   // Applies a call's final outcome: last_error_ cleared or set.
-  std::ptrdiff_t finish(const Outcome& o);
-  Outcome run(Call call, Action action, Result r);
+  std::ptrdiff_t report(const Outcome& o);
+  // One engine operation for `call`: run (repeated while the stack stops
+  // without the transport having said "nothing now"), judged by what the
+  // wire saw (judge), then applied to the state.
+  template <class Operation>
+  Outcome run(Call call, Action action, Operation operation);
+  Result judge(Call call, Result r);
+  // The engine's send_close_notify; seals the wire once the alert is out.
+  Result send_close_notify_step();
   std::ptrdiff_t deliver_kept(std::span<std::byte> buf);
 
   std::shared_ptr<BackendContext> context_;  // outlives engine_ (declared first)
-  std::unique_ptr<SessionLedger> sessions_;  // outlives engine_ too
+  std::unique_ptr<Wire> wire_;               // outlives engine_ too
+  std::unique_ptr<SessionLedger> sessions_;  // and this
   std::unique_ptr<Engine> engine_;
-  RecordGuard* guard_;
-  // The engine's send_close_notify step; seals the guard once the alert is out.
-  Result send_close_notify_step();
   std::string_view backend_;
   ShutdownState state_;
   std::error_code last_error_;

@@ -21,6 +21,7 @@
 
 #include "engine.hpp"
 #include "verify.hpp"
+#include "wire.hpp"
 
 namespace unitls::detail {
 
@@ -118,8 +119,7 @@ class GnuTlsContext final : public BackendContext,
   GnuTlsContext(const GnuTlsContext&) = delete;
   GnuTlsContext& operator=(const GnuTlsContext&) = delete;
 
-  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport,
-                                      const EngineSetup& setup) override;
+  std::unique_ptr<Engine> make_engine(Wire& wire, const EngineSetup& setup) override;
 
   // Loads the credentials and parses the priorities; false with *message
   // on a bad value. Everything it builds is read-only afterwards, so
@@ -145,21 +145,12 @@ class GnuTlsContext final : public BackendContext,
 
 enum class Op { handshake, read, write, close_notify };
 
-// How often a call is repeated after GnuTLS answered E_AGAIN or another
-// non-fatal code without the transport having said "nothing now" (T11).
-// Each round consumes a record, so this only guards against a GnuTLS that
-// would make no progress at all.
-constexpr int max_silent_rounds = 1000;
-
 class GnuTlsEngine final : public Engine {
  public:
-  GnuTlsEngine(std::shared_ptr<GnuTlsContext> context, std::unique_ptr<Transport> transport,
-               SessionSink* sessions)
-      : context_(std::move(context)), transport_(std::move(transport)), sessions_(sessions) {}
+  GnuTlsEngine(std::shared_ptr<GnuTlsContext> context, Wire& wire, SessionSink* sessions)
+      : context_(std::move(context)), wire_(wire), sessions_(sessions) {}
 
   ~GnuTlsEngine() override {
-    // Before transport_ goes: nothing is sent, but the session holds
-    // pointers to us until it is freed.
     if (session_) gnutls_deinit(session_);
   }
 
@@ -170,39 +161,32 @@ class GnuTlsEngine final : public Engine {
   // per-connection settings.
   bool init(const SessionBytes* offer);
 
+  // E_AGAIN, and the non-fatal codes after which GnuTLS goes on when called
+  // again (GNUTLS_E_WARNING_ALERT_RECEIVED, ...), are "call again": the core
+  // tells from the Wire whether the transport had nothing, or GnuTLS stopped
+  // on its own after progress (a partial flush, a consumed TLS 1.3 ticket,
+  // T11), and calls again in that case.
   Result handshake() override {
-    for (int round = 0;; ++round) {
-      begin_call();
-      const int ret = gnutls_handshake(session_);
-      if (ret == GNUTLS_E_SUCCESS) {
-        handshake_done_ = true;
-        if (sessions_) {
-          // TLS 1.3: a session exists only once a NewSessionTicket arrived
-          // (read()). TLS 1.2: complete now; a resumption makes a new one
-          // only when the server sent a new ticket.
-          if (gnutls_protocol_get_version(session_) == GNUTLS_TLS1_3)
-            ticket_pending_ = true;
-          else if (!gnutls_session_is_resumed(session_) || ticket_received_)
-            export_session();
-        }
-        return Result::ok();
+    const int ret = gnutls_handshake(session_);
+    if (ret == GNUTLS_E_SUCCESS) {
+      handshake_done_ = true;
+      if (sessions_) {
+        // TLS 1.3: a session exists only once a NewSessionTicket arrived
+        // (read()). TLS 1.2: complete now; a resumption makes a new one
+        // only when the server sent a new ticket.
+        if (gnutls_protocol_get_version(session_) == GNUTLS_TLS1_3)
+          ticket_pending_ = true;
+        else if (!gnutls_session_is_resumed(session_) || ticket_received_)
+          export_session();
       }
-      if (would_block(ret)) {
-        // As in read(): want_* only when the transport said so; otherwise
-        // GnuTLS stopped after progress of its own (a partial flush).
-        if (Result r = blocked(); r.status != Status::done) return r;
-        if (round >= max_silent_rounds) return by_direction();
-        continue;
-      }
-      // GNUTLS_E_WARNING_ALERT_RECEIVED and the like: the handshake goes on
-      // when called again (gnutls_handshake(3)).
-      if (!gnutls_error_is_fatal(ret) && round < max_silent_rounds) continue;
-      return failure(ret, Op::handshake);
+      return Result::ok();
     }
+    if (would_block(ret) || !gnutls_error_is_fatal(ret)) return by_direction();
+    return translate(ret, Op::handshake);
   }
 
   Result read(std::span<std::byte> buf) override {
-    Result r = read_records(buf);
+    Result r = read_record(buf);
     if (ticket_pending_ && (gnutls_session_get_flags(session_) & GNUTLS_SFLAGS_SESSION_TICKET)) {
       ticket_pending_ = false;
       export_session();
@@ -210,62 +194,45 @@ class GnuTlsEngine final : public Engine {
     return r;
   }
 
-  Result read_records(std::span<std::byte> buf) {
-    for (int round = 0;; ++round) {
-      begin_call();
-      const ssize_t ret = gnutls_record_recv(session_, buf.data(), buf.size());
-      if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
-      if (ret == 0) return Result::of(Status::close_notify);
-      const int err = static_cast<int>(ret);
-      if (would_block(err)) {
-        // T11: after a TLS 1.3 NewSessionTicket (or KeyUpdate) gnutls_record_recv
-        // answers E_AGAIN although more records may wait in the transport.
-        // Only the transport's own "nothing now" is want_read.
-        if (Result r = blocked(); r.status != Status::done) return r;
-        if (round >= max_silent_rounds) return by_direction();
-        continue;
-      }
-      // GNUTLS_E_REHANDSHAKE: a TLS 1.2 renegotiation request (a
-      // HelloRequest to a client, a second ClientHello to a server). It is
-      // refused on every backend with a no_renegotiation warning (RFC 5246
-      // 7.2.2), which GnuTLS leaves to the application; the read goes on.
-      // GNUTLS_E_WARNING_ALERT_RECEIVED (user_canceled and the like): not
-      // an error either.
-      if (err == GNUTLS_E_REHANDSHAKE)
-        (void)gnutls_alert_send(session_, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
-      if (!gnutls_error_is_fatal(err) && round < max_silent_rounds) continue;
-      return failure(err, Op::read);
-    }
+  Result read_record(std::span<std::byte> buf) {
+    const ssize_t ret = gnutls_record_recv(session_, buf.data(), buf.size());
+    if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
+    if (ret == 0) return Result::of(Status::close_notify);
+    const int err = static_cast<int>(ret);
+    // GNUTLS_E_REHANDSHAKE: a TLS 1.2 renegotiation request (a HelloRequest
+    // to a client, a second ClientHello to a server). It is refused on every
+    // backend with a no_renegotiation warning (RFC 5246 7.2.2), which GnuTLS
+    // leaves to the application; the read goes on.
+    if (err == GNUTLS_E_REHANDSHAKE)
+      (void)gnutls_alert_send(session_, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+    if (would_block(err) || !gnutls_error_is_fatal(err)) return by_direction();
+    return translate(err, Op::read);
   }
 
   Result write(std::span<const std::byte> buf) override {
-    begin_call();
     // After E_AGAIN GnuTLS keeps the encrypted record and, on the next call
     // (the core repeats it with the same bytes), flushes it and returns its
     // length: the bytes go out exactly once.
     const ssize_t ret = gnutls_record_send(session_, buf.data(), buf.size());
     if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
     const int err = static_cast<int>(ret);
-    if (would_block(err)) {
-      Result r = blocked();
-      return r.status == Status::done ? by_direction() : r;
-    }
-    return failure(err, Op::write);
+    if (would_block(err)) return by_direction();
+    return translate(err, Op::write);
   }
 
   Result send_close_notify() override {
-    begin_call();
     // SHUT_WR only: SHUT_RDWR would wait with gnutls_bye, which swallows
     // application data (T12); the core waits with read(). After E_AGAIN
     // the next call only flushes the same alert; the core never calls
     // again after success, which would send another one (T7).
     const int ret = gnutls_bye(session_, GNUTLS_SHUT_WR);
     if (ret == GNUTLS_E_SUCCESS) return Result::ok();
-    if (would_block(ret)) {
-      Result r = blocked();
-      return r.status == Status::done ? Result::of(Status::want_write) : r;
-    }
-    return failure(ret, Op::close_notify);
+    if (would_block(ret)) return Result::of(Status::want_write);
+    return translate(ret, Op::close_notify);
+  }
+
+  void send_alert(std::uint8_t description) override {
+    (void)gnutls_alert_send(session_, GNUTLS_AL_FATAL, static_cast<gnutls_alert_description_t>(description));
   }
 
   std::string protocol_version() const override {
@@ -299,7 +266,7 @@ class GnuTlsEngine final : public Engine {
     return handshake_done_ && gnutls_session_is_resumed(session_) != 0;
   }
 
-  void finish(bool) override {}
+  void end(bool) override {}
 
   // gnutls_session_set_verify_function: the peer's chain, then the core's
   // rules on its leaf.
@@ -311,23 +278,12 @@ class GnuTlsEngine final : public Engine {
   static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms);
 
  private:
-  void begin_call() {
-    pull_blocked_ = push_blocked_ = false;
-    io_error_.clear();
-  }
-  // After E_AGAIN: what the transport said during this call, or done when
-  // it said nothing (GnuTLS stopped on its own, T11).
-  Result blocked() const {
-    if (push_blocked_) return Result::of(Status::want_write);
-    if (pull_blocked_) return Result::of(Status::want_read);
-    return Result::ok();
-  }
   Result by_direction() const {
     return Result::of(gnutls_record_get_direction(session_) == 1 ? Status::want_write
                                                                  : Status::want_read);
   }
-  Result failure(int ret, Op op);
-  void send_alert_for(int ret, bool certificate);
+  Result translate(int ret, Op op);
+  int alert_for(int ret, bool certificate) const;
   void export_session();
   // gnutls_handshake_set_hook_function: a TLS 1.2 NewSessionTicket arrived.
   static int on_ticket(gnutls_session_t session, unsigned, unsigned, unsigned incoming,
@@ -335,15 +291,11 @@ class GnuTlsEngine final : public Engine {
     if (incoming) static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session))->ticket_received_ = true;
     return 0;
   }
-  int transport_failed(const std::error_code& ec, std::error_code native);
+  int would_block_or_failed();
 
-  std::shared_ptr<GnuTlsContext> context_;  // credentials and cache; outlive session_
-  std::unique_ptr<Transport> transport_;
+  std::shared_ptr<GnuTlsContext> context_;  // credentials and ticket key; outlive session_
+  Wire& wire_;
   gnutls_session_t session_ = nullptr;
-  bool eof_ = false;           // the transport said EOF
-  bool pull_blocked_ = false;  // the transport said "nothing now" during this call
-  bool push_blocked_ = false;  // the transport said "full" during this call
-  std::error_code io_error_;   // the transport's failure during the current call
   bool handshake_done_ = false;
   bool ticket_pending_ = false;  // TLS 1.3 client: no NewSessionTicket seen yet
   bool ticket_received_ = false; // TLS 1.2 client: the server sent a NewSessionTicket
@@ -362,36 +314,24 @@ void GnuTlsEngine::export_session() {
 }
 
 // Maps a fatal result.
-Result GnuTlsEngine::failure(int ret, Op op) {
-  const bool reading = op == Op::read || op == Op::handshake;
+Result GnuTlsEngine::translate(int ret, Op op) {
   switch (ret) {
     case GNUTLS_E_PUSH_ERROR:
     case GNUTLS_E_PULL_ERROR:
-      return Result::fail(errc::transport_error, io_error_ ? io_error_ : gnutls_code(ret));
-
+      return Result::fail(errc::transport_error, gnutls_code(ret));
     case GNUTLS_E_FATAL_ALERT_RECEIVED:
       return Result::fail(errc::protocol_error,
                           gnutls_code(alert_base + static_cast<int>(gnutls_alert_get(session_))), true);
     case GNUTLS_E_SESSION_EOF:
-      // A close_notify where a handshake message was due: the peer gave up
-      // politely mid-handshake.
-      return Result::fail(errc::protocol_error, gnutls_code(ret), true);
+      // A close_notify where a handshake message was due.
+      return Result::of(Status::close_notify, gnutls_code(ret));
     case GNUTLS_E_PREMATURE_TERMINATION:
-      // GnuTLS says this for ECONNRESET from the pull function too: a
-      // transport that failed is transport_error on every backend, only an
-      // EOF is a truncation.
-      if (io_error_) return Result::fail(errc::transport_error, io_error_);
-      if (reading) return Result::of(Status::eof);
-      return Result::fail(errc::transport_error, gnutls_code(ret));
+      // GnuTLS says this for ECONNRESET from the pull function too: only an
+      // EOF is the end of the peer's data.
+      if (wire_.io_error()) return Result::fail(errc::transport_error, gnutls_code(ret));
+      return Result::of(Status::eof, gnutls_code(ret));
     default:
       break;
-  }
-  // The transport ended in the middle of a record or a handshake message
-  // (GnuTLS may call that UNEXPECTED_PACKET_LENGTH): a truncation, and
-  // nothing goes on the wire after it.
-  if (eof_) {
-    if (reading) return Result::of(Status::eof);
-    return Result::fail(errc::transport_error, gnutls_code(ret));
   }
   std::error_code native = gnutls_code(ret);
   errc kind = errc::protocol_error;
@@ -400,43 +340,33 @@ Result GnuTlsEngine::failure(int ret, Op op) {
     if (const unsigned status = verify_status_; status != 0 && status < (1u << 24))
       native = gnutls_code(static_cast<int>(status));
   }
-  // T10: GnuTLS answers nothing on its own. Every other stack tells the peer
-  // with a fatal alert (bad_record_mac, bad_certificate, ...), so the peer
-  // fails instead of waiting.
-  send_alert_for(ret, kind == errc::certificate_error);
-  return Result::fail(kind, native);
+  // T10: GnuTLS answers nothing on its own; the core sends the alert named
+  // here, as every other stack would have.
+  return Result::answer(kind, native, alert_for(ret, kind == errc::certificate_error));
 }
 
-// Best effort: the connection is dead either way, and an alert the transport
-// cannot take now is not retried.
-void GnuTlsEngine::send_alert_for(int ret, bool certificate) {
-  if (ret == GNUTLS_E_INVALID_SESSION || ret == GNUTLS_E_INVALID_REQUEST) return;
-  if (ret == GNUTLS_E_TOO_MANY_HANDSHAKE_PACKETS) {
-    // The KeyUpdate flood limit (KeyUpdateLimit in engine.hpp): GnuTLS
-    // would say internal_error; every backend says unexpected_message.
-    (void)gnutls_alert_send(session_, GNUTLS_AL_FATAL, GNUTLS_A_UNEXPECTED_MESSAGE);
-    return;
-  }
+// The fatal alert for a failure of ours (-1: none).
+int GnuTlsEngine::alert_for(int ret, bool certificate) const {
+  if (ret == GNUTLS_E_INVALID_SESSION || ret == GNUTLS_E_INVALID_REQUEST) return -1;
+  // The KeyUpdate flood limit (KeyUpdateLimit in engine.hpp): GnuTLS would
+  // say internal_error; every backend says unexpected_message.
+  if (ret == GNUTLS_E_TOO_MANY_HANDSHAKE_PACKETS) return GNUTLS_A_UNEXPECTED_MESSAGE;
   if (!certificate) {
-    (void)gnutls_alert_send_appropriate(session_, ret);
-    return;
+    int level = 0;
+    const int alert = gnutls_error_to_alert(ret, &level);
+    return alert >= 0 && level == GNUTLS_AL_FATAL ? alert : -1;
   }
   // gnutls_error_to_alert says decode_error for a missing certificate and
   // bad_certificate for every verification failure; send what OpenSSL
   // sends (RFC 8446 6.2, RFC 5246 7.4.6).
-  gnutls_alert_description_t alert = GNUTLS_A_BAD_CERTIFICATE;
   const unsigned status = verify_status_;
-  if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND || ret == GNUTLS_E_CERTIFICATE_REQUIRED) {
-    alert = gnutls_protocol_get_version(session_) == GNUTLS_TLS1_3 ? GNUTLS_A_CERTIFICATE_REQUIRED
-                                                                   : GNUTLS_A_HANDSHAKE_FAILURE;
-  } else if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA)) {
-    alert = GNUTLS_A_UNKNOWN_CA;
-  } else if (status & GNUTLS_CERT_REVOKED) {
-    alert = GNUTLS_A_CERTIFICATE_REVOKED;
-  } else if (status & GNUTLS_CERT_EXPIRED) {
-    alert = GNUTLS_A_CERTIFICATE_EXPIRED;
-  }
-  (void)gnutls_alert_send(session_, GNUTLS_AL_FATAL, alert);
+  if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND || ret == GNUTLS_E_CERTIFICATE_REQUIRED)
+    return gnutls_protocol_get_version(session_) == GNUTLS_TLS1_3 ? GNUTLS_A_CERTIFICATE_REQUIRED
+                                                                  : GNUTLS_A_HANDSHAKE_FAILURE;
+  if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA)) return GNUTLS_A_UNKNOWN_CA;
+  if (status & GNUTLS_CERT_REVOKED) return GNUTLS_A_CERTIFICATE_REVOKED;
+  if (status & GNUTLS_CERT_EXPIRED) return GNUTLS_A_CERTIFICATE_EXPIRED;
+  return GNUTLS_A_BAD_CERTIFICATE;
 }
 
 // ---- verification --------------------------------------------------------------------
@@ -474,26 +404,20 @@ int GnuTlsEngine::verify_peer(gnutls_session_t session) {
 
 // ---- transport callbacks ------------------------------------------------------------
 //
-// For sockets pull/push do recv/send themselves (no virtual call, no
-// O_NONBLOCK probe), with MSG_NOSIGNAL so a reset peer never raises SIGPIPE,
-// and retry EINTR so a blocking socket never reports a spurious E_AGAIN.
-// Everything else goes through the Transport.
-//
-// drop_after_eof: once the transport has said EOF without close_notify, the
-// connection is dead for the core and nothing more may go on the wire (the
-// same on every backend); writes are swallowed.
+// Every byte goes through the core's Wire; GnuTLS learns its answers as
+// errnos.
 
-int GnuTlsEngine::transport_failed(const std::error_code& ec, std::error_code native) {
-  if (ec == errc::want_read || ec == errc::want_write) {
-    (ec == errc::want_read ? pull_blocked_ : push_blocked_) = true;
-    gnutls_transport_set_errno(session_, EAGAIN);
-    return -1;
-  }
-  io_error_ = native ? native : (ec ? ec : std::make_error_code(std::errc::io_error));
+// After the Wire returned -1: EAGAIN for "nothing now" / "full" (GnuTLS's
+// E_AGAIN), else the transport's errno (EIO when it has none).
+int GnuTlsEngine::would_block_or_failed() {
   int err = EIO;
-  if (native.category() == std::system_category() || native.category() == std::generic_category())
-    err = native.value();
-  if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == 0) err = EIO;
+  if (wire_.stop() == Wire::Stop::would_block_read || wire_.stop() == Wire::Stop::would_block_write) {
+    err = EAGAIN;
+  } else if (const std::error_code& io = wire_.io_error();
+             io.category() == std::system_category() || io.category() == std::generic_category()) {
+    err = io.value();
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == 0) err = EIO;
+  }
   gnutls_transport_set_errno(session_, err);
   return -1;
 }
@@ -501,27 +425,16 @@ int GnuTlsEngine::transport_failed(const std::error_code& ec, std::error_code na
 ssize_t GnuTlsEngine::pull(gnutls_transport_ptr_t ptr, void* data, size_t size) {
   auto* self = static_cast<GnuTlsEngine*>(ptr);
   if (size == 0) return 0;
-  std::error_code ec;
-  const std::ptrdiff_t n =
-      self->transport_->read(std::span<std::byte>(static_cast<std::byte*>(data), size), ec);
-  if (n > 0) return n;
-  if (n == 0) {
-    self->eof_ = true;
-    return 0;
-  }
-  return self->transport_failed(ec, self->transport_->native_error());
+  const std::ptrdiff_t n = self->wire_.read(std::span<std::byte>(static_cast<std::byte*>(data), size));
+  return n >= 0 ? n : self->would_block_or_failed();
 }
 
 ssize_t GnuTlsEngine::push(gnutls_transport_ptr_t ptr, const void* data, size_t size) {
   auto* self = static_cast<GnuTlsEngine*>(ptr);
   if (size == 0) return 0;
-  if (self->eof_) return static_cast<ssize_t>(size);  // see drop_after_eof above
-  std::error_code ec;
-  const std::ptrdiff_t n = self->transport_->write(
-      std::span<const std::byte>(static_cast<const std::byte*>(data), size), ec);
-  if (n > 0) return n;
-  return self->transport_failed(ec ? ec : make_error_code(errc::transport_error),
-                                self->transport_->native_error());
+  const std::ptrdiff_t n =
+      self->wire_.write(std::span<const std::byte>(static_cast<const std::byte*>(data), size));
+  return n > 0 ? n : self->would_block_or_failed();
 }
 
 // GnuTLS asks this only for timed waits: handshake and record timeouts (both
@@ -531,8 +444,8 @@ ssize_t GnuTlsEngine::push(gnutls_transport_ptr_t ptr, const void* data, size_t 
 // A non-blocking transport never waits: "maybe", and the pull says EAGAIN.
 int GnuTlsEngine::pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms) {
   auto* self = static_cast<GnuTlsEngine*>(ptr);
-  const int fd = self->transport_->native_handle();
-  if (fd < 0 || !self->transport_->is_blocking()) return 1;
+  const int fd = self->wire_.native_handle();
+  if (fd < 0 || !self->wire_.is_blocking()) return 1;
   pollfd p{fd, POLLIN, 0};
   const int timeout = ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : static_cast<int>(ms);
   int r;
@@ -606,10 +519,8 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   return true;
 }
 
-std::unique_ptr<Engine> GnuTlsContext::make_engine(std::unique_ptr<Transport> transport,
-                                                   const EngineSetup& setup) {
-  if (!transport) return nullptr;
-  auto engine = std::make_unique<GnuTlsEngine>(shared_from_this(), std::move(transport), setup.sessions);
+std::unique_ptr<Engine> GnuTlsContext::make_engine(Wire& wire, const EngineSetup& setup) {
+  auto engine = std::make_unique<GnuTlsEngine>(shared_from_this(), wire, setup.sessions);
   if (!engine->init(setup.offer.get())) return nullptr;
   return engine;
 }

@@ -35,6 +35,7 @@
 
 #include "engine.hpp"
 #include "verify.hpp"
+#include "wire.hpp"
 
 // A Context is shared between threads, and with it the server's session
 // cache, which locks itself only with MBEDTLS_THREADING_C (Debian has it).
@@ -341,8 +342,7 @@ class MbedTlsContext final : public BackendContext,
   MbedTlsContext(const MbedTlsContext&) = delete;
   MbedTlsContext& operator=(const MbedTlsContext&) = delete;
 
-  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport,
-                                      const EngineSetup& setup) override;
+  std::unique_ptr<Engine> make_engine(Wire& wire, const EngineSetup& setup) override;
 
   // Loads and checks everything; false with *message on a bad value.
   bool init(const Config& config, const Prepared& prepared, std::string& message);
@@ -406,15 +406,13 @@ enum class Op { handshake, read, write, close_notify };
 
 class MbedTlsEngine final : public Engine {
  public:
-  MbedTlsEngine(std::shared_ptr<MbedTlsContext> context, std::unique_ptr<Transport> transport,
-                SessionSink* sessions)
-      : context_(std::move(context)), transport_(std::move(transport)), sessions_(sessions) {
+  MbedTlsEngine(std::shared_ptr<MbedTlsContext> context, Wire& wire, SessionSink* sessions)
+      : context_(std::move(context)), wire_(wire), sessions_(sessions) {
     mbedtls_ssl_init(&ssl_);
   }
 
   ~MbedTlsEngine() override {
-    // Before transport_ goes (the bio callbacks use it), and before the
-    // context (ssl_ points into its config).
+    // Before the context goes (ssl_ points into its config).
     mbedtls_ssl_free(&ssl_);
   }
 
@@ -447,18 +445,15 @@ class MbedTlsEngine final : public Engine {
 
   bool session_reused() const override { return handshake_done_ && !full_handshake_; }
 
-  void finish(bool) override {}
+  void send_alert(std::uint8_t description) override;
+  void end(bool) override {}
 
  private:
   bool setup(const mbedtls_ssl_config* conf);
   void export_session();
   Result read_client_hello();
-  Result failure(int ret, Op op);
-  void begin_call() {
-    io_error_.clear();
-    dry_ = false;
-    sent_ = false;
-  }
+  Result translate(int ret, Op op);
+
   Result fatal(errc kind, int ret, std::error_code native, Op op);
 
   // The bio: the bytes read ahead by read_client_hello first, then the
@@ -469,15 +464,13 @@ class MbedTlsEngine final : public Engine {
   int transport_recv(unsigned char* buf, std::size_t len);
   int raw_recv(unsigned char* buf, std::size_t len);
   int transport_send(const unsigned char* buf, std::size_t len);
+  int would_block_or_failed(bool sending) const;
 
   std::shared_ptr<MbedTlsContext> context_;  // the config ssl_ points to; outlives ssl_
-  std::unique_ptr<Transport> transport_;
+  Wire& wire_;
   mbedtls_ssl_context ssl_;
   bool set_up_ = false;       // mbedtls_ssl_setup done (a server with ALPN waits for the hello)
-  bool eof_ = false;          // the transport said EOF
-  bool dry_ = false;          // the transport had nothing to read during the current call
-  bool sent_ = false;         // mbedTLS wrote (or tried to) during the current call or step
-  std::error_code io_error_;  // the transport's failure during the current call
+  bool sent_ = false;         // mbedTLS wrote (or tried to) during the current step
   bool handshake_done_ = false;
   bool full_handshake_ = false;       // a Certificate message was due: no resumption
   bool ticket_received_ = false;      // client: the server sent a NewSessionTicket
@@ -546,12 +539,12 @@ Result MbedTlsEngine::read_client_hello() {
       continue;
     }
     if (n == 0) return Result::of(Status::eof);
-    return failure(n, Op::handshake);
+    return translate(n, Op::handshake);
   }
 }
 
 Result MbedTlsEngine::handshake() {
-  begin_call();
+  sent_ = false;
   if (!set_up_) {
     Result r = read_client_hello();
     if (r.status != Status::done) return r;
@@ -567,7 +560,7 @@ Result MbedTlsEngine::handshake() {
     sent_ = false;  // per step: whether this step's failure already went out as an alert
     const int ret = mbedtls_ssl_handshake_step(&ssl_);
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
-    if (ret != 0) return failure(ret, Op::handshake);
+    if (ret != 0) return translate(ret, Op::handshake);
   }
   handshake_done_ = true;
   // A resumption without a new ticket makes no session.
@@ -576,49 +569,53 @@ Result MbedTlsEngine::handshake() {
 }
 
 Result MbedTlsEngine::read(std::span<std::byte> buf) {
-  const std::size_t len = std::min<std::size_t>(buf.size(), INT_MAX);
-  auto* data = reinterpret_cast<unsigned char*>(buf.data());
-  // want_read only when the transport itself is dry. mbedTLS 2.28.3
-  // consumes empty records, warning alerts and refused HelloRequests inside
-  // mbedtls_ssl_read and goes on (measured), but its renegotiation code
-  // documents WANT_READ returns after a non-application record; should one
-  // come while the transport still has bytes, read on. Each round consumes
-  // a record, so this ends.
-  constexpr int max_rounds = 1024;  // a bound, should mbedTLS ever answer WANT_READ without reading
-  for (int round = 1;; ++round) {
-    begin_call();
-    const int ret = mbedtls_ssl_read(&ssl_, data, len);
-    if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
-    // T13: 0 is the transport's EOF without close_notify, a truncation.
-    if (ret == 0) return Result::of(Status::eof);
-    if (ret == MBEDTLS_ERR_SSL_WANT_READ && !dry_ && !io_error_ && round < max_rounds) continue;
-    return failure(ret, Op::read);
-  }
+  sent_ = false;
+  // mbedTLS 2.28.3 consumes empty records, warning alerts and refused
+  // HelloRequests inside mbedtls_ssl_read and goes on (measured), but its
+  // renegotiation code documents WANT_READ returns after a non-application
+  // record; the core calls again then, unless the transport was dry.
+  const int ret = mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(buf.data()),
+                                   std::min<std::size_t>(buf.size(), INT_MAX));
+  if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
+  // T13: 0 is the transport's EOF without close_notify, a truncation.
+  if (ret == 0) return Result::of(Status::eof);
+  return translate(ret, Op::read);
 }
 
 Result MbedTlsEngine::write(std::span<const std::byte> buf) {
-  begin_call();
+  sent_ = false;
   // At most one record per call; after WANT_WRITE mbedTLS only flushes the
   // record it holds and reports the same count, as long as it is called
   // with the same bytes (the core does that).
   const std::size_t len = std::min<std::size_t>(buf.size(), INT_MAX);
   const int ret = mbedtls_ssl_write(&ssl_, reinterpret_cast<const unsigned char*>(buf.data()), len);
   if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
-  return failure(ret, Op::write);
+  return translate(ret, Op::write);
 }
 
 Result MbedTlsEngine::send_close_notify() {
-  begin_call();
+  sent_ = false;
   // With a record still in the output buffer mbedtls_ssl_close_notify only
   // flushes it (out_left != 0), so the call after WANT_WRITE finishes the
   // same alert. A call after success would send a new one (T14); the core
   // never makes it.
   const int ret = mbedtls_ssl_close_notify(&ssl_);
   if (ret == 0) return Result::ok();
-  return failure(ret, Op::close_notify);
+  return translate(ret, Op::close_notify);
 }
 
-Result MbedTlsEngine::failure(int ret, Op op) {
+void MbedTlsEngine::send_alert(std::uint8_t description) {
+  // Before a ServerHello mbedTLS has no version yet and would write the
+  // alert's record version as 0.0, which peers reject as a bad record
+  // rather than read as the alert.
+  if (ssl_.major_ver == 0) {
+    ssl_.major_ver = MBEDTLS_SSL_MAJOR_VERSION_3;
+    ssl_.minor_ver = MBEDTLS_SSL_MINOR_VERSION_3;
+  }
+  (void)mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL, description);
+}
+
+Result MbedTlsEngine::translate(int ret, Op op) {
   switch (ret) {
     case MBEDTLS_ERR_SSL_WANT_READ:
       return Result::of(Status::want_read);
@@ -627,17 +624,12 @@ Result MbedTlsEngine::failure(int ret, Op op) {
     default:
       break;
   }
-  // The transport failed, and mbedTLS says so. (A failure of ours whose
-  // alert could not go out stays what it was: mbedTLS returns INVALID_MAC
-  // and the like after a failed send_alert_message, and so is it reported.)
-  if (io_error_ && (ret == MBEDTLS_ERR_NET_CONN_RESET || ret == MBEDTLS_ERR_NET_RECV_FAILED ||
-                    ret == MBEDTLS_ERR_NET_SEND_FAILED))
-    return Result::fail(errc::transport_error, io_error_);
+  // (A failure of ours whose alert could not go out stays what it was:
+  // mbedTLS returns INVALID_MAC and the like after a failed
+  // send_alert_message, and so is it reported.)
   switch (ret) {
     case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
-      if (op == Op::read) return Result::of(Status::close_notify);
-      // A close_notify in the middle of the handshake: the peer gave up.
-      return Result::fail(errc::protocol_error, mbedtls_code(ret), true);
+      return Result::of(Status::close_notify, mbedtls_code(ret));
     case MBEDTLS_ERR_SSL_CONN_EOF:
       return Result::of(Status::eof);
     case MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE:
@@ -669,8 +661,9 @@ Result MbedTlsEngine::failure(int ret, Op op) {
 }
 
 // A failure of ours is answered with a fatal alert, as on every backend, so
-// that the peer fails too instead of waiting. mbedTLS sends one itself for
-// most (bad_record_mac, bad_certificate, unknown_ca, ...), but not for:
+// that the peer fails too instead of waiting (the core sends it). mbedTLS
+// sends one itself for most (bad_record_mac, bad_certificate, unknown_ca,
+// ...), but not for:
 //   - a server that requires a client certificate and gets none (it expects
 //     "the client to know what's going on"; the client would wait for our
 //     Finished for ever): handshake_failure, what OpenSSL sends in TLS 1.2;
@@ -679,11 +672,9 @@ Result MbedTlsEngine::failure(int ret, Op op) {
 //     unexpected_message for an unknown record type (RFC 5246 6.2.1 MUST),
 //     record_overflow for a length beyond any record, protocol_version for
 //     a foreign major version, decode_error for the rest.
-// Nothing goes out when mbedTLS already wrote during this call, when the
-// peer's alert is the cause, nor after the transport's EOF (transport_send
-// drops it).
-Result MbedTlsEngine::fatal(errc kind, int ret, std::error_code native, Op op) {
-  if (sent_ || (op != Op::read && op != Op::handshake)) return Result::fail(kind, native);
+// None is named when mbedTLS already wrote during this step (its own alert).
+Result MbedTlsEngine::fatal(errc kind, int ret, std::error_code native, Op) {
+  if (sent_) return Result::fail(kind, native);
   unsigned char alert = MBEDTLS_SSL_ALERT_MSG_DECODE_ERROR;
   const unsigned char* hdr = ssl_.in_hdr;
   const bool have_header = hdr != nullptr && ssl_.in_left >= 5;
@@ -701,24 +692,13 @@ Result MbedTlsEngine::fatal(errc kind, int ret, std::error_code native, Op op) {
   } else if (ret == MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE) {
     alert = MBEDTLS_SSL_ALERT_MSG_UNEXPECTED_MESSAGE;
   }
-  // Before a ServerHello mbedTLS has no version yet and would write the
-  // alert's record version as 0.0, which peers reject as a bad record
-  // rather than read as the alert.
-  if (ssl_.major_ver == 0) {
-    ssl_.major_ver = MBEDTLS_SSL_MAJOR_VERSION_3;
-    ssl_.minor_ver = MBEDTLS_SSL_MINOR_VERSION_3;
-  }
-  // A courtesy: if the transport fails now, the failure stays ours.
-  (void)mbedtls_ssl_send_alert_message(&ssl_, MBEDTLS_SSL_ALERT_LEVEL_FATAL, alert);
-  return Result::fail(kind, native);
+  return Result::answer(kind, native, alert);
 }
 
 // ---- the bio ------------------------------------------------------------------------
 //
-// drop_after_eof: once the transport has said EOF without close_notify, the
-// connection is dead for the core and nothing more may go on the wire (the
-// OpenSSL engine does the same). mbedTLS itself sends nothing then; the
-// writes are swallowed in case it ever does.
+// Every byte goes through the core's Wire; mbedTLS learns its answers as
+// its own return codes.
 
 int MbedTlsEngine::transport_recv(unsigned char* buf, std::size_t len) {
   len = std::min<std::size_t>(len, INT_MAX);
@@ -733,41 +713,29 @@ int MbedTlsEngine::transport_recv(unsigned char* buf, std::size_t len) {
 }
 
 int MbedTlsEngine::raw_recv(unsigned char* buf, std::size_t len) {
-  std::error_code ec;
-  const std::ptrdiff_t n =
-      transport_->read(std::span<std::byte>(reinterpret_cast<std::byte*>(buf), len), ec);
-  if (n > 0) return static_cast<int>(n);
-  if (n == 0) {
-    eof_ = true;
-    return 0;
-  }
-  if (ec == errc::want_read) {
-    dry_ = true;
-    return MBEDTLS_ERR_SSL_WANT_READ;
-  }
-  if (ec == errc::want_write) return MBEDTLS_ERR_SSL_WANT_WRITE;
-  const std::error_code native = transport_->native_error();
-  io_error_ = native ? native : (ec ? ec : std::make_error_code(std::errc::io_error));
-  return native == std::errc::connection_reset ? MBEDTLS_ERR_NET_CONN_RESET
-                                               : MBEDTLS_ERR_NET_RECV_FAILED;
+  const std::ptrdiff_t n = wire_.read(std::span<std::byte>(reinterpret_cast<std::byte*>(buf), len));
+  return n >= 0 ? static_cast<int>(n) : would_block_or_failed(false);
 }
 
 int MbedTlsEngine::transport_send(const unsigned char* buf, std::size_t len) {
   sent_ = true;
   len = std::min<std::size_t>(len, INT_MAX);
-  if (eof_) return static_cast<int>(len);  // see drop_after_eof above
-  std::error_code ec;
-  const std::ptrdiff_t n = transport_->write(
-      std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf), len), ec);
-  if (n > 0) return static_cast<int>(n);
-  // 0 would read as "flushed" to mbedTLS (ssl_flush_output): never return it.
-  if (ec == errc::want_write || (!ec && n == 0)) return MBEDTLS_ERR_SSL_WANT_WRITE;
-  if (ec == errc::want_read) return MBEDTLS_ERR_SSL_WANT_READ;
-  const std::error_code native = transport_->native_error();
-  io_error_ = native ? native : (ec ? ec : std::make_error_code(std::errc::io_error));
-  return native == std::errc::connection_reset || native == std::errc::broken_pipe
-             ? MBEDTLS_ERR_NET_CONN_RESET
-             : MBEDTLS_ERR_NET_SEND_FAILED;
+  const std::ptrdiff_t n =
+      wire_.write(std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf), len));
+  return n > 0 ? static_cast<int>(n) : would_block_or_failed(true);
+}
+
+// After the Wire returned -1.
+int MbedTlsEngine::would_block_or_failed(bool sending) const {
+  switch (wire_.stop()) {
+    case Wire::Stop::would_block_read: return MBEDTLS_ERR_SSL_WANT_READ;
+    case Wire::Stop::would_block_write: return MBEDTLS_ERR_SSL_WANT_WRITE;
+    default: break;
+  }
+  const std::error_code& io = wire_.io_error();
+  if (io == std::errc::connection_reset || (sending && io == std::errc::broken_pipe))
+    return MBEDTLS_ERR_NET_CONN_RESET;
+  return sending ? MBEDTLS_ERR_NET_SEND_FAILED : MBEDTLS_ERR_NET_RECV_FAILED;
 }
 
 int MbedTlsEngine::bio_recv(void* p, unsigned char* buf, std::size_t len) {
@@ -791,10 +759,8 @@ int MbedTlsEngine::bio_send(void* p, const unsigned char* buf, std::size_t len) 
   return static_cast<MbedTlsEngine*>(p)->transport_send(buf, len);
 }
 
-std::unique_ptr<Engine> MbedTlsContext::make_engine(std::unique_ptr<Transport> transport,
-                                                    const EngineSetup& setup) {
-  if (!transport) return nullptr;
-  auto engine = std::make_unique<MbedTlsEngine>(shared_from_this(), std::move(transport), setup.sessions);
+std::unique_ptr<Engine> MbedTlsContext::make_engine(Wire& wire, const EngineSetup& setup) {
+  auto engine = std::make_unique<MbedTlsEngine>(shared_from_this(), wire, setup.sessions);
   if (!engine->init(setup.offer.get())) return nullptr;
   return engine;
 }

@@ -29,6 +29,7 @@
 
 #include "engine.hpp"
 #include "verify.hpp"
+#include "wire.hpp"
 
 namespace unitls::detail {
 
@@ -154,8 +155,7 @@ class OpenSslContext final : public BackendContext,
   OpenSslContext(const OpenSslContext&) = delete;
   OpenSslContext& operator=(const OpenSslContext&) = delete;
 
-  std::unique_ptr<Engine> make_engine(std::unique_ptr<Transport> transport,
-                                      const EngineSetup& setup) override;
+  std::unique_ptr<Engine> make_engine(Wire& wire, const EngineSetup& setup) override;
 
   // Builds ctx_ from the config; false with *message on a bad value.
   bool init(const Config& config, const Prepared& prepared, std::string& message);
@@ -182,14 +182,10 @@ enum class Op { handshake, read, write, close_notify };
 
 class OpenSslEngine final : public Engine {
  public:
-  OpenSslEngine(std::shared_ptr<OpenSslContext> context, std::unique_ptr<Transport> transport,
-                SSL* ssl, SessionSink* sessions)
-      : context_(std::move(context)), transport_(std::move(transport)), ssl_(ssl), sessions_(sessions) {}
+  OpenSslEngine(std::shared_ptr<OpenSslContext> context, Wire& wire, SSL* ssl, SessionSink* sessions)
+      : context_(std::move(context)), wire_(wire), ssl_(ssl), sessions_(sessions) {}
 
-  ~OpenSslEngine() override {
-    // Before transport_ goes: the BIO calls into it until SSL_free.
-    SSL_free(ssl_);
-  }
+  ~OpenSslEngine() override { SSL_free(ssl_); }
 
   OpenSslEngine(const OpenSslEngine&) = delete;
   OpenSslEngine& operator=(const OpenSslEngine&) = delete;
@@ -265,7 +261,10 @@ class OpenSslEngine final : public Engine {
 
   bool session_reused() const override { return SSL_session_reused(ssl_) == 1; }
 
-  void finish(bool closed_properly) override {
+  // OpenSSL sends the alert a failure of its own calls for itself.
+  void send_alert(std::uint8_t) override {}
+
+  void end(bool closed_properly) override {
     // T6: SSL_free without SENT in OpenSSL's own flags takes the session out
     // of a server's session-ID cache (the RFC 2246 rule on the server side).
     // SENT may be ours only (set_shutdown, quiet shutdown), so tell OpenSSL.
@@ -306,12 +305,12 @@ class OpenSslEngine final : public Engine {
   static int bio_transport_read(BIO* bio, char* data, int size);
   static int bio_transport_write(BIO* bio, const char* data, int size);
   static long bio_ctrl(BIO* bio, int cmd, long num, void* ptr);
+  static void set_retry(BIO* bio, Wire::Stop stop);
 
  private:
   void begin_call() {
     // A stale entry would be read as this call's error.
     ERR_clear_error();
-    io_error_.clear();
   }
   Result end_call(Result r) {
     ERR_clear_error();
@@ -325,11 +324,9 @@ class OpenSslEngine final : public Engine {
 
   static OpenSslEngine* from(BIO* bio) { return static_cast<OpenSslEngine*>(BIO_get_data(bio)); }
 
-  std::shared_ptr<OpenSslContext> context_;  // the session cache; outlives ssl_
-  std::unique_ptr<Transport> transport_;
+  std::shared_ptr<OpenSslContext> context_;  // the SSL_CTX; outlives ssl_
+  Wire& wire_;
   SSL* ssl_;
-  bool eof_ = false;       // the transport said EOF (BIO_CTRL_EOF, so OpenSSL can tell T4)
-  std::error_code io_error_;  // the transport's failure during the current call
   bool handshake_done_ = false;
   KeyUpdateLimit key_updates_;
   bool key_update_flood_ = false;     // the peer passed KeyUpdateLimit
@@ -350,22 +347,19 @@ Result OpenSslEngine::failure(int ret, Op op) {
       return Result::of(Status::want_write);
     case SSL_ERROR_ZERO_RETURN:
       ERR_clear_error();
-      if (op == Op::read) return Result::of(Status::close_notify);
       // SSL_get_error answers ZERO_RETURN for *any* failure without a queue
       // entry once RECEIVED is set, e.g. EPIPE on a write after the peer's
       // close_notify (half-close).
-      if (io_error_) return Result::fail(errc::transport_error, io_error_);
-      if (op == Op::handshake)  // the peer gave up politely mid-handshake
-        return Result::fail(errc::protocol_error, ssl_error_code(err), true);
+      if (wire_.io_error()) return Result::fail(errc::transport_error, ssl_error_code(err));
+      if (op == Op::read || op == Op::handshake) return Result::of(Status::close_notify, ssl_error_code(err));
       return Result::fail(errc::transport_error, ssl_error_code(err));
     case SSL_ERROR_SYSCALL: {
       const QueueInfo q = drain_error_queue();
-      if (io_error_) return Result::fail(errc::transport_error, io_error_);
+      if (wire_.io_error()) return Result::fail(errc::transport_error, ssl_error_code(err));
       if (q.primary && ERR_SYSTEM_ERROR(q.primary))
         return Result::fail(errc::transport_error, queue_error_code(q.primary));
       // No OS error: the transport ended (also the second call after T4).
-      if (op == Op::read || op == Op::handshake) return Result::of(Status::eof);
-      return Result::fail(errc::transport_error, ssl_error_code(err));
+      return Result::of(Status::eof, ssl_error_code(err));
     }
     case SSL_ERROR_SSL: {
       const QueueInfo q = drain_error_queue();
@@ -390,13 +384,8 @@ Result OpenSslEngine::failure(int ret, Op op) {
 // ---- BIOs -------------------------------------------------------------------------
 //
 // One source/sink BIO with the engine as its data, reading and writing
-// through the Transport.
-//
-// drop_after_eof: once the transport has said EOF without close_notify, the
-// connection is dead for the core and nothing more may go on the wire. OpenSSL
-// answers the truncation with a fatal decode_error alert of its own; GnuTLS
-// and mbedTLS send nothing. The writes are swallowed so every backend looks
-// the same to the peer.
+// through the core's Wire (which swallows what OpenSSL writes once the
+// connection is over: its decode_error alert after a truncation, T4).
 
 int OpenSslEngine::bio_transport_read(BIO* bio, char* data, int size) {
   OpenSslEngine* self = from(bio);
@@ -411,22 +400,10 @@ int OpenSslEngine::bio_transport_read(BIO* bio, char* data, int size) {
     self->poison_offset_ += n;
     return static_cast<int>(n);
   }
-  std::error_code ec;
-  const std::ptrdiff_t n = self->transport_->read(
-      std::span<std::byte>(reinterpret_cast<std::byte*>(data), static_cast<std::size_t>(size)), ec);
-  if (n > 0) return static_cast<int>(n);
-  if (n == 0) {
-    self->eof_ = true;
-    return 0;
-  }
-  if (ec == errc::want_read) {
-    BIO_set_retry_read(bio);
-  } else if (ec == errc::want_write) {
-    BIO_set_retry_write(bio);
-  } else {
-    std::error_code native = self->transport_->native_error();
-    self->io_error_ = native ? native : ec;
-  }
+  const std::ptrdiff_t n =
+      self->wire_.read(std::span<std::byte>(reinterpret_cast<std::byte*>(data), static_cast<std::size_t>(size)));
+  if (n >= 0) return static_cast<int>(n);
+  set_retry(bio, self->wire_.stop());
   return -1;
 }
 
@@ -434,22 +411,16 @@ int OpenSslEngine::bio_transport_write(BIO* bio, const char* data, int size) {
   OpenSslEngine* self = from(bio);
   BIO_clear_retry_flags(bio);
   if (size <= 0) return 0;
-  if (self->eof_) return size;  // see drop_after_eof above
-  std::error_code ec;
-  const std::ptrdiff_t n = self->transport_->write(
-      std::span<const std::byte>(reinterpret_cast<const std::byte*>(data),
-                                 static_cast<std::size_t>(size)),
-      ec);
+  const std::ptrdiff_t n = self->wire_.write(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(data), static_cast<std::size_t>(size)));
   if (n > 0) return static_cast<int>(n);
-  if (ec == errc::want_write) {
-    BIO_set_retry_write(bio);
-  } else if (ec == errc::want_read) {
-    BIO_set_retry_read(bio);
-  } else {
-    std::error_code native = self->transport_->native_error();
-    self->io_error_ = native ? native : (ec ? ec : std::make_error_code(std::errc::io_error));
-  }
+  set_retry(bio, self->wire_.stop());
   return -1;
+}
+
+void OpenSslEngine::set_retry(BIO* bio, Wire::Stop stop) {
+  if (stop == Wire::Stop::would_block_read) BIO_set_retry_read(bio);
+  if (stop == Wire::Stop::would_block_write) BIO_set_retry_write(bio);
 }
 
 long OpenSslEngine::bio_ctrl(BIO* bio, int cmd, long, void*) {
@@ -457,7 +428,7 @@ long OpenSslEngine::bio_ctrl(BIO* bio, int cmd, long, void*) {
     case BIO_CTRL_FLUSH: return 1;  // every write goes straight to the transport
     // ssl3_read_n asks this to tell a truncation (SSL_R_UNEXPECTED_EOF_WHILE_READING)
     // from a plain I/O failure.
-    case BIO_CTRL_EOF: return from(bio)->eof_ ? 1 : 0;
+    case BIO_CTRL_EOF: return from(bio)->wire_.eof() ? 1 : 0;
     default: return 0;  // PUSH, POP, PENDING, WPENDING, ... : nothing to do or report
   }
 }
@@ -523,16 +494,13 @@ bool OpenSslEngine::init(const SessionBytes* offer) {
   return true;
 }
 
-std::unique_ptr<Engine> OpenSslContext::make_engine(std::unique_ptr<Transport> transport,
-                                                    const EngineSetup& setup) {
-  if (!transport) return nullptr;
+std::unique_ptr<Engine> OpenSslContext::make_engine(Wire& wire, const EngineSetup& setup) {
   SSL* ssl = SSL_new(ctx_);
   if (!ssl) {
     ERR_clear_error();
     return nullptr;
   }
-  auto engine = std::make_unique<OpenSslEngine>(shared_from_this(), std::move(transport), ssl,
-                                                setup.sessions);
+  auto engine = std::make_unique<OpenSslEngine>(shared_from_this(), wire, ssl, setup.sessions);
   const bool ok = engine->init(setup.offer.get());
   ERR_clear_error();
   if (!ok) return nullptr;

@@ -11,6 +11,7 @@
 #include "doctest.hpp"
 #include "engine.hpp"
 #include "socket_core.hpp"
+#include "wire.hpp"
 
 using namespace unitls;
 using namespace unitls::detail;
@@ -23,11 +24,15 @@ struct Script {
   std::string written;
   int alerts = 0;
   int finished = -1;  // -1 not called, else closed_properly
+  int silent = 0;     // the next this many want_* results come without the transport blocking
+  int fatal_alerts = 0;
 };
 
+// Like a real engine, it asks the transport (the core's Wire) before it
+// answers want_read or want_write, unless told to stop silently.
 class ScriptedEngine final : public Engine {
  public:
-  explicit ScriptedEngine(std::shared_ptr<Script> s) : s_(std::move(s)) {}
+  ScriptedEngine(std::shared_ptr<Script> s, Wire& wire) : s_(std::move(s)), wire_(wire) {}
   Result handshake() override { return next(s_->handshake); }
   Result read(std::span<std::byte> buf) override {
     Result r = next(s_->read);
@@ -52,32 +57,45 @@ class ScriptedEngine final : public Engine {
     ++s_->alerts;
     return next(s_->alert);
   }
+  void send_alert(std::uint8_t) override { ++s_->fatal_alerts; }
   std::string protocol_version() const override { return "TLSv1.3"; }
   std::string cipher() const override { return "TLS_AES_128_GCM_SHA256"; }
   std::string alpn_selected() const override { return ""; }
   bool session_reused() const override { return false; }
-  void finish(bool closed_properly) override { s_->finished = closed_properly ? 1 : 0; }
+  void end(bool closed_properly) override { s_->finished = closed_properly ? 1 : 0; }
 
  private:
-  static Result next(std::deque<Result>& q) {
+  Result next(std::deque<Result>& q) {
     REQUIRE_FALSE(q.empty());
     Result r = q.front();
     q.pop_front();
+    if (r.status == Status::want_read || r.status == Status::want_write) {
+      if (s_->silent > 0) {
+        --s_->silent;
+      } else {
+        std::byte b{};
+        if (r.status == Status::want_read)
+          CHECK(wire_.read(std::span<std::byte>(&b, 1)) == -1);
+        else
+          CHECK(wire_.write(std::span<const std::byte>(&b, 1)) == -1);
+      }
+    }
     return r;
   }
   std::shared_ptr<Script> s_;
+  Wire& wire_;
 };
 
-// Only says whether it blocks; the scripted engine moves no bytes through it.
+// Never has data nor room; says whether it blocks.
 class FakeTransport final : public Transport {
  public:
   explicit FakeTransport(bool blocking) : blocking_(blocking) {}
   std::ptrdiff_t read(std::span<std::byte>, std::error_code& ec) override {
-    ec = errc::transport_error;
+    ec = errc::want_read;
     return -1;
   }
   std::ptrdiff_t write(std::span<const std::byte>, std::error_code& ec) override {
-    ec = errc::transport_error;
+    ec = errc::want_write;
     return -1;
   }
   bool is_blocking() const noexcept override { return blocking_; }
@@ -86,15 +104,18 @@ class FakeTransport final : public Transport {
   bool blocking_;
 };
 
-// The core sees its transport through the record guard, as Context::wrap
-// sets it up.
-RecordGuard blocking_transport(std::make_unique<FakeTransport>(true), Role::client);
-RecordGuard non_blocking_transport(std::make_unique<FakeTransport>(false), Role::client);
+// A socket as Context::wrap sets it up: the engine on the core's Wire.
+std::unique_ptr<SocketCore> make_unconnected(const std::shared_ptr<Script>& s, Config config = {},
+                                             bool blocking = false) {
+  auto wire = std::make_unique<Wire>(std::make_unique<FakeTransport>(blocking), Role::client);
+  auto engine = std::make_unique<ScriptedEngine>(s, *wire);
+  return std::make_unique<SocketCore>(nullptr, std::move(wire), nullptr, std::move(engine), "scripted",
+                                      config);
+}
 
 std::unique_ptr<SocketCore> make_socket(const std::shared_ptr<Script>& s, Config config = {},
-                                        RecordGuard* transport = &non_blocking_transport) {
-  auto sock = std::make_unique<SocketCore>(nullptr, nullptr, std::make_unique<ScriptedEngine>(s), transport,
-                                           "scripted", config);
+                                        bool blocking = false) {
+  auto sock = make_unconnected(s, config, blocking);
   s->handshake.push_back(Result::ok());
   REQUIRE(sock->handshake() == 1);
   return sock;
@@ -110,7 +131,7 @@ TEST_SUITE("socket core") {
 
 TEST_CASE("a blocking write returns only when the engine took every byte, a record at a time") {
   auto s = std::make_shared<Script>();
-  auto sock = make_socket(s, Config{}, &blocking_transport);
+  auto sock = make_socket(s, Config{}, true);
   s->write = {Result::ok(3), Result::ok(3), Result::ok(100)};
   CHECK(sock->write(bytes("abcdefghij")) == 10);
   CHECK(s->written == "abcdefghij");
@@ -216,12 +237,73 @@ TEST_CASE("the engine learns at destruction whether the connection was closed pr
 
 TEST_CASE("connection facts are empty before the handshake") {
   auto s = std::make_shared<Script>();
-  SocketCore sock(nullptr, nullptr, std::make_unique<ScriptedEngine>(s), &non_blocking_transport, "scripted",
-                  Config{});
-  CHECK(sock.protocol_version().empty());
-  CHECK(sock.cipher().empty());
-  CHECK_FALSE(sock.session_reused());
-  CHECK(sock.backend() == "scripted");
+  auto sock = make_unconnected(s);
+  CHECK(sock->protocol_version().empty());
+  CHECK(sock->cipher().empty());
+  CHECK_FALSE(sock->session_reused());
+  CHECK(sock->backend() == "scripted");
+}
+
+TEST_CASE("an engine that stops without the transport running dry is called again") {
+  auto s = std::make_shared<Script>();
+  auto sock = make_socket(s);
+  // e.g. GnuTLS after a consumed TLS 1.3 ticket (T11): E_AGAIN, with the
+  // next record already waiting.
+  s->silent = 2;
+  s->read = {Result::of(Status::want_read), Result::of(Status::want_write), Result::ok()};
+  s->read_data = {"abc"};
+  std::byte buf[8];
+  CHECK(sock->read(buf) == 3);
+  CHECK(s->read.empty());
+  // The transport itself had nothing: want_read to the caller.
+  s->read = {Result::of(Status::want_read)};
+  CHECK(sock->read(buf) == -1);
+  CHECK(sock->last_error() == errc::want_read);
+}
+
+TEST_CASE("a close_notify cannot end a handshake: protocol_error, and the connection is dead") {
+  auto s = std::make_shared<Script>();
+  auto sock = make_unconnected(s);
+  const std::error_code native(7, std::generic_category());
+  s->handshake = {Result::of(Status::close_notify, native)};
+  CHECK(sock->handshake() == -1);
+  CHECK(sock->last_error() == errc::protocol_error);
+  CHECK(sock->native_error() == native);
+  CHECK(sock->handshake() == -1);
+  CHECK(sock->last_error() == errc::protocol_error);
+}
+
+TEST_CASE("an EOF met by a write is a transport failure, not a truncation") {
+  auto s = std::make_shared<Script>();
+  auto sock = make_socket(s);
+  s->write = {Result::of(Status::eof)};
+  CHECK(sock->write(bytes("x")) == -1);
+  CHECK(sock->last_error() == errc::transport_error);
+}
+
+TEST_CASE("a failure of ours while reading is answered with the alert the engine names, once") {
+  auto s = std::make_shared<Script>();
+  auto sock = make_socket(s);
+  s->read = {Result::answer(errc::protocol_error, std::error_code(20, std::generic_category()), 20)};
+  std::byte buf[8];
+  CHECK(sock->read(buf) == -1);
+  CHECK(sock->last_error() == errc::protocol_error);
+  CHECK(s->fatal_alerts == 1);
+  // Dead: no engine call, no second alert.
+  CHECK(sock->read(buf) == -1);
+  CHECK(s->fatal_alerts == 1);
+  SUBCASE("but not when the peer's alert was the cause, nor for a write") {
+    auto t = std::make_shared<Script>();
+    auto other = make_socket(t);
+    t->read = {Result::fail(errc::protocol_error, {}, true)};
+    CHECK(other->read(buf) == -1);
+    auto u = std::make_shared<Script>();
+    auto third = make_socket(u);
+    u->write = {Result::answer(errc::protocol_error, {}, 80)};
+    CHECK(third->write(bytes("x")) == -1);
+    CHECK(t->fatal_alerts == 0);
+    CHECK(u->fatal_alerts == 0);
+  }
 }
 
 }  // TEST_SUITE

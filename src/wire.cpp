@@ -1,0 +1,58 @@
+#include "wire.hpp"
+
+namespace unitls::detail {
+
+namespace {
+std::error_code failure_of(const std::error_code& ec, const std::error_code& native) {
+  if (native) return native;
+  if (ec) return ec;
+  return std::make_error_code(std::errc::io_error);
+}
+}  // namespace
+
+std::ptrdiff_t Wire::read(std::span<std::byte> buf) {
+  stop_ = Stop::none;
+  std::error_code ec;
+  const std::ptrdiff_t n = guard_.read(buf, ec);
+  if (n > 0) return n;
+  if (n == 0) {
+    eof_ = true;
+    return 0;
+  }
+  if (ec == errc::want_read) {
+    dry_ = true;
+    stop_ = Stop::would_block_read;
+  } else if (ec == errc::want_write) {
+    full_ = true;
+    stop_ = Stop::would_block_write;
+  } else {
+    io_error_ = failure_of(ec, guard_.native_error());
+    stop_ = Stop::failed;
+  }
+  return -1;
+}
+
+std::ptrdiff_t Wire::write(std::span<const std::byte> buf) {
+  stop_ = Stop::none;
+  // After the transport's EOF the connection is dead for the core: what a
+  // stack still writes (OpenSSL answers a truncation with a decode_error
+  // alert, GnuTLS and mbedTLS send nothing) is swallowed, the same for all.
+  if (eof_ || buf.empty()) return static_cast<std::ptrdiff_t>(buf.size());
+  std::error_code ec;
+  const std::ptrdiff_t n = guard_.write(buf, ec);
+  if (n > 0) return n;
+  // A transport that took nothing without saying why is full for now.
+  if (ec == errc::want_write || (!ec && n == 0)) {
+    full_ = true;
+    stop_ = Stop::would_block_write;
+  } else if (ec == errc::want_read) {
+    dry_ = true;
+    stop_ = Stop::would_block_read;
+  } else {
+    io_error_ = failure_of(ec, guard_.native_error());
+    stop_ = Stop::failed;
+  }
+  return -1;
+}
+
+}  // namespace unitls::detail

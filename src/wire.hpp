@@ -1,0 +1,75 @@
+// The Wire: the transport as every engine sees it, owned by the core (one
+// per connection, living as long as the engine).
+//
+// It keeps, once, the facts each engine used to keep for itself and that the
+// core needs to judge an engine's answer (socket_core.cpp): whether the
+// transport has said EOF, how it failed during the current call, whether it
+// had nothing to read or could take nothing more during the call. And it
+// keeps the wire quiet when it must be: nothing is written after the
+// transport's EOF (the connection is dead for the core), after our
+// close_notify (RFC 5246 7.2.1), or once the connection is dead.
+//
+// Engines translate its three answers into their stack's words (a BIO
+// retry flag, an errno for GnuTLS, MBEDTLS_ERR_SSL_WANT_READ, ...).
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <system_error>
+
+#include <unitls/context.hpp>
+#include <unitls/error.hpp>
+#include <unitls/transport.hpp>
+
+#include "record_guard.hpp"
+
+namespace unitls::detail {
+
+class Wire {
+ public:
+  Wire(std::unique_ptr<Transport> transport, Role role) : guard_(std::move(transport), role) {}
+
+  Wire(const Wire&) = delete;
+  Wire& operator=(const Wire&) = delete;
+
+  // What a read or write that returned -1 met.
+  enum class Stop { none, would_block_read, would_block_write, failed };
+
+  // > 0: bytes read. 0: the transport's EOF (sticky). -1: see stop().
+  std::ptrdiff_t read(std::span<std::byte> buf);
+  // > 0: bytes taken (all of them, unwritten, once the wire is quiet).
+  // -1: see stop(). Never 0.
+  std::ptrdiff_t write(std::span<const std::byte> buf);
+  // Why the last read or write returned -1.
+  Stop stop() const noexcept { return stop_; }
+
+  // The core, before each engine call: the per-call facts start afresh.
+  void begin_call() noexcept {
+    dry_ = full_ = false;
+    io_error_.clear();
+  }
+  bool dry() const noexcept { return dry_; }    // this call: "nothing to read now"
+  bool full() const noexcept { return full_; }  // this call: "cannot take more now"
+  // This call: how the transport failed (its native error when it has one).
+  const std::error_code& io_error() const noexcept { return io_error_; }
+  bool eof() const noexcept { return eof_; }  // the transport has said EOF
+
+  // Our close_notify is out, or the connection is dead: nothing more is
+  // written.
+  void seal() noexcept { guard_.seal(); }
+
+  int native_handle() const noexcept { return guard_.native_handle(); }
+  bool is_blocking() const noexcept { return guard_.is_blocking(); }
+  const RecordGuard& guard() const noexcept { return guard_; }
+
+ private:
+  RecordGuard guard_;
+  Stop stop_ = Stop::none;
+  bool eof_ = false;
+  bool dry_ = false;
+  bool full_ = false;
+  std::error_code io_error_;
+};
+
+}  // namespace unitls::detail
