@@ -254,6 +254,11 @@ bool prepare(const Config& c, detail::Prepared& out, std::string& message) {
                 "': its extendedKeyUsage does not allow serverAuth (TLS server)";
       return false;
     }
+    for (const auto& block : blocks) {
+      if (block.label != "CERTIFICATE") continue;
+      out.chain_pem += block.text;
+      out.chain_pem += '\n';
+    }
   }
   if (!c.private_key_file.empty()) {
     if (!read_pem("private_key_file", c.private_key_file, blocks, message)) return false;
@@ -269,6 +274,11 @@ bool prepare(const Config& c, detail::Prepared& out, std::string& message) {
                 "': the key is encrypted, and no password can be given (store it unencrypted)";
       return false;
     }
+    out.key_pem = key->text + '\n';
+  }
+  if (c.role == Role::client) {
+    out.server_name_is_ip = detail::is_ip_literal(c.server_name);
+    if (!out.server_name_is_ip) out.sni = c.server_name;
   }
   if (!c.ca_file.empty()) {
     if (!read_pem("ca_file", c.ca_file, blocks, message)) return false;
@@ -293,6 +303,33 @@ bool prepare(const Config& c, detail::Prepared& out, std::string& message) {
 }
 
 }  // namespace
+
+namespace detail {
+
+namespace {
+std::string with_stack_reason(std::string text, std::string_view stack, std::string_view why) {
+  if (why.empty()) return text;
+  text += " (";
+  text += stack;
+  text += ": ";
+  text += why;
+  text += ")";
+  return text;
+}
+}  // namespace
+
+std::string config_message(std::string_view option, const std::string& path, std::string_view what,
+                           std::string_view stack, std::string_view why) {
+  return with_stack_reason(std::string(option) + " '" + path + "': " + std::string(what), stack, why);
+}
+
+std::string key_mismatch_message(const Config& c, std::string_view stack, std::string_view why) {
+  return with_stack_reason("private_key_file '" + c.private_key_file + "' does not match certificate_file '" +
+                               c.certificate_file + "'",
+                           stack, why);
+}
+
+}  // namespace detail
 
 Context::Context(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Context::~Context() = default;

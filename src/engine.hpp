@@ -170,13 +170,32 @@ struct Capabilities {
 };
 
 // What the core made of the Config before the backend sees it: the rules
-// that are not a stack's business are applied here, once.
+// that are not a stack's business are applied here, once. Backends load
+// what is here, never the files again.
 struct Prepared {
+  // certificate_file's CERTIFICATE blocks (PEM text, leaf first), and
+  // private_key_file's key block (unencrypted); empty without a certificate.
+  std::string chain_pem;
+  std::string key_pem;
   // The trust anchors of ca_file (PEM text): only its self-signed and CA
   // certificates. Empty when ca_file is: then the system store is used
   // when the peer is verified.
   std::string trust_pem;
+  // Client: the name to send in SNI (RFC 6066 3: host names only, never an
+  // IP literal); empty for none. The peer's name is checked by the core
+  // (check_peer_leaf), never by the stack.
+  std::string sni;
+  bool server_name_is_ip = false;
 };
+
+// "<option> '<path>': <what> (<stack>: <why>)": the words every backend uses
+// for what only its stack can tell about the configuration
+// (docs/contract.md, "Configuration files").
+std::string config_message(std::string_view option, const std::string& path, std::string_view what,
+                           std::string_view stack = {}, std::string_view why = {});
+// private_key_file does not belong to certificate_file.
+std::string key_mismatch_message(const Config& config, std::string_view stack = {},
+                                 std::string_view why = {});
 
 // The one factory each backend provides. The core has checked the Config
 // (files readable and PEM, names, limits); on what only the stack can tell

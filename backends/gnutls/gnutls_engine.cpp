@@ -104,7 +104,6 @@ class GnuTlsContext final : public BackendContext,
       : role_(config.role),
         verify_peer_(config.verify_peer),
         server_name_(config.server_name),
-        server_name_is_ip_(is_ip_literal(config.server_name)),
         alpn_names_(config.alpn) {}
 
   ~GnuTlsContext() override {
@@ -131,8 +130,8 @@ class GnuTlsContext final : public BackendContext,
 
   Role role_;
   bool verify_peer_;
-  std::string server_name_;
-  bool server_name_is_ip_;
+  std::string server_name_;  // checked on the peer's certificate (check_peer_leaf)
+  std::string sni_;          // sent in SNI (Prepared::sni)
   std::vector<std::string> alpn_names_;   // preference order
   std::vector<gnutls_datum_t> alpn_;      // points into alpn_names_
 
@@ -503,12 +502,9 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
     return true;
   }
 
-  if (!c.server_name_.empty() && !c.server_name_is_ip_) {
-    // RFC 6066 3: SNI carries host names only, never IP literals.
-    if (gnutls_server_name_set(session_, GNUTLS_NAME_DNS, c.server_name_.data(),
-                               c.server_name_.size()) != GNUTLS_E_SUCCESS)
-      return false;
-  }
+  if (!c.sni_.empty() &&
+      gnutls_server_name_set(session_, GNUTLS_NAME_DNS, c.sni_.data(), c.sni_.size()) != GNUTLS_E_SUCCESS)
+    return false;
   if (c.verify_peer_) gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);
   if (sessions_)
     gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
@@ -531,52 +527,9 @@ std::string with_reason(std::string text, int ret) {
   return text + " (GnuTLS: " + gnutls_strerror(ret) + ")";
 }
 
-// Parses the certificate chain on its own first, so that a bad file is
-// named precisely (gnutls_certificate_set_x509_key_file2 reports a bad
-// certificate and a bad key alike).
-bool check_certificate_file(const std::string& path, std::string& message) {
-  DatumGuard data;
-  int ret = gnutls_load_file(path.c_str(), &data.datum);
-  if (ret < 0) {
-    message = with_reason("certificate_file '" + path + "': cannot be read", ret);
-    return false;
-  }
-  gnutls_x509_crt_t* certs = nullptr;
-  unsigned count = 0;
-  ret = gnutls_x509_crt_list_import2(&certs, &count, &data.datum, GNUTLS_X509_FMT_PEM, 0);
-  if (ret >= 0) {
-    for (unsigned i = 0; i < count; ++i) gnutls_x509_crt_deinit(certs[i]);
-    gnutls_free(certs);
-  }
-  if (ret < 0 || count == 0) {
-    message = "certificate_file '" + path + "': no certificate in it (bad PEM?)";
-    if (ret < 0) message = with_reason(message, ret);
-    return false;
-  }
-  return true;
-}
-
-bool check_key_file(const std::string& path, std::string& message) {
-  DatumGuard data;
-  int ret = gnutls_load_file(path.c_str(), &data.datum);
-  if (ret < 0) {
-    message = with_reason("private_key_file '" + path + "': cannot be read", ret);
-    return false;
-  }
-  gnutls_x509_privkey_t key = nullptr;
-  ret = gnutls_x509_privkey_init(&key);
-  if (ret < 0) {
-    message = with_reason("private_key_file '" + path + "': cannot be parsed", ret);
-    return false;
-  }
-  // No password: an encrypted key is a configuration error, never a prompt.
-  ret = gnutls_x509_privkey_import2(key, &data.datum, GNUTLS_X509_FMT_PEM, nullptr, 0);
-  gnutls_x509_privkey_deinit(key);
-  if (ret < 0) {
-    message = with_reason("private_key_file '" + path + "': no private key in it (bad PEM, or encrypted?)", ret);
-    return false;
-  }
-  return true;
+// A PEM text the core prepared, as GnuTLS takes it.
+gnutls_datum_t datum_of(const std::string& pem) {
+  return {reinterpret_cast<unsigned char*>(const_cast<char*>(pem.data())), static_cast<unsigned>(pem.size())};
 }
 
 std::string priority_string(Version min, Version max) {
@@ -588,9 +541,9 @@ std::string priority_string(Version min, Version max) {
 
 bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
   // The core has checked the options, the names and the limits
-  // (gnutls_capabilities), and that every file is readable PEM; what is
-  // left is what only GnuTLS can tell.
-  const bool has_cert = !config.certificate_file.empty();
+  // (gnutls_capabilities) and read the files (Prepared); what is left is
+  // what only GnuTLS can tell: whether it can use them.
+  sni_ = prepared.sni;
   for (auto& p : alpn_names_)
     alpn_.push_back({reinterpret_cast<unsigned char*>(p.data()), static_cast<unsigned>(p.size())});
 
@@ -612,21 +565,18 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
     return false;
   }
 
-  if (has_cert) {
-    if (!check_certificate_file(config.certificate_file, message) ||
-        !check_key_file(config.private_key_file, message))
-      return false;
-    // Checks that the key belongs to the first certificate.
-    ret = gnutls_certificate_set_x509_key_file2(credentials_, config.certificate_file.c_str(),
-                                                config.private_key_file.c_str(), GNUTLS_X509_FMT_PEM,
-                                                nullptr, 0);
+  if (!prepared.chain_pem.empty()) {
+    // Checks that the key belongs to the first certificate. No password: the
+    // core let no encrypted key through.
+    const gnutls_datum_t chain = datum_of(prepared.chain_pem);
+    const gnutls_datum_t key = datum_of(prepared.key_pem);
+    ret = gnutls_certificate_set_x509_key_mem2(credentials_, &chain, &key, GNUTLS_X509_FMT_PEM, nullptr, 0);
     if (ret < 0) {
       message = ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
-                    ? "private_key_file '" + config.private_key_file +
-                          "' does not match certificate_file '" + config.certificate_file + "'"
-                    : "certificate_file '" + config.certificate_file + "' with private_key_file '" +
-                          config.private_key_file + "' cannot be used";
-      message = with_reason(message, ret);
+                    ? key_mismatch_message(config, "GnuTLS", gnutls_strerror(ret))
+                    : config_message("certificate_file", config.certificate_file,
+                                     "not usable with private_key_file '" + config.private_key_file + "'",
+                                     "GnuTLS", gnutls_strerror(ret));
       return false;
     }
   }
@@ -634,8 +584,7 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
   if (!prepared.trust_pem.empty()) {
     // The anchors the core kept (a leaf in ca_file is none: GnuTLS would
     // trust it).
-    const gnutls_datum_t pem{reinterpret_cast<unsigned char*>(const_cast<char*>(prepared.trust_pem.data())),
-                             static_cast<unsigned>(prepared.trust_pem.size())};
+    const gnutls_datum_t pem = datum_of(prepared.trust_pem);
     ret = gnutls_certificate_set_x509_trust_mem(credentials_, &pem, GNUTLS_X509_FMT_PEM);
     if (ret <= 0) {
       message = with_reason("ca_file '" + config.ca_file + "': not usable",

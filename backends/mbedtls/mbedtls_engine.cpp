@@ -316,7 +316,6 @@ class MbedTlsContext final : public BackendContext,
       : role_(config.role),
         verify_peer_(config.verify_peer),
         server_name_(config.server_name),
-        server_name_is_ip_(is_ip_literal(config.server_name)),
         alpn_(config.alpn) {
     mbedtls_entropy_init(&entropy_);
     mbedtls_ctr_drbg_init(&drbg_);
@@ -383,8 +382,8 @@ class MbedTlsContext final : public BackendContext,
 
   Role role_;
   bool verify_peer_;
-  std::string server_name_;
-  bool server_name_is_ip_;
+  std::string server_name_;  // checked on the peer's certificate (check_peer_leaf)
+  std::string sni_;          // sent in SNI (Prepared::sni)
   std::vector<std::string> alpn_;
   std::vector<const char*> alpn_list_;  // NULL-terminated, into alpn_
 
@@ -492,11 +491,8 @@ bool MbedTlsEngine::init(const SessionBytes* offer) {
   if (c.role_ == Role::server) return c.alpn_.empty() ? setup(&c.conf_) : true;
 
   if (!setup(&c.conf_)) return false;
-  // RFC 6066 3: SNI carries host names only, never IP literals. Without a
-  // host name mbedTLS checks no name; verify_leaf checks every name.
-  const bool dns_name = !c.server_name_.empty() && !c.server_name_is_ip_;
-  if (mbedtls_ssl_set_hostname(&ssl_, dns_name ? c.server_name_.c_str() : nullptr) != 0)
-    return false;
+  // Without a host name mbedTLS checks no name; verify_leaf checks every name.
+  if (mbedtls_ssl_set_hostname(&ssl_, c.sni_.empty() ? nullptr : c.sni_.c_str()) != 0) return false;
   if (offer && !offer->empty()) {
     // A session mbedTLS cannot read is not offered: a full handshake.
     Session session;
@@ -859,9 +855,9 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
 }
 
 bool MbedTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
-  // The core has checked the options and that every file can be read
-  // (check_config in src/context.cpp); what is left is what only mbedTLS can
-  // tell: whether the files hold what they should.
+  // The core has checked the options and read the files (Prepared); what
+  // is left is what only mbedTLS can tell: whether it can use them.
+  sni_ = prepared.sni;
 
   // One DRBG per context, seeded once from the platform's entropy; mbedTLS
   // reseeds it from the same source as it goes.
@@ -873,31 +869,28 @@ bool MbedTlsContext::init(const Config& config, const Prepared& prepared, std::s
     return false;
   }
 
-  if (!config.certificate_file.empty()) {
-    ret = mbedtls_x509_crt_parse_file(&own_chain_, config.certificate_file.c_str());
+  if (!prepared.chain_pem.empty()) {
+    // PEM text: mbedTLS wants the terminating NUL counted. > 0: that many
+    // certificates it could not parse (the core parsed them all).
+    ret = mbedtls_x509_crt_parse(&own_chain_, reinterpret_cast<const unsigned char*>(prepared.chain_pem.c_str()),
+                                 prepared.chain_pem.size() + 1);
     if (ret != 0) {
-      message = ret < 0
-                    ? with_reason("certificate_file '" + config.certificate_file +
-                                      "': no certificate in it (bad PEM?)",
-                                  ret)
-                    : "certificate_file '" + config.certificate_file + "': " + std::to_string(ret) +
-                          " certificate(s) in it could not be parsed";
+      message = config_message("certificate_file", config.certificate_file, "not usable", "mbedTLS",
+                               ret < 0 ? strerror_text(ret)
+                                       : std::to_string(ret) + " certificate(s) it cannot parse");
       return false;
     }
-    // No password: an encrypted key is a configuration error, not a prompt.
-    ret = mbedtls_pk_parse_keyfile(&own_key_, config.private_key_file.c_str(), nullptr);
+    // No password: the core let no encrypted key through.
+    ret = mbedtls_pk_parse_key(&own_key_, reinterpret_cast<const unsigned char*>(prepared.key_pem.c_str()),
+                               prepared.key_pem.size() + 1, nullptr, 0);
     if (ret != 0) {
-      message = with_reason("private_key_file '" + config.private_key_file +
-                                "': no private key in it (bad PEM, or encrypted?)",
-                            ret);
+      message = config_message("private_key_file", config.private_key_file, "not usable", "mbedTLS",
+                               strerror_text(ret));
       return false;
     }
     ret = mbedtls_pk_check_pair(&own_chain_.pk, &own_key_);
     if (ret != 0) {
-      message =
-          with_reason("private_key_file '" + config.private_key_file +
-                          "' does not match certificate_file '" + config.certificate_file + "'",
-                      ret);
+      message = key_mismatch_message(config, "mbedTLS", strerror_text(ret));
       return false;
     }
   }

@@ -147,7 +147,6 @@ class OpenSslContext final : public BackendContext,
   explicit OpenSslContext(const Config& config)
       : role_(config.role),
         server_name_(config.server_name),
-        server_name_is_ip_(is_ip_literal(config.server_name)),
         session_cache_(config.role == Role::client && config.session_cache) {}
 
   ~OpenSslContext() override { SSL_CTX_free(ctx_); }
@@ -170,8 +169,9 @@ class OpenSslContext final : public BackendContext,
 
   SSL_CTX* ctx_ = nullptr;
   Role role_;
-  std::string server_name_;
-  bool server_name_is_ip_;
+  std::string server_name_;          // checked on the peer's certificate (check_peer_leaf)
+  std::string sni_;                  // sent in SNI (Prepared::sni)
+  bool server_name_is_ip_ = false;
   bool session_cache_;
   std::vector<unsigned char> alpn_wire_;  // RFC 7301 3.1 wire format, preference order
 };
@@ -478,10 +478,8 @@ bool OpenSslEngine::init(const SessionBytes* offer) {
     return true;
   }
   SSL_set_connect_state(ssl_);
-  // RFC 6066 3: SNI carries host names only, never IP literals. The name
-  // is checked by verify_callback (the core's rule), not by OpenSSL.
-  if (!c.server_name_.empty() && !c.server_name_is_ip_ &&
-      !SSL_set_tlsext_host_name(ssl_, c.server_name_.c_str()))
+  // The name is checked by verify_callback (the core's rule), not by OpenSSL.
+  if (!c.sni_.empty() && !SSL_set_tlsext_host_name(ssl_, c.sni_.c_str()))
     return false;
   if (offer && !offer->empty()) {
     // A session that does not parse or no longer resumes is not offered:
@@ -596,13 +594,31 @@ std::string with_reason(std::string text) {
   return text;
 }
 
+// certificate_file's chain (PEM, leaf first) into the context.
+bool use_chain(SSL_CTX* ctx, const std::string& pem) {
+  BIO* in = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (!in) return false;
+  X509* leaf = PEM_read_bio_X509(in, nullptr, no_password, nullptr);
+  bool ok = leaf && SSL_CTX_use_certificate(ctx, leaf) == 1;
+  X509_free(leaf);
+  while (ok) {
+    X509* next = PEM_read_bio_X509(in, nullptr, no_password, nullptr);
+    if (!next) break;
+    ok = SSL_CTX_add0_chain_cert(ctx, next) == 1;  // owns next on success
+    if (!ok) X509_free(next);
+  }
+  BIO_free(in);
+  if (ok) ERR_clear_error();  // the reader's "no start line" at the end
+  return ok;
+}
+
 int to_native(Version v) { return v == Version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
 
 bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::string& message) {
-  // The core has checked the options and that every file can be read
-  // (check_config in src/context.cpp); what is left is what only OpenSSL can
-  // tell: whether the files hold what they should.
-  const bool has_cert = !config.certificate_file.empty();
+  // The core has checked the options and read the files (Prepared); what
+  // is left is what only OpenSSL can tell: whether it can use them.
+  sni_ = prepared.sni;
+  server_name_is_ip_ = prepared.server_name_is_ip;
   for (const auto& p : config.alpn) {
     alpn_wire_.push_back(static_cast<unsigned char>(p.size()));
     alpn_wire_.insert(alpn_wire_.end(), p.begin(), p.end());
@@ -631,29 +647,26 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_msg_callback(ctx_, &OpenSslEngine::on_message);
 
-  if (has_cert) {
-    if (SSL_CTX_use_certificate_chain_file(ctx_, config.certificate_file.c_str()) != 1) {
-      message = with_reason("certificate_file '" + config.certificate_file +
-                            "': no certificate in it (bad PEM?)");
+  if (!prepared.chain_pem.empty()) {
+    if (!use_chain(ctx_, prepared.chain_pem)) {
+      message = config_message("certificate_file", config.certificate_file, "not usable", "OpenSSL",
+                               queue_reason());
       return false;
     }
-    // Loaded by hand to tell "no key in the file" from "not this
-    // certificate's key" (SSL_CTX_use_PrivateKey_file reports both alike).
     EVP_PKEY* key = nullptr;
-    if (BIO* in = BIO_new_file(config.private_key_file.c_str(), "r")) {
+    if (BIO* in = BIO_new_mem_buf(prepared.key_pem.data(), static_cast<int>(prepared.key_pem.size()))) {
       key = PEM_read_bio_PrivateKey(in, nullptr, no_password, nullptr);
       BIO_free(in);
     }
     if (!key) {
-      message = with_reason("private_key_file '" + config.private_key_file +
-                            "': no private key in it (bad PEM, or encrypted?)");
+      message = config_message("private_key_file", config.private_key_file, "not usable", "OpenSSL",
+                               queue_reason());
       return false;
     }
     const bool used = SSL_CTX_use_PrivateKey(ctx_, key) == 1;
     EVP_PKEY_free(key);
     if (!used || SSL_CTX_check_private_key(ctx_) != 1) {
-      message = with_reason("private_key_file '" + config.private_key_file +
-                            "' does not match certificate_file '" + config.certificate_file + "'");
+      message = key_mismatch_message(config, "OpenSSL", queue_reason());
       return false;
     }
   }
