@@ -33,6 +33,7 @@
 #include <mbedtls/x509.h>
 #include <mbedtls/x509_crt.h>
 
+#include "client_hello.hpp"
 #include "engine.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
@@ -92,102 +93,6 @@ std::error_code mbedtls_code(int code) { return {code, mbedtls_category()}; }
 // "<what> (mbedTLS: <strerror>)", for configuration messages.
 std::string with_reason(std::string text, int code) {
   return text + " (mbedTLS: " + strerror_text(code) + ")";
-}
-
-// ---- the server's look at the ClientHello -------------------------------------
-//
-// mbedTLS 2.28 answers a client that shares no ALPN protocol with the server
-// with a fatal no_application_protocol alert (ssl_parse_alpn_ext). RFC 7301
-// 3.2 allows that, but OpenSSL and GnuTLS servers here go on without ALPN,
-// and so must we. A server with ALPN therefore reads the ClientHello before
-// mbedTLS does, and lets mbedTLS see a configuration without ALPN when there
-// is no overlap. (mbedTLS ignores the client's extension then.)
-
-enum class HelloCheck { need_more, use_alpn, skip_alpn };
-
-struct Reader {
-  const unsigned char* p;
-  const unsigned char* end;
-  bool skip(std::size_t n) {
-    if (static_cast<std::size_t>(end - p) < n) return false;
-    p += n;
-    return true;
-  }
-  bool u8(std::size_t& v) {
-    if (end - p < 1) return false;
-    v = p[0];
-    p += 1;
-    return true;
-  }
-  bool u16(std::size_t& v) {
-    if (end - p < 2) return false;
-    v = static_cast<std::size_t>(p[0]) << 8 | p[1];
-    p += 2;
-    return true;
-  }
-};
-
-// The body of a ClientHello (RFC 5246 7.4.1.2): does its ALPN offer (RFC 7301
-// 3.1) share a protocol with ours? Anything malformed or absent: use_alpn, and
-// mbedTLS decides (it ignores a missing extension, and rejects a bad hello).
-HelloCheck check_alpn_offer(Reader r, const std::vector<std::string>& ours) {
-  std::size_t n = 0;
-  if (!r.skip(2 + 32) || !r.u8(n) || !r.skip(n) ||  // version, random, session_id
-      !r.u16(n) || !r.skip(n) ||                    // cipher_suites
-      !r.u8(n) || !r.skip(n))                       // compression_methods
-    return HelloCheck::use_alpn;
-  std::size_t total = 0;
-  if (!r.u16(total) || static_cast<std::size_t>(r.end - r.p) < total) return HelloCheck::use_alpn;
-  Reader ext{r.p, r.p + total};
-  while (ext.p < ext.end) {
-    std::size_t type = 0, len = 0;
-    if (!ext.u16(type) || !ext.u16(len) || static_cast<std::size_t>(ext.end - ext.p) < len)
-      return HelloCheck::use_alpn;
-    Reader body{ext.p, ext.p + len};
-    ext.p += len;
-    if (type != 16) continue;  // application_layer_protocol_negotiation
-    std::size_t list = 0;
-    if (!body.u16(list) || static_cast<std::size_t>(body.end - body.p) != list)
-      return HelloCheck::use_alpn;
-    while (body.p < body.end) {
-      std::size_t plen = 0;
-      if (!body.u8(plen) || static_cast<std::size_t>(body.end - body.p) < plen)
-        return HelloCheck::use_alpn;
-      const std::string offered(reinterpret_cast<const char*>(body.p), plen);
-      body.p += plen;
-      if (std::find(ours.begin(), ours.end(), offered) != ours.end()) return HelloCheck::use_alpn;
-    }
-    return HelloCheck::skip_alpn;
-  }
-  return HelloCheck::use_alpn;
-}
-
-// The first handshake message in `in` (raw records as received), gathered
-// across records.
-HelloCheck check_client_hello(const std::vector<unsigned char>& in,
-                              const std::vector<std::string>& ours) {
-  constexpr std::size_t header = 5;  // type, version, length
-  constexpr std::size_t max_hello = 1u << 16;
-  std::vector<unsigned char> msg;
-  std::size_t pos = 0;
-  for (;;) {
-    if (in.size() - pos < header) return HelloCheck::need_more;
-    if (in[pos] != 22) return HelloCheck::use_alpn;  // not a handshake record
-    const std::size_t len = static_cast<std::size_t>(in[pos + 3]) << 8 | in[pos + 4];
-    if (len > MBEDTLS_SSL_IN_CONTENT_LEN)
-      return HelloCheck::use_alpn;  // mbedTLS refuses it at once
-    if (in.size() - pos - header < len) return HelloCheck::need_more;
-    msg.insert(msg.end(), in.begin() + static_cast<std::ptrdiff_t>(pos + header),
-               in.begin() + static_cast<std::ptrdiff_t>(pos + header + len));
-    pos += header + len;
-    if (msg.size() < 4) continue;
-    if (msg[0] != 1) return HelloCheck::use_alpn;  // not a ClientHello
-    const std::size_t body =
-        static_cast<std::size_t>(msg[1]) << 16 | static_cast<std::size_t>(msg[2]) << 8 | msg[3];
-    if (body > max_hello) return HelloCheck::use_alpn;
-    if (msg.size() - 4 >= body)
-      return check_alpn_offer(Reader{msg.data() + 4, msg.data() + 4 + body}, ours);
-  }
 }
 
 // ---- plaintext handshake messages across records ---------------------------------
@@ -515,15 +420,24 @@ void MbedTlsEngine::export_session() {
     sessions_->session_made(std::span<const unsigned char>(bytes.data(), len));
 }
 
-// A server with ALPN: gathers the ClientHello from the transport, then sets
-// ssl_ up with the configuration that fits it. The bytes are given to mbedTLS
+// mbedTLS 2.28 answers a client that shares no ALPN protocol with the server
+// with a fatal no_application_protocol alert (ssl_parse_alpn_ext). RFC 7301
+// 3.2 allows that, but OpenSSL and GnuTLS servers here go on without ALPN,
+// and so must we. A server with ALPN therefore gathers the ClientHello from
+// the transport before mbedTLS sees it (the core's scan_client_hello), then
+// sets ssl_ up with the configuration that fits it: without ALPN when there
+// is no overlap (mbedTLS ignores the client's extension then). The bytes are given to mbedTLS
 // unchanged (the handshake transcript covers them).
 Result MbedTlsEngine::read_client_hello() {
   const MbedTlsContext& c = *context_;
   for (;;) {
-    const HelloCheck check = check_client_hello(ahead_, c.alpn_);
-    if (check != HelloCheck::need_more) {
-      const bool with_alpn = check == HelloCheck::use_alpn;
+    const ClientHelloScan scan = scan_client_hello(ahead_, MBEDTLS_SSL_IN_CONTENT_LEN);
+    if (scan.state != ClientHelloScan::State::need_more) {
+      // Anything malformed or without the extension: with ALPN, and mbedTLS
+      // decides (it ignores a missing extension, and rejects a bad hello).
+      bool with_alpn = scan.state == ClientHelloScan::State::malformed || !scan.has_alpn;
+      for (const auto& offered : scan.alpn)
+        with_alpn = with_alpn || std::find(c.alpn_.begin(), c.alpn_.end(), offered) != c.alpn_.end();
       if (!setup(with_alpn ? &c.conf_ : &c.conf_no_alpn_))
         return Result::fail(errc::protocol_error, mbedtls_code(MBEDTLS_ERR_SSL_ALLOC_FAILED));
       return Result::ok();

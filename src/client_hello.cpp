@@ -1,0 +1,123 @@
+#include "client_hello.hpp"
+
+namespace unitls::detail {
+
+namespace {
+
+struct Reader {
+  const unsigned char* p;
+  const unsigned char* end;
+  std::size_t left() const { return static_cast<std::size_t>(end - p); }
+  bool skip(std::size_t n) {
+    if (left() < n) return false;
+    p += n;
+    return true;
+  }
+  bool u8(std::size_t& v) {
+    if (left() < 1) return false;
+    v = p[0];
+    p += 1;
+    return true;
+  }
+  bool u16(std::size_t& v) {
+    if (left() < 2) return false;
+    v = static_cast<std::size_t>(p[0]) << 8 | p[1];
+    p += 2;
+    return true;
+  }
+  // A u16-length-prefixed vector, as its own reader.
+  bool vector16(Reader& out) {
+    std::size_t n = 0;
+    if (!u16(n) || left() < n) return false;
+    out = Reader{p, p + n};
+    p += n;
+    return true;
+  }
+};
+
+constexpr std::size_t ext_server_name = 0;
+constexpr std::size_t ext_alpn = 16;
+
+bool read_alpn(Reader body, ClientHelloScan& scan) {
+  Reader list{};
+  if (!body.vector16(list) || body.left() != 0) return false;
+  scan.has_alpn = true;
+  while (list.left() > 0) {
+    std::size_t n = 0;
+    if (!list.u8(n) || n == 0 || list.left() < n) return false;
+    scan.alpn.emplace_back(reinterpret_cast<const char*>(list.p), n);
+    list.p += n;
+  }
+  return true;
+}
+
+bool read_server_name(Reader body, ClientHelloScan& scan) {
+  Reader list{};
+  if (!body.vector16(list) || body.left() != 0) return false;
+  while (list.left() > 0) {
+    std::size_t type = 0;
+    Reader name{};
+    if (!list.u8(type) || !list.vector16(name)) return false;
+    if (type == 0 && scan.server_name.empty())  // host_name
+      scan.server_name.assign(reinterpret_cast<const char*>(name.p), name.left());
+  }
+  return true;
+}
+
+// The body of a complete ClientHello.
+bool read_hello(Reader r, ClientHelloScan& scan) {
+  std::size_t n = 0;
+  if (!r.skip(2 + 32) || !r.u8(n) || !r.skip(n) ||  // version, random, session_id
+      !r.u16(n) || !r.skip(n) ||                    // cipher_suites
+      !r.u8(n) || !r.skip(n))                       // compression_methods
+    return false;
+  if (r.left() == 0) return true;  // no extensions
+  Reader extensions{};
+  if (!r.vector16(extensions)) return false;
+  while (extensions.left() > 0) {
+    std::size_t type = 0;
+    Reader body{};
+    if (!extensions.u16(type) || !extensions.vector16(body)) return false;
+    if (type == ext_alpn && !read_alpn(body, scan)) return false;
+    if (type == ext_server_name && !read_server_name(body, scan)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_t max_record) {
+  constexpr std::size_t header = 5;  // type, version, length
+  constexpr std::size_t max_hello = 1u << 16;
+  ClientHelloScan scan;
+  std::vector<unsigned char> msg;
+  for (std::size_t pos = 0;;) {
+    if (raw.size() - pos < header) return scan;  // need_more
+    scan.state = ClientHelloScan::State::malformed;
+    if (raw[pos] != 22) return scan;  // not a handshake record
+    const std::size_t len = static_cast<std::size_t>(raw[pos + 3]) << 8 | raw[pos + 4];
+    if (len > max_record) return scan;
+    scan.state = ClientHelloScan::State::need_more;
+    if (raw.size() - pos - header < len) return scan;
+    msg.insert(msg.end(), raw.begin() + static_cast<std::ptrdiff_t>(pos + header),
+               raw.begin() + static_cast<std::ptrdiff_t>(pos + header + len));
+    pos += header + len;
+    if (msg.size() < 4) continue;
+    const std::size_t body = static_cast<std::size_t>(msg[1]) << 16 | static_cast<std::size_t>(msg[2]) << 8 | msg[3];
+    if (msg[0] != 1 || body > max_hello) {  // not a ClientHello
+      scan.state = ClientHelloScan::State::malformed;
+      return scan;
+    }
+    if (msg.size() - 4 < body) continue;
+    const bool ok = read_hello(Reader{msg.data() + 4, msg.data() + 4 + body}, scan);
+    if (!ok) {
+      scan = ClientHelloScan{};
+      scan.state = ClientHelloScan::State::malformed;
+      return scan;
+    }
+    scan.state = ClientHelloScan::State::complete;
+    return scan;
+  }
+}
+
+}  // namespace unitls::detail
