@@ -27,6 +27,8 @@ struct Context::Impl {
   std::shared_ptr<detail::BackendContext> backend_context;
   // Client with session_cache: the one cache of this Context's connections.
   std::shared_ptr<detail::ClientSessionCache> sessions;
+  // Server: its session-ID cache.
+  std::shared_ptr<detail::ServerSessionStore> server_sessions;
 };
 
 namespace {
@@ -361,6 +363,7 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
     return fail(errc::unsupported);
   detail::Prepared prepared;
   if (!prepare(config, prepared, why)) return fail(errc::invalid_argument);
+  if (config.role == Role::server) prepared.server_sessions = std::make_shared<detail::ServerSessionStore>();
 
   std::error_code backend_ec;
   auto backend_context = entry->create(config, prepared, backend_ec, why);
@@ -377,6 +380,7 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
   impl->backend_context = std::move(backend_context);
   if (config.role == Role::client && config.session_cache)
     impl->sessions = std::make_shared<detail::ClientSessionCache>();
+  impl->server_sessions = prepared.server_sessions;
   ec.clear();
   if (message) message->clear();
   return std::make_unique<Context>(std::move(impl));
@@ -391,6 +395,8 @@ std::unique_ptr<SecureSocket> Context::wrap(std::unique_ptr<Transport> transport
     ledger = std::make_unique<detail::SessionLedger>(impl_->sessions, impl_->config.server_name);
     setup.offer = ledger->offer();
     setup.sessions = ledger.get();
+  } else if (impl_->server_sessions) {
+    ledger = std::make_unique<detail::SessionLedger>(impl_->server_sessions);
   }
   auto engine = impl_->backend_context->make_engine(*wire, setup);
   if (!engine) return nullptr;

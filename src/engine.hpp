@@ -25,7 +25,11 @@
 
 namespace unitls::detail {
 
-class Wire;  // wire.hpp
+class Wire;                // wire.hpp
+class ServerSessionStore;  // session_cache.hpp
+
+// A session as its stack serialises it, or a session ID (opaque to the core).
+using SessionBytes = std::vector<unsigned char>;
 
 // What one engine step came to.
 enum class Status {
@@ -118,15 +122,16 @@ class Engine {
   virtual std::string cipher() const = 0;
   virtual std::string alpn_selected() const = 0;
   virtual bool session_reused() const = 0;
+  // Server, after the handshake: the session ID under which the stack put
+  // (or found) this connection's session in the ServerSessionStore; empty
+  // when none (a TLS 1.3 stateless ticket).
+  virtual SessionBytes server_session_id() const = 0;
 
   // Called once when the socket is destroyed. closed_properly is the RFC 2246
   // rule: SENT was set and the connection is not dead (a stack that keeps a
   // server session-ID cache of its own drops the session when it is false).
   virtual void end(bool closed_properly) = 0;
 };
-
-// A client session as its stack serialises it (opaque to the core).
-using SessionBytes = std::vector<unsigned char>;
 
 // Where a client engine reports each session its stack makes: the end of a
 // full TLS 1.2 handshake, a NewSessionTicket (TLS 1.3, or a new TLS 1.2
@@ -186,6 +191,9 @@ struct Prepared {
   // (check_peer_leaf), never by the stack.
   std::string sni;
   bool server_name_is_ip = false;
+  // Server: the session-ID cache the stack's cache hooks store into and
+  // look up (the core removes what the RFC 2246 rule takes away).
+  std::shared_ptr<ServerSessionStore> server_sessions;
 };
 
 // "<option> '<path>': <what> (<stack>: <why>)": the words every backend uses

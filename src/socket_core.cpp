@@ -115,7 +115,7 @@ int SocketCore::handshake() {
   state_ = d.state;
   if (d.action == Action::none) return static_cast<int>(report(d.outcome));
   const Outcome o = run(Call::handshake, d.action, [&] { return engine_->handshake(); });
-  if (sessions_ && !o.has_error) sessions_->handshake_done(engine_->session_reused());
+  if (sessions_ && !o.has_error) sessions_->handshake_done(*engine_);
   return static_cast<int>(report(o));
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <span>
 #include <memory>
 #include <string>
@@ -20,6 +21,7 @@
 #include <gnutls/x509.h>
 
 #include "engine.hpp"
+#include "session_cache.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
 
@@ -132,6 +134,7 @@ class GnuTlsContext final : public BackendContext,
   bool verify_peer_;
   std::string server_name_;  // checked on the peer's certificate (check_peer_leaf)
   std::string sni_;          // sent in SNI (Prepared::sni)
+  std::shared_ptr<ServerSessionStore> server_sessions_;  // server: the session-ID cache
   std::vector<std::string> alpn_names_;   // preference order
   std::vector<gnutls_datum_t> alpn_;      // points into alpn_names_
 
@@ -259,6 +262,34 @@ class GnuTlsEngine final : public Engine {
     gnutls_datum_t p{};
     if (gnutls_alpn_get_selected_protocol(session_, &p) != GNUTLS_E_SUCCESS || !p.data) return "";
     return std::string(reinterpret_cast<const char*>(p.data), p.size);
+  }
+
+  SessionBytes server_session_id() const override {
+    unsigned char id[GNUTLS_MAX_SESSION_ID_SIZE];
+    std::size_t len = sizeof id;
+    if (gnutls_session_get_id(session_, id, &len) != GNUTLS_E_SUCCESS) return {};
+    return SessionBytes(id, id + len);
+  }
+
+  // The session-ID cache (gnutls_db_set_*): the core's ServerSessionStore.
+  static gnutls_datum_t db_find(void* store, gnutls_datum_t key) {
+    const auto bytes = static_cast<ServerSessionStore*>(store)->find(std::span<const unsigned char>(key.data, key.size));
+    gnutls_datum_t out{};
+    if (!bytes || bytes->empty()) return out;
+    out.data = static_cast<unsigned char*>(gnutls_malloc(bytes->size()));  // GnuTLS frees it
+    if (!out.data) return out;
+    std::memcpy(out.data, bytes->data(), bytes->size());
+    out.size = static_cast<unsigned>(bytes->size());
+    return out;
+  }
+  static int db_store(void* store, gnutls_datum_t key, gnutls_datum_t data) {
+    static_cast<ServerSessionStore*>(store)->store(std::span<const unsigned char>(key.data, key.size),
+                                                   std::span<const unsigned char>(data.data, data.size));
+    return 0;
+  }
+  static int db_remove(void* store, gnutls_datum_t key) {
+    static_cast<ServerSessionStore*>(store)->remove(std::span<const unsigned char>(key.data, key.size));
+    return 0;
   }
 
   bool session_reused() const override {
@@ -460,8 +491,11 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   // A client sends its certificate even when the server's CertificateRequest
   // does not name its issuer (GNUTLS_FORCE_CLIENT_CERT), as OpenSSL and
   // mbedTLS do: the server then judges the certificate itself
-  // (certificate_error, not "no certificate").
-  const unsigned flags = (c.role_ == Role::server ? GNUTLS_SERVER : GNUTLS_CLIENT | GNUTLS_FORCE_CLIENT_CERT) |
+  // (certificate_error, not "no certificate"). A server issues no TLS 1.2
+  // tickets: its sessions are in the core's session-ID cache, where the
+  // RFC 2246 rule can take them away.
+  const unsigned flags = (c.role_ == Role::server ? GNUTLS_SERVER | GNUTLS_NO_TICKETS_TLS12
+                                                  : GNUTLS_CLIENT | GNUTLS_FORCE_CLIENT_CERT) |
                          GNUTLS_NO_SIGNAL;
   if (gnutls_init(&session_, flags) != GNUTLS_E_SUCCESS) {
     session_ = nullptr;
@@ -494,7 +528,12 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   }
 
   if (c.role_ == Role::server) {
+    // TLS 1.3: stateless tickets (GnuTLS has no other kind).
     if (gnutls_session_ticket_enable_server(session_, &c.ticket_key_) != GNUTLS_E_SUCCESS) return false;
+    gnutls_db_set_ptr(session_, c.server_sessions_.get());
+    gnutls_db_set_retrieve_function(session_, &GnuTlsEngine::db_find);
+    gnutls_db_set_store_function(session_, &GnuTlsEngine::db_store);
+    gnutls_db_set_remove_function(session_, &GnuTlsEngine::db_remove);
     if (c.verify_peer_) {
       gnutls_certificate_server_set_request(session_, GNUTLS_CERT_REQUIRE);
       gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);
@@ -544,6 +583,7 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
   // (gnutls_capabilities) and read the files (Prepared); what is left is
   // what only GnuTLS can tell: whether it can use them.
   sni_ = prepared.sni;
+  server_sessions_ = prepared.server_sessions;
   for (auto& p : alpn_names_)
     alpn_.push_back({reinterpret_cast<unsigned char*>(p.data()), static_cast<unsigned>(p.size())});
 

@@ -28,21 +28,15 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
-#include <mbedtls/ssl_cache.h>
 #include <mbedtls/version.h>
 #include <mbedtls/x509.h>
 #include <mbedtls/x509_crt.h>
 
 #include "client_hello.hpp"
 #include "engine.hpp"
+#include "session_cache.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
-
-// A Context is shared between threads, and with it the server's session
-// cache, which locks itself only with MBEDTLS_THREADING_C (Debian has it).
-#if !defined(MBEDTLS_THREADING_C)
-#error "the mbedtls backend needs an mbedTLS built with MBEDTLS_THREADING_C"
-#endif
 
 namespace unitls::detail {
 
@@ -229,11 +223,9 @@ class MbedTlsContext final : public BackendContext,
     mbedtls_pk_init(&own_key_);
     mbedtls_ssl_config_init(&conf_);
     mbedtls_ssl_config_init(&conf_no_alpn_);
-    mbedtls_ssl_cache_init(&server_cache_);
   }
 
   ~MbedTlsContext() override {
-    mbedtls_ssl_cache_free(&server_cache_);
     mbedtls_ssl_config_free(&conf_no_alpn_);
     mbedtls_ssl_config_free(&conf_);
     mbedtls_pk_free(&own_key_);
@@ -265,6 +257,33 @@ class MbedTlsContext final : public BackendContext,
     auto* self = static_cast<MbedTlsContext*>(p);
     std::lock_guard lock(self->rng_mutex_);
     return mbedtls_ctr_drbg_random(&self->drbg_, out, len);
+  }
+
+  // The session-ID cache hooks (mbedtls_ssl_conf_session_cache), in
+  // mbedtls_ssl_session_save's format.
+  static int store_session(void* store, const mbedtls_ssl_session* session) {
+    std::size_t len = 0;
+    (void)mbedtls_ssl_session_save(session, nullptr, 0, &len);
+    SessionBytes bytes(len);
+    if (len == 0 || mbedtls_ssl_session_save(session, bytes.data(), bytes.size(), &len) != 0) return 1;
+    static_cast<ServerSessionStore*>(store)->store(std::span<const unsigned char>(session->id, session->id_len),
+                                                   std::span<const unsigned char>(bytes.data(), len));
+    return 0;
+  }
+  // session: the one being negotiated, with the ID the client offered;
+  // filled in when the ID is known (as mbedtls_ssl_cache_get does).
+  static int find_session(void* store, mbedtls_ssl_session* session) {
+    const auto bytes =
+        static_cast<ServerSessionStore*>(store)->find(std::span<const unsigned char>(session->id, session->id_len));
+    if (!bytes) return 1;
+    Session found;
+    if (mbedtls_ssl_session_load(&found.s, bytes->data(), bytes->size()) != 0 ||
+        found.s.id_len != session->id_len || std::memcmp(found.s.id, session->id, session->id_len) != 0)
+      return 1;
+    mbedtls_ssl_session_free(session);
+    std::memcpy(session, &found.s, sizeof *session);  // ownership moves over
+    mbedtls_ssl_session_init(&found.s);
+    return 0;
   }
 
   // f_vrfy: the rules that are the core's (verify.hpp), on the leaf. They
@@ -301,7 +320,7 @@ class MbedTlsContext final : public BackendContext,
   mbedtls_pk_context own_key_;
   mbedtls_ssl_config conf_;
   mbedtls_ssl_config conf_no_alpn_;  // a server with ALPN, for a client without a common protocol
-  mbedtls_ssl_cache_context server_cache_;
+  std::shared_ptr<ServerSessionStore> server_sessions_;  // server: the session-ID cache
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -348,6 +367,11 @@ class MbedTlsEngine final : public Engine {
   }
 
   bool session_reused() const override { return handshake_done_ && !full_handshake_; }
+
+  SessionBytes server_session_id() const override {
+    const mbedtls_ssl_session* s = ssl_.session;
+    return s ? SessionBytes(s->id, s->id + s->id_len) : SessionBytes();
+  }
 
   void send_alert(std::uint8_t description) override;
   void end(bool) override {}
@@ -748,10 +772,9 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
   if (role_ == Role::server) {
     mbedtls_ssl_conf_authmode(conf,
                               verify_peer_ ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
-    // Session-ID resumption (RFC 5246 7.4.1.2). The cache locks itself
-    // (MBEDTLS_THREADING_C, checked at compile time below).
-    mbedtls_ssl_conf_session_cache(conf, &server_cache_, mbedtls_ssl_cache_get,
-                                   mbedtls_ssl_cache_set);
+    // Session-ID resumption (RFC 5246 7.4.1.2) from the core's store.
+    mbedtls_ssl_conf_session_cache(conf, server_sessions_.get(), &MbedTlsContext::find_session,
+                                   &MbedTlsContext::store_session);
   } else {
     mbedtls_ssl_conf_authmode(conf,
                               verify_peer_ ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
@@ -772,6 +795,7 @@ bool MbedTlsContext::init(const Config& config, const Prepared& prepared, std::s
   // The core has checked the options and read the files (Prepared); what
   // is left is what only mbedTLS can tell: whether it can use them.
   sni_ = prepared.sni;
+  server_sessions_ = prepared.server_sessions;
 
   // One DRBG per context, seeded once from the platform's entropy; mbedTLS
   // reseeds it from the same source as it goes.

@@ -28,6 +28,7 @@
 #include <openssl/x509v3.h>
 
 #include "engine.hpp"
+#include "session_cache.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
 
@@ -172,6 +173,7 @@ class OpenSslContext final : public BackendContext,
   std::string server_name_;          // checked on the peer's certificate (check_peer_leaf)
   std::string sni_;                  // sent in SNI (Prepared::sni)
   bool server_name_is_ip_ = false;
+  std::shared_ptr<ServerSessionStore> server_sessions_;  // server: the session-ID cache
   bool session_cache_;
   std::vector<unsigned char> alpn_wire_;  // RFC 7301 3.1 wire format, preference order
 };
@@ -271,18 +273,53 @@ class OpenSslEngine final : public Engine {
     if (closed_properly) SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_SENT_SHUTDOWN);
   }
 
-  // SSL_CTX_sess_set_new_cb (client): OpenSSL made a session, at the end of
+  SessionBytes server_session_id() const override {
+    unsigned len = 0;
+    const SSL_SESSION* session = SSL_get_session(ssl_);
+    const unsigned char* id = session ? SSL_SESSION_get_id(session, &len) : nullptr;
+    return id ? SessionBytes(id, id + len) : SessionBytes();
+  }
+
+  // SSL_CTX_sess_set_new_cb. A client: OpenSSL made a session, at the end of
   // a full TLS 1.2 handshake (never on a resumption) or from a TLS 1.3
-  // NewSessionTicket. Exported to the core's cache; OpenSSL keeps its own.
+  // NewSessionTicket; exported to the core's cache. A server: a session for
+  // its session-ID cache (TLS 1.2, or a stateful TLS 1.3 ticket). OpenSSL
+  // keeps its own reference either way.
   static int on_new_session(SSL* ssl, SSL_SESSION* session) {
     auto* self = static_cast<OpenSslEngine*>(SSL_get_app_data(ssl));
-    if (!self || !self->sessions_ || !SSL_SESSION_is_resumable(session)) return 0;
+    if (!self || !SSL_SESSION_is_resumable(session)) return 0;
     const int len = i2d_SSL_SESSION(session, nullptr);
     if (len <= 0) return 0;
     SessionBytes bytes(static_cast<std::size_t>(len));
     unsigned char* p = bytes.data();
-    if (i2d_SSL_SESSION(session, &p) == len) self->sessions_->session_made(bytes);
+    if (i2d_SSL_SESSION(session, &p) != len) return 0;
+    if (self->sessions_) self->sessions_->session_made(bytes);
+    if (ServerSessionStore* store = self->context_->server_sessions_.get()) {
+      unsigned id_len = 0;
+      const unsigned char* id = SSL_SESSION_get_id(session, &id_len);
+      store->store(std::span<const unsigned char>(id, id_len), bytes);
+    }
     return 0;
+  }
+
+  // SSL_CTX_sess_set_get_cb (server): a session ID the client offered.
+  static SSL_SESSION* find_session(SSL* ssl, const unsigned char* id, int len, int* copy) {
+    *copy = 0;  // the reference returned is OpenSSL's
+    const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+    if (!context || len <= 0) return nullptr;
+    const auto bytes = context->server_sessions_->find(std::span<const unsigned char>(id, static_cast<std::size_t>(len)));
+    if (!bytes) return nullptr;
+    const unsigned char* p = bytes->data();
+    return d2i_SSL_SESSION(nullptr, &p, static_cast<long>(bytes->size()));
+  }
+
+  // SSL_CTX_sess_set_remove_cb (server): OpenSSL dropped a session (expired,
+  // used up, or on SSL_free of an improperly closed connection).
+  static void forget_session(SSL_CTX* ctx, SSL_SESSION* session) {
+    const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(ctx));
+    unsigned len = 0;
+    const unsigned char* id = SSL_SESSION_get_id(session, &len);
+    if (context && context->server_sessions_) context->server_sessions_->remove(std::span<const unsigned char>(id, len));
   }
 
   // SSL_CTX_set_msg_callback: counts the KeyUpdates the peer sends
@@ -588,6 +625,24 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_NOACK;
 }
 
+// SSL_CTX_set_client_hello_cb (server): a connection that will be TLS 1.2
+// gets no session ticket (SSL_OP_NO_TICKET on it alone: on the context it
+// would also make TLS 1.3 tickets stateful). TLS 1.3 is what it will be when
+// this server allows it and the client offers it (supported_versions).
+int on_client_hello(SSL* ssl, int*, void*) {
+  bool tls13 = false;
+  const unsigned char* ext = nullptr;
+  std::size_t len = 0;
+  if (SSL_get_max_proto_version(ssl) >= TLS1_3_VERSION &&
+      SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &ext, &len) == 1 && len >= 1) {
+    const std::size_t end = std::min<std::size_t>(len, 1u + ext[0]);
+    for (std::size_t i = 1; i + 1 < end; i += 2)
+      tls13 = tls13 || (ext[i] == 0x03 && ext[i + 1] == 0x04);
+  }
+  if (!tls13) SSL_set_options(ssl, SSL_OP_NO_TICKET);
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 std::string with_reason(std::string text) {
   const std::string reason = queue_reason();
   if (!reason.empty()) text += " (OpenSSL: " + reason + ")";
@@ -619,6 +674,7 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   // is left is what only OpenSSL can tell: whether it can use them.
   sni_ = prepared.sni;
   server_name_is_ip_ = prepared.server_name_is_ip;
+  server_sessions_ = prepared.server_sessions;
   for (const auto& p : config.alpn) {
     alpn_wire_.push_back(static_cast<unsigned char>(p.size()));
     alpn_wire_.insert(alpn_wire_.end(), p.begin(), p.end());
@@ -689,6 +745,14 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
     // every resumption attempt (SSL_R_SESSION_ID_CONTEXT_UNINITIALIZED).
     static const unsigned char sid_ctx[] = "unitls";
     SSL_CTX_set_session_id_context(ctx_, sid_ctx, sizeof sid_ctx - 1);
+    // The session-ID cache is the core's (ServerSessionStore), and TLS 1.2
+    // tickets are off (on_client_hello): a session the RFC 2246 rule takes
+    // away is gone. TLS 1.3 tickets stay stateless, as GnuTLS's are.
+    SSL_CTX_set_client_hello_cb(ctx_, on_client_hello, nullptr);
+    SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+    SSL_CTX_sess_set_new_cb(ctx_, &OpenSslEngine::on_new_session);
+    SSL_CTX_sess_set_get_cb(ctx_, &OpenSslEngine::find_session);
+    SSL_CTX_sess_set_remove_cb(ctx_, &OpenSslEngine::forget_session);
     if (!alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx_, select_alpn, this);
   } else {
     SSL_CTX_set_verify(ctx_, config.verify_peer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,

@@ -107,3 +107,37 @@ TEST_CASE("a client Context with session_cache off never resumes") {
     close_properly(second);
   }
 }
+
+TEST_CASE("a server forgets the session of a connection it did not close properly (TLS 1.2 session IDs)") {
+  // TLS 1.2 sessions live in each server's session-ID cache (no TLS 1.2
+  // tickets on any backend), so the RFC 2246 rule holds on the server too.
+  // TLS 1.3 tickets are stateless everywhere and cannot be taken back
+  // (docs/contract.md, "Sessions follow the shutdown").
+  const Version v = Version::tls1_2;
+  struct Case {
+    std::string_view name;
+    bool server_proper;
+  };
+  for (const Case& c : {Case{"the server closed properly", true}, Case{"the server was dropped", false}}) {
+    CAPTURE(c.name);
+    MemoryConn first = connect_memory(v);
+    CHECK(outcome(*first.client, first.client->shutdown()) == success(0));  // the client: properly
+    if (c.server_proper) first.server->set_shutdown(sent_shutdown | received_shutdown);
+    first.server.reset();
+    first.client.reset();
+    MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
+    CHECK(resumed(second) == c.server_proper);
+    close_properly(second);
+  }
+}
+
+TEST_CASE("a TLS 1.3 session is resumed from a stateless ticket whatever the server's close") {
+  if (skip_unless_supported(Version::tls1_3)) return;
+  MemoryConn first = connect_memory(Version::tls1_3);
+  CHECK(outcome(*first.client, first.client->shutdown()) == success(0));
+  first.server.reset();  // improperly: nothing the server can take back
+  first.client.reset();
+  MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
+  CHECK(resumed(second));
+  close_properly(second);
+}
