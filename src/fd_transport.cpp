@@ -106,7 +106,7 @@ class FdTransport final : public Transport {
     do {
       n = is_socket_ ? ::recv(fd_, buf.data(), buf.size(), 0) : ::read(fd_, buf.data(), buf.size());
     } while (n < 0 && errno == EINTR);
-    return finish(n, errc::want_read, ec);
+    return answer(n, errc::want_read, ec);
   }
 
   std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) override {
@@ -122,7 +122,7 @@ class FdTransport final : public Transport {
     } else {
       n = write_without_sigpipe(fd_, buf.data(), buf.size());
     }
-    return finish(n, errc::want_write, ec);
+    return answer(n, errc::want_write, ec);
   }
 
   int native_handle() const noexcept override { return fd_; }
@@ -133,7 +133,7 @@ class FdTransport final : public Transport {
   std::error_code native_error() const noexcept override { return native_error_; }
 
  private:
-  std::ptrdiff_t finish(ssize_t n, errc would_block, std::error_code& ec) {
+  std::ptrdiff_t answer(ssize_t n, errc would_block, std::error_code& ec) {
     if (n >= 0) {
       ec.clear();
       return n;

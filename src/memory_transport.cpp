@@ -207,7 +207,7 @@ class MemoryEnd final : public Transport {
       ec = make_error_code(errc::invalid_argument);
       return -1;
     }
-    return finish(in_->read(buf), ec);
+    return answer(in_->read(buf), ec);
   }
 
   std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) override {
@@ -215,13 +215,13 @@ class MemoryEnd final : public Transport {
       ec.clear();
       return 0;
     }
-    return finish(out_->write(buf), ec);
+    return answer(out_->write(buf), ec);
   }
 
   std::error_code native_error() const noexcept override { return native_error_; }
 
  private:
-  std::ptrdiff_t finish(const Outcome& outcome, std::error_code& ec) {
+  std::ptrdiff_t answer(const Outcome& outcome, std::error_code& ec) {
     if (outcome.n >= 0) {
       ec.clear();
       return outcome.n;

@@ -4,33 +4,33 @@
 
 namespace unitls::detail {
 
-unsigned ShutdownState::flags() const noexcept {
+unsigned ConnectionState::flags() const noexcept {
   return (sent ? sent_shutdown : 0u) | (received ? received_shutdown : 0u);
 }
 
 namespace {
 
-Decision act(const ShutdownState& s, Action a) { return {s, a, {}}; }
-Decision answer(const ShutdownState& s, Outcome o) { return {s, Action::none, o}; }
-Decision fail(const ShutdownState& s, errc e) { return answer(s, Outcome::failure(-1, e)); }
+Decision act(const ConnectionState& s, Action a) { return {s, a, {}}; }
+Decision answer(const ConnectionState& s, Outcome o) { return {s, Action::none, o}; }
+Decision fail(const ConnectionState& s, errc e) { return answer(s, Outcome::failure(-1, e)); }
 
 // The sticky error of a dead connection. With require_close_notify == false
 // a truncation still ends reads gracefully (glib-networking's
 // require-close-notify): 0, unexpected_eof.
-Decision dead_answer(const ShutdownState& s, Call call) {
+Decision dead_answer(const ConnectionState& s, Call call) {
   if (call == Call::read && s.error == errc::unexpected_eof && !s.require_close_notify)
     return answer(s, Outcome::failure(0, errc::unexpected_eof));
   return fail(s, s.error);
 }
 
-ShutdownState latch(ShutdownState s, errc e) {
+ConnectionState latch(ConnectionState s, errc e) {
   s.dead = true;
   s.error = e;
   s.flushing = false;
   return s;
 }
 
-Decision begin_shutdown(ShutdownState s) {
+Decision begin_shutdown(ConnectionState s) {
   // SSL_R_SHUTDOWN_WHILE_IN_INIT; and nothing on the wire (GnuTLS and
   // wolfSSL would send a plaintext alert, T9).
   // Nothing after a fatal error: GnuTLS would send a close_notify that makes
@@ -59,7 +59,7 @@ Decision begin_shutdown(ShutdownState s) {
   return act(s, Action::await_peer);
 }
 
-Decision begin_send_close_notify(ShutdownState s) {
+Decision begin_send_close_notify(ConnectionState s) {
   if (s.dead) return fail(s, s.error);
   if (!s.connected) return fail(s, errc::not_connected);
   if (s.flushing) return act(s, Action::send_alert);
@@ -72,7 +72,7 @@ Decision begin_send_close_notify(ShutdownState s) {
   return act(s, Action::send_alert);
 }
 
-Decision begin_read(ShutdownState s) {
+Decision begin_read(ConnectionState s) {
   // Data kept by data_pending came before anything that ended the stream.
   if (s.has_kept_data) return act(s, Action::deliver_kept);
   if (s.dead) return dead_answer(s, Call::read);
@@ -82,7 +82,7 @@ Decision begin_read(ShutdownState s) {
   return act(s, Action::read);
 }
 
-Decision begin_write(ShutdownState s) {
+Decision begin_write(ConnectionState s) {
   if (s.dead) return fail(s, s.error);
   if (!s.connected) return fail(s, errc::not_connected);
   // GSKit: write after our close_notify fails; mbedTLS and wolfSSL would
@@ -93,7 +93,7 @@ Decision begin_write(ShutdownState s) {
 
 }  // namespace
 
-Decision begin(ShutdownState s, Call call) noexcept {
+Decision begin(ConnectionState s, Call call) noexcept {
   switch (call) {
     case Call::handshake:
       if (s.dead) return fail(s, s.error);
@@ -107,8 +107,8 @@ Decision begin(ShutdownState s, Call call) noexcept {
   return fail(s, errc::invalid_argument);
 }
 
-Completion complete(ShutdownState s, Call call, Action action, const Result& r) noexcept {
-  auto failed = [&](ShutdownState st, errc e) { return Completion{st, Outcome::failure(-1, e)}; };
+Completion complete(ConnectionState s, Call call, Action action, const Result& r) noexcept {
+  auto failed = [&](ConnectionState st, errc e) { return Completion{st, Outcome::failure(-1, e)}; };
 
   // Outcomes shared by every action.
   switch (r.status) {
@@ -175,7 +175,7 @@ Completion complete(ShutdownState s, Call call, Action action, const Result& r) 
   return {s, Outcome::success(0)};
 }
 
-ShutdownState set_flags(ShutdownState s, unsigned mode) noexcept {
+ConnectionState set_flags(ConnectionState s, unsigned mode) noexcept {
   if (mode & sent_shutdown) s.sent = true;
   if (mode & received_shutdown) s.received = true;
   return s;

@@ -12,9 +12,10 @@
 
 namespace unitls::detail {
 
-// Per-direction shutdown state, BoringSSL style, plus the connection facts
-// that change what a call means.
-struct ShutdownState {
+// The whole state of a connection as the core sees it: per-direction
+// shutdown state, BoringSSL style, and the facts that change what a call
+// means (connected, dead, a write to repeat, data kept).
+struct ConnectionState {
   bool connected = false;  // handshake complete
   bool sent = false;       // SENT: our close_notify produced, or set by hand / quiet
   bool flushing = false;   // our close_notify is produced but stuck (want_write)
@@ -54,23 +55,23 @@ struct Outcome {
 };
 
 struct Decision {
-  ShutdownState state;
+  ConnectionState state;
   Action action = Action::none;
   Outcome outcome;  // when action == none
 };
 
 // Where a call starts: returns the action to run (or the outcome directly).
-Decision begin(ShutdownState s, Call call) noexcept;
+Decision begin(ConnectionState s, Call call) noexcept;
 
 // What an action's engine result means for the call. For read/write/
 // await_peer, r.bytes is what moved.
 struct Completion {
-  ShutdownState state;
+  ConnectionState state;
   Outcome outcome;
 };
-Completion complete(ShutdownState s, Call call, Action action, const Result& r) noexcept;
+Completion complete(ConnectionState s, Call call, Action action, const Result& r) noexcept;
 
 // set_shutdown(): flags only grow (a close_notify cannot be unsent).
-ShutdownState set_flags(ShutdownState s, unsigned mode) noexcept;
+ConnectionState set_flags(ConnectionState s, unsigned mode) noexcept;
 
 }  // namespace unitls::detail

@@ -64,7 +64,7 @@ class SocketCore final : public SecureSocket {
   std::unique_ptr<SessionLedger> sessions_;  // and this
   std::unique_ptr<Engine> engine_;
   std::string_view backend_;
-  ShutdownState state_;
+  ConnectionState state_;
   std::error_code last_error_;
   std::error_code native_error_;
   // Application data that shutdown() met while waiting (data_pending).

@@ -28,9 +28,9 @@ class UNITLS_API Transport {
   virtual std::ptrdiff_t read(std::span<std::byte> buf, std::error_code& ec) = 0;
   virtual std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) = 0;
 
-  // The OS file descriptor behind this transport, or -1. A backend may do its
-  // I/O on the descriptor natively (faster than calling read/write here);
-  // the behaviour is the same either way.
+  // The OS file descriptor behind this transport, or -1. Every byte still
+  // goes through read()/write(); the descriptor is only waited on (poll) by
+  // a stack that asks for a timed wait.
   virtual int native_handle() const noexcept { return -1; }
 
   // Whether a call can block (then it never reports want_read/want_write).

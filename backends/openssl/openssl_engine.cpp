@@ -202,7 +202,7 @@ class OpenSslEngine final : public Engine {
       handshake_done_ = true;
       return end_call(Result::ok());
     }
-    return failure(ret, Op::handshake);
+    return translate(ret, Op::handshake);
   }
 
   Result read(std::span<std::byte> buf) override {
@@ -214,7 +214,7 @@ class OpenSslEngine final : public Engine {
     const int ret = SSL_read_ex(ssl_, buf.data(), buf.size(), &n);
     if (key_update_flood_) return key_update_failure();
     if (ret == 1) return end_call(Result::ok(n));
-    return failure(ret, Op::read);
+    return translate(ret, Op::read);
   }
 
   Result write(std::span<const std::byte> buf) override {
@@ -228,7 +228,7 @@ class OpenSslEngine final : public Engine {
     const std::size_t len = std::min<std::size_t>(buf.size(), SSL3_RT_MAX_PLAIN_LENGTH);
     const int ret = SSL_write_ex(ssl_, buf.data(), len, &n);
     if (ret == 1) return end_call(Result::ok(n));
-    return failure(ret, Op::write);
+    return translate(ret, Op::write);
   }
 
   Result send_close_notify() override {
@@ -241,7 +241,7 @@ class OpenSslEngine final : public Engine {
     // T1: 0 is "sent, the peer's not yet received"; SSL_get_error would call
     // it SYSCALL. 1 is "sent, and the peer's was already received".
     if (ret >= 0) return end_call(Result::ok());
-    return failure(ret, Op::close_notify);
+    return translate(ret, Op::close_notify);
   }
 
   std::string protocol_version() const override {
@@ -353,7 +353,7 @@ class OpenSslEngine final : public Engine {
     ERR_clear_error();
     return r;
   }
-  Result failure(int ret, Op op);
+  Result translate(int ret, Op op);
   Result key_update_failure() {
     ERR_clear_error();
     return Result::fail(errc::protocol_error, ssl_error_code(key_update_flood_code));
@@ -373,7 +373,7 @@ class OpenSslEngine final : public Engine {
 
 // Maps a failed call. Always by SSL_get_error, never by the return value: a
 // received fatal alert returns 0 (T3), so does a truncated stream.
-Result OpenSslEngine::failure(int ret, Op op) {
+Result OpenSslEngine::translate(int ret, Op op) {
   const int err = SSL_get_error(ssl_, ret);
   switch (err) {
     case SSL_ERROR_WANT_READ:

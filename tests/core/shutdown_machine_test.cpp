@@ -11,14 +11,14 @@ using namespace unitls::detail;
 
 namespace {
 
-ShutdownState connected() {
-  ShutdownState s;
+ConnectionState connected() {
+  ConnectionState s;
   s.connected = true;
   return s;
 }
 
-ShutdownState dead(errc e) {
-  ShutdownState s = connected();
+ConnectionState dead(errc e) {
+  ConnectionState s = connected();
   s.dead = true;
   s.error = e;
   return s;
@@ -44,7 +44,7 @@ Result failed(errc e, bool peer_alert = false) { return Result::fail(e, {}, peer
 TEST_SUITE("shutdown machine") {
 
 TEST_CASE("every call before the handshake completes is not_connected and leaves the flags alone") {
-  ShutdownState s;
+  ConnectionState s;
   for (Call c : {Call::read, Call::write, Call::shutdown, Call::send_close_notify}) {
     Decision d = begin(s, c);
     check_fails(d, -1, errc::not_connected);
@@ -53,7 +53,7 @@ TEST_CASE("every call before the handshake completes is not_connected and leaves
 }
 
 TEST_CASE("a handshake call runs the engine until it is done, then answers 1 without it") {
-  ShutdownState s;
+  ConnectionState s;
   Decision d = begin(s, Call::handshake);
   CHECK(d.action == Action::handshake);
   Completion c = complete(d.state, Call::handshake, d.action, Result::of(Status::want_read));
@@ -65,7 +65,7 @@ TEST_CASE("a handshake call runs the engine until it is done, then answers 1 wit
 }
 
 TEST_CASE("a failed handshake latches its error: certificate_error stays") {
-  Completion c = complete(ShutdownState{}, Call::handshake, Action::handshake,
+  Completion c = complete(ConnectionState{}, Call::handshake, Action::handshake,
                           failed(errc::certificate_error));
   CHECK(c.state.dead);
   for (Call call : {Call::handshake, Call::shutdown, Call::send_close_notify})
@@ -83,7 +83,7 @@ TEST_CASE("the first shutdown sets SENT and sends the alert; done answers 0") {
 }
 
 TEST_CASE("shutdown after the peer closed first sends the alert and answers 1") {
-  ShutdownState s = connected();
+  ConnectionState s = connected();
   s.received = true;
   Decision d = begin(s, Call::shutdown);
   CHECK(d.action == Action::send_alert);
@@ -93,7 +93,7 @@ TEST_CASE("shutdown after the peer closed first sends the alert and answers 1") 
 }
 
 TEST_CASE("a second shutdown waits for the peer with a read, never a second alert") {
-  ShutdownState s = connected();
+  ConnectionState s = connected();
   s.sent = true;
   Decision d = begin(s, Call::shutdown);
   CHECK(d.action == Action::await_peer);
@@ -138,7 +138,7 @@ TEST_CASE("a second shutdown waits for the peer with a read, never a second aler
 }
 
 TEST_CASE("shutdown with SENT and RECEIVED answers 1 any number of times, touching nothing") {
-  ShutdownState s = connected();
+  ConnectionState s = connected();
   s.sent = s.received = true;
   for (int i = 0; i < 3; ++i) {
     Decision d = begin(s, Call::shutdown);
@@ -148,7 +148,7 @@ TEST_CASE("shutdown with SENT and RECEIVED answers 1 any number of times, touchi
 }
 
 TEST_CASE("quiet shutdown answers 1 at once, sends nothing and sets both flags") {
-  ShutdownState s = connected();
+  ConnectionState s = connected();
   s.quiet = true;
   Decision d = begin(s, Call::shutdown);
   check_succeeds(d, 1);
@@ -208,7 +208,7 @@ TEST_CASE("send_close_notify sends once; every later call is already_sent") {
 }
 
 TEST_CASE("send_close_notify after SENT was set by hand is already_sent") {
-  ShutdownState s = set_flags(connected(), sent_shutdown);
+  ConnectionState s = set_flags(connected(), sent_shutdown);
   check_fails(begin(s, Call::send_close_notify), -1, errc::already_sent);
 }
 
@@ -218,7 +218,7 @@ TEST_CASE("write after SENT is connection_closed; write after RECEIVED alone sti
 }
 
 TEST_CASE("read after RECEIVED is 0 zero_return every time, without the engine") {
-  ShutdownState s = connected();
+  ConnectionState s = connected();
   Completion c = complete(s, Call::read, Action::read, Result::of(Status::close_notify));
   CHECK(c.outcome.ret == 0);
   CHECK(c.outcome.error == errc::zero_return);
@@ -227,7 +227,7 @@ TEST_CASE("read after RECEIVED is 0 zero_return every time, without the engine")
 }
 
 TEST_CASE("read after our own close_notify still reads the peer's data (half-close)") {
-  ShutdownState s = set_flags(connected(), sent_shutdown);
+  ConnectionState s = set_flags(connected(), sent_shutdown);
   CHECK(begin(s, Call::read).action == Action::read);
 }
 
@@ -244,7 +244,7 @@ TEST_CASE("EOF on read is unexpected_eof and kills the connection") {
 }
 
 TEST_CASE("with require_close_notify off, EOF reads as 0 unexpected_eof, RECEIVED unset, every time") {
-  ShutdownState s = connected();
+  ConnectionState s = connected();
   s.require_close_notify = false;
   Completion c = complete(s, Call::read, Action::read, Result::of(Status::eof));
   CHECK(c.outcome.ret == 0);
@@ -256,20 +256,20 @@ TEST_CASE("with require_close_notify off, EOF reads as 0 unexpected_eof, RECEIVE
 
 TEST_CASE("a dead connection repeats its error on every call: transport_error, protocol_error") {
   for (errc e : {errc::transport_error, errc::protocol_error, errc::certificate_error}) {
-    ShutdownState s = dead(e);
+    ConnectionState s = dead(e);
     for (Call c : {Call::read, Call::write, Call::shutdown, Call::send_close_notify})
       check_fails(begin(s, c), -1, e);
   }
 }
 
 TEST_CASE("a dead connection answers its error even with quiet shutdown on") {
-  ShutdownState s = dead(errc::protocol_error);
+  ConnectionState s = dead(errc::protocol_error);
   s.quiet = true;
   check_fails(begin(s, Call::shutdown), -1, errc::protocol_error);
 }
 
 TEST_CASE("set_shutdown only adds flags") {
-  ShutdownState s = set_flags(connected(), received_shutdown);
+  ConnectionState s = set_flags(connected(), received_shutdown);
   s = set_flags(s, 0);
   CHECK(s.flags() == received_shutdown);
   s = set_flags(s, sent_shutdown);
@@ -297,12 +297,12 @@ TEST_SUITE("shutdown machine") {
 TEST_CASE("set_shutdown(SENT) while a write is unfinished: shutdown waits for the peer, no write_pending") {
   Decision w = begin(connected(), Call::write);
   Completion c = complete(w.state, Call::write, w.action, Result::of(Status::want_write));
-  ShutdownState s = set_flags(c.state, sent_shutdown);
+  ConnectionState s = set_flags(c.state, sent_shutdown);
   CHECK(begin(s, Call::shutdown).action == Action::await_peer);
 }
 
 TEST_CASE("send_close_notify with quiet mode on still sends the alert: success means it went out") {
-  ShutdownState s = connected();
+  ConnectionState s = connected();
   s.quiet = true;
   Decision d = begin(s, Call::send_close_notify);
   CHECK(d.action == Action::send_alert);
