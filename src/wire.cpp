@@ -19,6 +19,10 @@ std::ptrdiff_t Wire::read(std::span<std::byte> buf) {
     eof_ = true;
     return 0;
   }
+  return stopped(ec);
+}
+
+std::ptrdiff_t Wire::stopped(const std::error_code& ec) {
   if (ec == errc::want_read) {
     dry_ = true;
     stop_ = Stop::would_block_read;
@@ -42,17 +46,7 @@ std::ptrdiff_t Wire::write(std::span<const std::byte> buf) {
   const std::ptrdiff_t n = guard_.write(buf, ec);
   if (n > 0) return n;
   // A transport that took nothing without saying why is full for now.
-  if (ec == errc::want_write || (!ec && n == 0)) {
-    full_ = true;
-    stop_ = Stop::would_block_write;
-  } else if (ec == errc::want_read) {
-    dry_ = true;
-    stop_ = Stop::would_block_read;
-  } else {
-    io_error_ = failure_of(ec, guard_.native_error());
-    stop_ = Stop::failed;
-  }
-  return -1;
+  return stopped(!ec && n == 0 ? make_error_code(errc::want_write) : ec);
 }
 
 }  // namespace unitls::detail

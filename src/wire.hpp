@@ -64,6 +64,9 @@ class Wire {
   const RecordGuard& guard() const noexcept { return guard_; }
 
  private:
+  // Records why a read or write moved nothing (ec: the transport's answer).
+  std::ptrdiff_t stopped(const std::error_code& ec);
+
   RecordGuard guard_;
   Stop stop_ = Stop::none;
   bool eof_ = false;
