@@ -12,8 +12,8 @@ struct Names {
   std::array<std::string_view, 8> names{};
   std::size_t count = 0;
   Names() {
-    for (const auto& entry : detail::backend_registry())
-      if (count < names.size()) names[count++] = entry.name;
+    for (const auto* entry : detail::backend_registry())
+      if (count < names.size()) names[count++] = entry->name;
   }
 };
 }  // namespace
@@ -26,8 +26,8 @@ std::span<const std::string_view> available_backends() noexcept {
 std::string_view default_backend() noexcept { return detail::registry_default_backend(); }
 
 std::string_view backend_library_version(std::string_view backend) noexcept {
-  for (const auto& entry : detail::backend_registry())
-    if (entry.name == backend) return entry.library_version();
+  for (const auto* entry : detail::backend_registry())
+    if (entry->name == backend) return entry->library_version();
   return {};
 }
 

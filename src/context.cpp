@@ -34,8 +34,8 @@ struct Context::Impl {
 namespace {
 
 const detail::BackendEntry* find_backend(std::string_view name) {
-  for (const auto& entry : detail::backend_registry())
-    if (entry.name == name) return &entry;
+  for (const auto* entry : detail::backend_registry())
+    if (entry->name == name) return entry;
   return nullptr;
 }
 
@@ -359,7 +359,7 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
     return fail(errc::invalid_argument);
   }
   if (!check_config(config, why)) return fail(errc::invalid_argument);
-  if (!check_capabilities(config, entry->name, entry->capabilities(), why))
+  if (!check_capabilities(config, entry->name, entry->capabilities, why))
     return fail(errc::unsupported);
   detail::Prepared prepared;
   if (!prepare(config, prepared, why)) return fail(errc::invalid_argument);

@@ -652,21 +652,16 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
   return true;
 }
 
-}  // namespace
+const char* gnutls_library_version() { return gnutls_check_version(nullptr); }
 
-std::shared_ptr<BackendContext> make_gnutls_context(const Config& config, const Prepared& prepared,
-                                                    std::error_code& ec, std::string& message) {
-  return make_context<GnuTlsContext>(config, prepared, ec, message);
-}
+}  // namespace
 
 // GnuTLS 3.7 keeps ALPN names in fixed arrays (lib/ext/alpn.h:
 // MAX_ALPN_PROTOCOLS 8, MAX_ALPN_PROTOCOL_NAME 32 with the name shorter
 // than that): gnutls_alpn_set_protocols fails on a longer name and drops
 // the protocols past the eighth.
-Capabilities gnutls_capabilities() {
-  return Capabilities{.tls1_3 = true, .max_alpn_name = 31, .max_alpn_protocols = 8};
-}
-
-const char* gnutls_library_version() { return gnutls_check_version(nullptr); }
+extern const BackendEntry gnutls_backend{
+    "gnutls", &make_context<GnuTlsContext>, &gnutls_library_version,
+    Capabilities{.tls1_3 = true, .max_alpn_name = 31, .max_alpn_protocols = 8}};
 
 }  // namespace unitls::detail

@@ -844,22 +844,6 @@ bool MbedTlsContext::init(const Config& config, const Prepared& prepared, std::s
   return true;
 }
 
-}  // namespace
-
-std::shared_ptr<BackendContext> make_mbedtls_context(const Config& config, const Prepared& prepared,
-                                                     std::error_code& ec, std::string& message) {
-  return make_context<MbedTlsContext>(config, prepared, ec, message);
-}
-
-// TLS 1.2 only (MBEDTLS_SSL_PROTO_TLS1_3_EXPERIMENTAL is off in Debian's
-// build). A client's ClientHello must fit one record of the output buffer
-// (MBEDTLS_SSL_OUT_CONTENT_LEN, 16 KiB): measured, a 16256-byte ALPN list
-// fails every handshake with BUFFER_TOO_SMALL; 1 KiB is kept for the rest of
-// the hello (suites, SNI, groups).
-Capabilities mbedtls_capabilities() {
-  return Capabilities{.tls1_3 = false, .max_alpn_list = MBEDTLS_SSL_OUT_CONTENT_LEN - 1024};
-}
-
 const char* mbedtls_library_version() {
   static const std::string version = [] {
     char buf[64] = {};  // "mbed TLS x.y.z": at least 18 bytes (version.h)
@@ -868,5 +852,17 @@ const char* mbedtls_library_version() {
   }();
   return version.c_str();
 }
+
+}  // namespace
+
+// TLS 1.2 only (MBEDTLS_SSL_PROTO_TLS1_3_EXPERIMENTAL is off in Debian's
+// build). A client's ClientHello must fit one record of the output buffer
+// (MBEDTLS_SSL_OUT_CONTENT_LEN, 16 KiB): measured, a 16256-byte ALPN list
+// fails every handshake with BUFFER_TOO_SMALL; 1 KiB is kept for the rest of
+// the hello (suites, SNI, groups).
+extern const BackendEntry mbedtls_backend{
+    "mbedtls", &make_context<MbedTlsContext>, &mbedtls_library_version,
+    Capabilities{.tls1_3 = false, .max_alpn_list = MBEDTLS_SSL_OUT_CONTENT_LEN - 1024}};
+
 
 }  // namespace unitls::detail

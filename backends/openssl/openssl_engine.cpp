@@ -672,6 +672,9 @@ int to_native(Version v) { return v == Version::tls1_3 ? TLS1_3_VERSION : TLS1_2
 bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::string& message) {
   // The core has checked the options and read the files (Prepared); what
   // is left is what only OpenSSL can tell: whether it can use them.
+  // OpenSSL's error queue is per thread: nothing stale in (every failure
+  // below takes its reason out of the queue, success clears it at the end).
+  ERR_clear_error();
   sni_ = prepared.sni;
   server_name_is_ip_ = prepared.server_name_is_ip;
   server_sessions_ = prepared.server_sessions;
@@ -774,20 +777,12 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   return true;
 }
 
+const char* openssl_library_version() { return OpenSSL_version(OPENSSL_VERSION); }
+
 }  // namespace
 
-std::shared_ptr<BackendContext> make_openssl_context(const Config& config, const Prepared& prepared,
-                                                     std::error_code& ec, std::string& message) {
-  // OpenSSL's error queue is per thread: nothing stale in, nothing left out.
-  ERR_clear_error();
-  auto context = make_context<OpenSslContext>(config, prepared, ec, message);
-  ERR_clear_error();
-  return context;
-}
-
 // TLS 1.2 and 1.3; ALPN names as the RFC allows.
-Capabilities openssl_capabilities() { return Capabilities{}; }
-
-const char* openssl_library_version() { return OpenSSL_version(OPENSSL_VERSION); }
+extern const BackendEntry openssl_backend{"openssl", &make_context<OpenSslContext>, &openssl_library_version,
+                                          Capabilities{}};
 
 }  // namespace unitls::detail
