@@ -206,6 +206,25 @@ std::string config_message(std::string_view option, const std::string& path, std
 std::string key_mismatch_message(const Config& config, std::string_view stack = {},
                                  std::string_view why = {});
 
+// What every backend's context keeps of the Config and of the Prepared, in
+// one base (the names end in _ as members do).
+struct ContextFacts {
+  ContextFacts(const Config& config, const Prepared& prepared)
+      : role_(config.role),
+        verify_peer_(config.verify_peer),
+        server_name_(config.server_name),
+        sni_(prepared.sni),
+        server_name_is_ip_(prepared.server_name_is_ip),
+        server_sessions_(prepared.server_sessions) {}
+
+  Role role_;
+  bool verify_peer_;
+  std::string server_name_;  // checked on the peer's certificate (check_peer_leaf)
+  std::string sni_;          // client: sent in SNI (Prepared::sni)
+  bool server_name_is_ip_;
+  std::shared_ptr<ServerSessionStore> server_sessions_;  // server: the session-ID cache
+};
+
 // The one factory each backend provides. The core has checked the Config
 // (files readable and PEM, names, limits); on what only the stack can tell
 // (a key that does not match its certificate, ...) it returns nullptr, sets
@@ -216,12 +235,12 @@ using ContextFactory = std::shared_ptr<BackendContext> (*)(const Config& config,
                                                           std::string& message);
 
 // The factory's common shape: a backend context built from the Config and
-// initialised by its init(config, prepared, message); a failed init is
-// invalid_argument, with init's message.
+// the Prepared and initialised by its init(config, prepared, message); a
+// failed init is invalid_argument, with init's message.
 template <class BackendT>
 std::shared_ptr<BackendContext> make_context(const Config& config, const Prepared& prepared,
                                              std::error_code& ec, std::string& message) {
-  auto context = std::make_shared<BackendT>(config);
+  auto context = std::make_shared<BackendT>(config, prepared);
   if (!context->init(config, prepared, message)) {
     ec = make_error_code(errc::invalid_argument);
     return nullptr;

@@ -100,13 +100,11 @@ class GnuTlsEngine;
 // ---- the context --------------------------------------------------------------
 
 class GnuTlsContext final : public BackendContext,
+                            public ContextFacts,
                             public std::enable_shared_from_this<GnuTlsContext> {
  public:
-  explicit GnuTlsContext(const Config& config)
-      : role_(config.role),
-        verify_peer_(config.verify_peer),
-        server_name_(config.server_name),
-        alpn_names_(config.alpn) {}
+  GnuTlsContext(const Config& config, const Prepared& prepared)
+      : ContextFacts(config, prepared), alpn_names_(config.alpn) {}
 
   ~GnuTlsContext() override {
     if (credentials_) gnutls_certificate_free_credentials(credentials_);
@@ -130,11 +128,6 @@ class GnuTlsContext final : public BackendContext,
  private:
   friend class GnuTlsEngine;
 
-  Role role_;
-  bool verify_peer_;
-  std::string server_name_;  // checked on the peer's certificate (check_peer_leaf)
-  std::string sni_;          // sent in SNI (Prepared::sni)
-  std::shared_ptr<ServerSessionStore> server_sessions_;  // server: the session-ID cache
   std::vector<std::string> alpn_names_;   // preference order
   std::vector<gnutls_datum_t> alpn_;      // points into alpn_names_
 
@@ -582,8 +575,6 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
   // The core has checked the options, the names and the limits
   // (gnutls_capabilities) and read the files (Prepared); what is left is
   // what only GnuTLS can tell: whether it can use them.
-  sni_ = prepared.sni;
-  server_sessions_ = prepared.server_sessions;
   for (auto& p : alpn_names_)
     alpn_.push_back({reinterpret_cast<unsigned char*>(p.data()), static_cast<unsigned>(p.size())});
 

@@ -209,13 +209,11 @@ class MbedTlsEngine;
 // ---- the context --------------------------------------------------------------
 
 class MbedTlsContext final : public BackendContext,
+                             public ContextFacts,
                              public std::enable_shared_from_this<MbedTlsContext> {
  public:
-  explicit MbedTlsContext(const Config& config)
-      : role_(config.role),
-        verify_peer_(config.verify_peer),
-        server_name_(config.server_name),
-        alpn_(config.alpn) {
+  MbedTlsContext(const Config& config, const Prepared& prepared)
+      : ContextFacts(config, prepared), alpn_(config.alpn) {
     mbedtls_entropy_init(&entropy_);
     mbedtls_ctr_drbg_init(&drbg_);
     mbedtls_x509_crt_init(&own_chain_);
@@ -304,10 +302,6 @@ class MbedTlsContext final : public BackendContext,
     return 0;
   }
 
-  Role role_;
-  bool verify_peer_;
-  std::string server_name_;  // checked on the peer's certificate (check_peer_leaf)
-  std::string sni_;          // sent in SNI (Prepared::sni)
   std::vector<std::string> alpn_;
   std::vector<const char*> alpn_list_;  // NULL-terminated, into alpn_
 
@@ -320,7 +314,6 @@ class MbedTlsContext final : public BackendContext,
   mbedtls_pk_context own_key_;
   mbedtls_ssl_config conf_;
   mbedtls_ssl_config conf_no_alpn_;  // a server with ALPN, for a client without a common protocol
-  std::shared_ptr<ServerSessionStore> server_sessions_;  // server: the session-ID cache
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -794,8 +787,6 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
 bool MbedTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
   // The core has checked the options and read the files (Prepared); what
   // is left is what only mbedTLS can tell: whether it can use them.
-  sni_ = prepared.sni;
-  server_sessions_ = prepared.server_sessions;
 
   // One DRBG per context, seeded once from the platform's entropy; mbedTLS
   // reseeds it from the same source as it goes.

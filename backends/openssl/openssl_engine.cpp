@@ -143,12 +143,11 @@ class OpenSslEngine;
 // ---- the context --------------------------------------------------------------
 
 class OpenSslContext final : public BackendContext,
+                             public ContextFacts,
                              public std::enable_shared_from_this<OpenSslContext> {
  public:
-  explicit OpenSslContext(const Config& config)
-      : role_(config.role),
-        server_name_(config.server_name),
-        session_cache_(config.role == Role::client && config.session_cache) {}
+  OpenSslContext(const Config& config, const Prepared& prepared)
+      : ContextFacts(config, prepared), session_cache_(config.role == Role::client && config.session_cache) {}
 
   ~OpenSslContext() override { SSL_CTX_free(ctx_); }
 
@@ -169,11 +168,6 @@ class OpenSslContext final : public BackendContext,
   friend class OpenSslEngine;
 
   SSL_CTX* ctx_ = nullptr;
-  Role role_;
-  std::string server_name_;          // checked on the peer's certificate (check_peer_leaf)
-  std::string sni_;                  // sent in SNI (Prepared::sni)
-  bool server_name_is_ip_ = false;
-  std::shared_ptr<ServerSessionStore> server_sessions_;  // server: the session-ID cache
   bool session_cache_;
   std::vector<unsigned char> alpn_wire_;  // RFC 7301 3.1 wire format, preference order
 };
@@ -675,9 +669,6 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   // OpenSSL's error queue is per thread: nothing stale in (every failure
   // below takes its reason out of the queue, success clears it at the end).
   ERR_clear_error();
-  sni_ = prepared.sni;
-  server_name_is_ip_ = prepared.server_name_is_ip;
-  server_sessions_ = prepared.server_sessions;
   for (const auto& p : config.alpn) {
     alpn_wire_.push_back(static_cast<unsigned char>(p.size()));
     alpn_wire_.insert(alpn_wire_.end(), p.begin(), p.end());
