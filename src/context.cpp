@@ -354,7 +354,10 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
   const detail::BackendEntry* entry = find_backend(name);
   if (!entry) {
     why = "backend '" + std::string(name) + "' is not compiled in (available:";
-    for (auto b : available_backends()) why += " " + std::string(b);
+    for (auto b : available_backends()) {
+      why += ' ';
+      why += b;
+    }
     why += ")";
     return fail(errc::invalid_argument);
   }
@@ -388,21 +391,18 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
 
 std::unique_ptr<SecureSocket> Context::wrap(std::unique_ptr<Transport> transport) {
   if (!transport) return nullptr;
-  auto wire = std::make_unique<detail::Wire>(std::move(transport), impl_->config.role);
+  auto core = std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(transport),
+                                                   impl_->sessions, impl_->server_sessions,
+                                                   impl_->backend, impl_->config);
   detail::EngineSetup setup;
-  std::unique_ptr<detail::SessionLedger> ledger;
   if (impl_->sessions) {
-    ledger = std::make_unique<detail::SessionLedger>(impl_->sessions, impl_->config.server_name);
-    setup.offer = ledger->offer();
-    setup.sessions = ledger.get();
-  } else if (impl_->server_sessions) {
-    ledger = std::make_unique<detail::SessionLedger>(impl_->server_sessions);
+    setup.offer = core->ledger()->offer();
+    setup.sessions = core->ledger();
   }
-  auto engine = impl_->backend_context->make_engine(*wire, setup);
+  auto engine = impl_->backend_context->make_engine(core->wire(), setup);
   if (!engine) return nullptr;
-  return std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(wire),
-                                              std::move(ledger), std::move(engine),
-                                              impl_->backend, impl_->config);
+  core->attach(std::move(engine));
+  return core;
 }
 
 std::string_view Context::backend() const { return impl_->backend; }

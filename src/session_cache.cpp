@@ -4,66 +4,69 @@
 
 namespace unitls::detail {
 
-ClientSessionCache::Entry ClientSessionCache::find(const std::string& key) const {
+ClientSessionCache::Entry ClientSessionCache::find() const {
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(key);
-  return it == entries_.end() ? Entry{} : it->second;
+  return entry_;
 }
 
-std::uint64_t ClientSessionCache::store(const std::string& key,
-                                        std::span<const unsigned char> session) {
+void ClientSessionCache::store(std::span<const unsigned char> session, std::uint64_t maker) {
   auto copy = std::make_shared<const SessionBytes>(session.begin(), session.end());
   std::lock_guard lock(mutex_);
-  const std::uint64_t serial = next_serial_++;
-  entries_[key] = Entry{serial, std::move(copy)};
-  return serial;
+  entry_ = Entry{next_serial_++, std::move(copy)};
+  entry_maker_ = maker;
 }
 
-void ClientSessionCache::forget(const std::string& key, std::span<const std::uint64_t> serials) {
+void ClientSessionCache::forget(std::uint64_t maker, std::uint64_t used) {
   std::shared_ptr<const SessionBytes> dropped;  // freed outside the lock
   std::lock_guard lock(mutex_);
-  auto it = entries_.find(key);
-  if (it == entries_.end()) return;
-  if (std::find(serials.begin(), serials.end(), it->second.serial) == serials.end()) return;
-  dropped = std::move(it->second.session);
-  entries_.erase(it);
+  if (entry_.serial == 0) return;
+  if (entry_maker_ != maker && (used == 0 || entry_.serial != used)) return;
+  dropped = std::move(entry_.session);
+  entry_ = Entry{};
+  entry_maker_ = 0;
 }
 
-SessionLedger::SessionLedger(std::shared_ptr<ClientSessionCache> cache, std::string key)
-    : cache_(std::move(cache)), key_(std::move(key)) {}
+std::uint64_t ClientSessionCache::next_id() {
+  std::lock_guard lock(mutex_);
+  return next_serial_++;
+}
+
+SessionLedger::SessionLedger(std::shared_ptr<ClientSessionCache> cache)
+    : cache_(std::move(cache)), id_(cache_->next_id()) {}
 
 SessionLedger::SessionLedger(std::shared_ptr<ServerSessionStore> store) : store_(std::move(store)) {}
 
 std::shared_ptr<const SessionBytes> SessionLedger::offer() {
   if (!cache_) return nullptr;
-  ClientSessionCache::Entry e = cache_->find(key_);
+  ClientSessionCache::Entry e = cache_->find();
   offered_ = e.serial;
   return std::move(e.session);
 }
 
 void SessionLedger::session_made(std::span<const unsigned char> session) {
-  if (!cache_ || session.empty()) return;
-  mine_.push_back(cache_->store(key_, session));
+  if (cache_ && !session.empty()) cache_->store(session, id_);
 }
 
 void SessionLedger::handshake_done(const Engine& engine) {
   if (store_) {
-    server_id_ = engine.server_session_id();
+    const SessionBytes id = engine.server_session_id();
+    server_id_size_ = static_cast<std::uint8_t>(std::min(id.size(), sizeof server_id_));
+    std::copy_n(id.begin(), server_id_size_, server_id_);
   } else if (offered_ != 0 && engine.session_reused()) {
-    mine_.push_back(offered_);
+    used_ = offered_;
   }
 }
 
 void SessionLedger::end(bool closed_properly) {
   if (closed_properly) return;
-  if (cache_ && !mine_.empty()) cache_->forget(key_, mine_);
-  if (store_ && !server_id_.empty()) store_->remove(server_id_);
+  if (cache_) cache_->forget(id_, used_);
+  if (store_ && server_id_size_ > 0) store_->remove(std::span<const unsigned char>(server_id_, server_id_size_));
 }
 
 void ServerSessionStore::store(std::span<const unsigned char> id, std::span<const unsigned char> session) {
   if (id.empty() || session.empty()) return;
   auto copy = std::make_shared<const SessionBytes>(session.begin(), session.end());
-  SessionBytes key(id.begin(), id.end());
+  std::string key(id.begin(), id.end());
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
   // Full: the oldest go first (an id removed since is skipped).
@@ -72,14 +75,14 @@ void ServerSessionStore::store(std::span<const unsigned char> id, std::span<cons
     order_.pop_front();
   }
   if (order_.size() > 2 * capacity) {  // ids removed long ago
-    std::erase_if(order_, [&](const SessionBytes& k) { return !entries_.contains(k); });
+    std::erase_if(order_, [&](const std::string& k) { return !entries_.contains(k); });
   }
   entries_[key] = Entry{std::move(copy), now + lifetime};
   order_.push_back(std::move(key));
 }
 
 std::shared_ptr<const SessionBytes> ServerSessionStore::find(std::span<const unsigned char> id) {
-  const SessionBytes key(id.begin(), id.end());
+  const std::string key(id.begin(), id.end());
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return nullptr;
@@ -91,7 +94,7 @@ std::shared_ptr<const SessionBytes> ServerSessionStore::find(std::span<const uns
 }
 
 void ServerSessionStore::remove(std::span<const unsigned char> id) {
-  const SessionBytes key(id.begin(), id.end());
+  const std::string key(id.begin(), id.end());
   std::lock_guard lock(mutex_);
   entries_.erase(key);
 }

@@ -22,6 +22,9 @@
 
 namespace unitls::detail {
 
+// A client Context's cache. Every connection of a Context goes to its one
+// server_name, so the cache keyed by server_name is a single entry: the
+// newest session.
 class ClientSessionCache {
  public:
   struct Entry {
@@ -29,28 +32,33 @@ class ClientSessionCache {
     std::shared_ptr<const SessionBytes> session;
   };
 
-  // The newest session stored under key, shared (no copy).
-  Entry find(const std::string& key) const;
-  // Stores a copy of session under key, replacing what was there; its serial.
-  std::uint64_t store(const std::string& key, std::span<const unsigned char> session);
-  // Removes key's entry if it is one of `serials` (another connection may
-  // have replaced it since; that one is not for this connection to drop).
-  void forget(const std::string& key, std::span<const std::uint64_t> serials);
+  // The newest session, shared (no copy).
+  Entry find() const;
+  // Stores a copy of session, made by the connection `maker`, replacing
+  // what was there.
+  void store(std::span<const unsigned char> session, std::uint64_t maker);
+  // Removes the entry if `maker` made it or it is the session `used`
+  // (another connection may have replaced it since; that one is not for
+  // this connection to drop).
+  void forget(std::uint64_t maker, std::uint64_t used);
+  // A number for a new connection (a maker), never 0.
+  std::uint64_t next_id();
 
  private:
   mutable std::mutex mutex_;
-  std::map<std::string, Entry, std::less<>> entries_;
+  Entry entry_;
+  std::uint64_t entry_maker_ = 0;
   std::uint64_t next_serial_ = 1;
 };
 
 class ServerSessionStore;
 
 // One connection's account with its Context's sessions: for a client what
-// it offered, used and received; for a server the session it stored or
-// resumed. An improper end takes them out.
+// it used and received; for a server the session it stored or resumed. An
+// improper end takes them out. Small: no copy of anything.
 class SessionLedger final : public SessionSink {
  public:
-  SessionLedger(std::shared_ptr<ClientSessionCache> cache, std::string key);
+  explicit SessionLedger(std::shared_ptr<ClientSessionCache> cache);
   explicit SessionLedger(std::shared_ptr<ServerSessionStore> store);
 
   // Client: the session this connection offers (null: none), looked up once.
@@ -68,10 +76,13 @@ class SessionLedger final : public SessionSink {
  private:
   std::shared_ptr<ClientSessionCache> cache_;
   std::shared_ptr<ServerSessionStore> store_;
-  std::string key_;
-  std::uint64_t offered_ = 0;
-  std::vector<std::uint64_t> mine_;  // client: used or received, forgotten on an improper end
-  SessionBytes server_id_;           // server: the session ID this connection stored or resumed
+  std::uint64_t id_ = 0;       // client: this connection, as the maker of what it received
+  std::uint64_t offered_ = 0;  // client: the serial of the session offered
+  std::uint64_t used_ = 0;     // client: the same, once the handshake resumed it
+  // Server: the session ID this connection stored or resumed (at most 32
+  // bytes, RFC 5246 7.4.1.2).
+  unsigned char server_id_[32] = {};
+  std::uint8_t server_id_size_ = 0;
 };
 
 // A server's session-ID cache (RFC 5246 7.4.1.2), one per server Context,
@@ -95,8 +106,10 @@ class ServerSessionStore {
     std::chrono::steady_clock::time_point expires;
   };
   mutable std::mutex mutex_;
-  std::map<SessionBytes, Entry, std::less<>> entries_;
-  std::deque<SessionBytes> order_;  // ids in the order stored (some since removed)
+  // Keyed by the ID's bytes (as a string: ordered, hashed and compared by
+  // the library's string code).
+  std::map<std::string, Entry, std::less<>> entries_;
+  std::deque<std::string> order_;  // ids in the order stored (some since removed)
 };
 
 }  // namespace unitls::detail

@@ -21,14 +21,16 @@ constexpr int max_silent_rounds = 1000;
 bool reads(Call call) { return call != Call::write && call != Call::send_close_notify; }
 }  // namespace
 
-SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Wire> wire,
-                       std::unique_ptr<SessionLedger> sessions, std::unique_ptr<Engine> engine,
-                       std::string_view backend, const Config& config)
-    : context_(std::move(context)),
-      wire_(std::move(wire)),
-      sessions_(std::move(sessions)),
-      engine_(std::move(engine)),
-      backend_(backend) {
+SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Transport> transport,
+                       std::shared_ptr<ClientSessionCache> client_sessions,
+                       std::shared_ptr<ServerSessionStore> server_sessions, std::string_view backend,
+                       const Config& config)
+    : context_(std::move(context)), wire_(std::move(transport), config.role), backend_(backend) {
+  if (client_sessions) {
+    sessions_.emplace(std::move(client_sessions));
+  } else if (server_sessions) {
+    sessions_.emplace(std::move(server_sessions));
+  }
   state_.quiet = config.quiet_shutdown;
   state_.require_close_notify = config.require_close_notify;
 }
@@ -37,7 +39,7 @@ SocketCore::~SocketCore() {
   // RFC 2246 7.2.1: a session is resumable only after a proper close.
   const bool closed_properly = state_.sent && !state_.dead;
   if (sessions_) sessions_->end(closed_properly);
-  engine_->end(closed_properly);
+  if (engine_) engine_->end(closed_properly);
 }
 
 std::ptrdiff_t SocketCore::report(const Outcome& o) {
@@ -54,14 +56,14 @@ template <class Operation>
 Outcome SocketCore::run(Call call, Action action, Operation operation) {
   Result r;
   for (int round = 0;; ++round) {
-    wire_->begin_call();
+    wire_.begin_call();
     r = operation();
     if (r.status != Status::want_read && r.status != Status::want_write) break;
-    if (wire_->full()) {
+    if (wire_.full()) {
       r = Result::of(Status::want_write);
       break;
     }
-    if (wire_->dry()) {
+    if (wire_.dry()) {
       r = Result::of(Status::want_read);
       break;
     }
@@ -72,7 +74,7 @@ Outcome SocketCore::run(Call call, Action action, Operation operation) {
   state_ = c.state;
   if (c.outcome.has_error && r.native) native_error_ = r.native;
   // Nothing goes on the wire after a fatal error (docs/contract.md).
-  if (state_.dead) wire_->seal();
+  if (state_.dead) wire_.seal();
   return c.outcome;
 }
 
@@ -82,7 +84,7 @@ Outcome SocketCore::run(Call call, Action action, Operation operation) {
 Result SocketCore::judge(Call call, Result r) {
   // A record the guard rejected during this step decides the step, whatever
   // the stack made of the records before it (record_guard.hpp).
-  if (const RecordFault f = wire_->guard().fault(); f != RecordFault::none)
+  if (const RecordFault f = wire_.guard().fault(); f != RecordFault::none)
     return Result::fail(errc::protocol_error, make_error_code(f));
   if (r.status == Status::eof && !reads(call)) {
     // Only a read can meet the end of the peer's data; anything else that
@@ -93,10 +95,10 @@ Result SocketCore::judge(Call call, Result r) {
   if (r.status != Status::failed || r.peer_alert) return r;
   if (r.kind == errc::transport_error) {
     // The stack says its transport failed: the wire knows how.
-    if (wire_->io_error()) r.native = wire_->io_error();
+    if (wire_.io_error()) r.native = wire_.io_error();
     return r;
   }
-  if (r.kind == errc::protocol_error && wire_->eof()) {
+  if (r.kind == errc::protocol_error && wire_.eof()) {
     // The transport ended inside a record or a handshake message (the
     // stack may call that a bad length): a truncation when reading, and
     // nothing goes on the wire after it.
@@ -154,7 +156,7 @@ std::ptrdiff_t SocketCore::write(std::span<const std::byte> buf) {
   // engine commit a record and then answer want_write, and a caller that
   // saw a count may send other bytes next (OpenSSL would then send the
   // committed record under the new bytes' name).
-  if (!wire_->is_blocking()) return report(o);
+  if (!wire_.is_blocking()) return report(o);
   std::size_t total = static_cast<std::size_t>(o.ret);
   while (total < buf.size()) {
     const auto rest = buf.subspan(total);
@@ -200,7 +202,7 @@ std::error_code SocketCore::send_close_notify() {
 
 Result SocketCore::send_close_notify_step() {
   Result r = engine_->send_close_notify();
-  if (r.status == Status::done) wire_->seal();
+  if (r.status == Status::done) wire_.seal();
   return r;
 }
 

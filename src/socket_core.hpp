@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string_view>
 
 #include <unitls/context.hpp>
@@ -18,12 +19,18 @@ namespace unitls::detail {
 
 class SocketCore final : public SecureSocket {
  public:
-  // wire: the engine's transport, which the core judges the engine's
-  // answers by. sessions: the client's account with the session cache
-  // (null: no cache). The engine uses both, so both outlive it.
-  SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Wire> wire,
-             std::unique_ptr<SessionLedger> sessions, std::unique_ptr<Engine> engine,
-             std::string_view backend, const Config& config);
+  // Holds, in one object, the connection's Wire (around transport) and its
+  // account with the Context's sessions (a client cache, or a server
+  // store; both null: none). The engine, made next on wire() and with
+  // ledger(), is given with attach() before any call.
+  SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Transport> transport,
+             std::shared_ptr<ClientSessionCache> client_sessions,
+             std::shared_ptr<ServerSessionStore> server_sessions, std::string_view backend,
+             const Config& config);
+
+  Wire& wire() noexcept { return wire_; }
+  SessionLedger* ledger() noexcept { return sessions_ ? &*sessions_ : nullptr; }
+  void attach(std::unique_ptr<Engine> engine) noexcept { engine_ = std::move(engine); }
   ~SocketCore() override;
 
   int handshake() override;
@@ -60,8 +67,8 @@ class SocketCore final : public SecureSocket {
   std::ptrdiff_t deliver_kept(std::span<std::byte> buf);
 
   std::shared_ptr<BackendContext> context_;  // outlives engine_ (declared first)
-  std::unique_ptr<Wire> wire_;               // outlives engine_ too
-  std::unique_ptr<SessionLedger> sessions_;  // and this
+  Wire wire_;                                // outlives engine_ too
+  std::optional<SessionLedger> sessions_;    // and this
   std::unique_ptr<Engine> engine_;
   std::string_view backend_;
   ConnectionState state_;

@@ -102,6 +102,14 @@ class Reframer {
  public:
   bool active() const { return active_; }
   bool has_output() const { return out_pos_ < out_.size(); }
+  // Inactive and drained: its buffers go (an idle connection keeps none).
+  void release() {
+    std::vector<unsigned char>().swap(in_);
+    std::vector<unsigned char>().swap(messages_);
+    std::vector<unsigned char>().swap(out_);
+    released_ = true;
+  }
+  bool released() const { return released_; }
 
   // How many bytes complete the record being gathered (its header, then its
   // body): never more, so that nothing past the peer's last record is taken
@@ -187,6 +195,7 @@ class Reframer {
   }
 
   bool active_ = true;
+  bool released_ = false;
   std::vector<unsigned char> in_;        // read, not yet a whole record
   std::vector<unsigned char> messages_;  // handshake content, not yet a whole message
   std::vector<unsigned char> out_;       // records ready for mbedTLS
@@ -631,7 +640,10 @@ int MbedTlsEngine::transport_recv(unsigned char* buf, std::size_t len) {
   len = std::min<std::size_t>(len, INT_MAX);
   for (;;) {
     if (reframer_.has_output()) return static_cast<int>(reframer_.take(buf, len));
-    if (!reframer_.active()) return raw_recv(buf, len);  // the encrypted phase: no copy
+    if (!reframer_.active()) {  // the encrypted phase: no copy
+      if (!reframer_.released()) reframer_.release();
+      return raw_recv(buf, len);
+    }
     unsigned char chunk[4096];
     const int n = raw_recv(chunk, std::min(sizeof chunk, reframer_.wanted()));
     if (n <= 0) return n;

@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -149,7 +151,15 @@ class OpenSslContext final : public BackendContext,
   OpenSslContext(const Config& config, const Prepared& prepared)
       : ContextFacts(config, prepared), session_cache_(config.role == Role::client && config.session_cache) {}
 
-  ~OpenSslContext() override { SSL_CTX_free(ctx_); }
+  ~OpenSslContext() override {
+    SSL_SESSION_free(decoded_);
+    SSL_CTX_free(ctx_);
+  }
+
+  // The session the core offers, decoded once for every connection it is
+  // offered to (the core hands them all the same bytes while the cache
+  // entry lasts): a new reference, or null when it does not parse.
+  SSL_SESSION* decoded(const std::shared_ptr<const SessionBytes>& offer);
 
   OpenSslContext(const OpenSslContext&) = delete;
   OpenSslContext& operator=(const OpenSslContext&) = delete;
@@ -170,6 +180,10 @@ class OpenSslContext final : public BackendContext,
   SSL_CTX* ctx_ = nullptr;
   bool session_cache_;
   std::vector<unsigned char> alpn_wire_;  // RFC 7301 3.1 wire format, preference order
+
+  std::mutex decoded_mutex_;
+  std::weak_ptr<const SessionBytes> decoded_from_;
+  SSL_SESSION* decoded_ = nullptr;
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -187,7 +201,7 @@ class OpenSslEngine final : public Engine {
   OpenSslEngine& operator=(const OpenSslEngine&) = delete;
 
   // Wires the SSL to the transport and applies the per-connection settings.
-  bool init(const SessionBytes* offer);
+  bool init(const std::shared_ptr<const SessionBytes>& offer);
 
   Result handshake() override {
     begin_call();
@@ -280,7 +294,7 @@ class OpenSslEngine final : public Engine {
   // its session-ID cache (TLS 1.2, or a stateful TLS 1.3 ticket). OpenSSL
   // keeps its own reference either way.
   static int on_new_session(SSL* ssl, SSL_SESSION* session) {
-    auto* self = static_cast<OpenSslEngine*>(SSL_get_app_data(ssl));
+    auto* self = of(ssl);
     if (!self || !SSL_SESSION_is_resumable(session)) return 0;
     const int len = i2d_SSL_SESSION(session, nullptr);
     if (len <= 0) return 0;
@@ -327,7 +341,7 @@ class OpenSslEngine final : public Engine {
     if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1 ||
         static_cast<const unsigned char*>(buf)[0] != SSL3_MT_KEY_UPDATE)
       return;
-    auto* self = static_cast<OpenSslEngine*>(SSL_get_app_data(ssl));
+    auto* self = of(ssl);
     if (self && !self->key_updates_.received(std::chrono::steady_clock::now()))
       self->key_update_flood_ = true;
   }
@@ -354,6 +368,12 @@ class OpenSslEngine final : public Engine {
   }
 
   static OpenSslEngine* from(BIO* bio) { return static_cast<OpenSslEngine*>(BIO_get_data(bio)); }
+  // The engine of an SSL in OpenSSL's callbacks: its BIO's data (no ex_data
+  // slot, which would cost an allocation per connection).
+  static OpenSslEngine* of(const SSL* ssl) {
+    BIO* bio = SSL_get_rbio(ssl);
+    return bio ? from(bio) : nullptr;
+  }
 
   std::shared_ptr<OpenSslContext> context_;  // the SSL_CTX; outlives ssl_
   Wire& wire_;
@@ -490,12 +510,10 @@ const BIO_METHOD* transport_method() {
   return m;
 }
 
-bool OpenSslEngine::init(const SessionBytes* offer) {
-  SSL_set_app_data(ssl_, this);
-
-  // Every byte goes through the Transport (for fd transports: recv/send with
-  // MSG_NOSIGNAL, no copy); OpenSSL's own socket BIO would raise SIGPIPE on a
-  // reset peer and turn EINTR into a spurious want_read.
+bool OpenSslEngine::init(const std::shared_ptr<const SessionBytes>& offer) {
+  // Every byte goes through the core's Wire (for fd transports: recv/send
+  // with MSG_NOSIGNAL, no copy); OpenSSL's own socket BIO would raise
+  // SIGPIPE on a reset peer and turn EINTR into a spurious want_read.
   const BIO_METHOD* method = transport_method();
   if (!method) return false;
   BIO* bio = BIO_new(method);
@@ -514,13 +532,31 @@ bool OpenSslEngine::init(const SessionBytes* offer) {
     return false;
   if (offer && !offer->empty()) {
     // A session that does not parse or no longer resumes is not offered:
-    // a full handshake.
-    const unsigned char* p = offer->data();
-    SSL_SESSION* session = d2i_SSL_SESSION(nullptr, &p, static_cast<long>(offer->size()));
+    // a full handshake. TLS 1.3: a copy of its own (sharing the peer's
+    // certificate), since OpenSSL marks a TLS 1.3 session used once it has
+    // resumed with it; TLS 1.2: the shared session itself.
+    SSL_SESSION* session = context_->decoded(offer);
+    if (session && SSL_SESSION_get_protocol_version(session) >= TLS1_3_VERSION) {
+      SSL_SESSION* own = SSL_SESSION_dup(session);
+      SSL_SESSION_free(session);
+      session = own;
+    }
     if (session && SSL_SESSION_is_resumable(session)) SSL_set_session(ssl_, session);
     SSL_SESSION_free(session);
   }
   return true;
+}
+
+SSL_SESSION* OpenSslContext::decoded(const std::shared_ptr<const SessionBytes>& offer) {
+  std::lock_guard lock(decoded_mutex_);
+  if (decoded_from_.lock() != offer) {
+    SSL_SESSION_free(decoded_);
+    const unsigned char* p = offer->data();
+    decoded_ = d2i_SSL_SESSION(nullptr, &p, static_cast<long>(offer->size()));
+    decoded_from_ = offer;
+  }
+  if (decoded_) SSL_SESSION_up_ref(decoded_);
+  return decoded_;
 }
 
 std::unique_ptr<Engine> OpenSslContext::make_engine(Wire& wire, const EngineSetup& setup) {
@@ -530,7 +566,7 @@ std::unique_ptr<Engine> OpenSslContext::make_engine(Wire& wire, const EngineSetu
     return nullptr;
   }
   auto engine = std::make_unique<OpenSslEngine>(shared_from_this(), wire, ssl, setup.sessions);
-  const bool ok = engine->init(setup.offer.get());
+  const bool ok = engine->init(setup.offer);
   ERR_clear_error();
   if (!ok) return nullptr;
   return engine;

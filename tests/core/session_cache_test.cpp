@@ -12,45 +12,45 @@ namespace {
 SessionBytes bytes(const std::string& s) { return SessionBytes(s.begin(), s.end()); }
 }  // namespace
 
-TEST_CASE("the client cache keeps the newest session per name and forgets only by serial") {
+TEST_CASE("the client cache keeps the newest session and forgets it only for its maker or user") {
   ClientSessionCache cache;
-  CHECK(cache.find("a").serial == 0);
-  const auto one = cache.store("a", bytes("one"));
-  const auto two = cache.store("a", bytes("two"));
-  CHECK(one != two);
-  REQUIRE(cache.find("a").session);
-  CHECK(*cache.find("a").session == bytes("two"));
-  const std::uint64_t old[] = {one};
-  cache.forget("a", old);  // replaced since: not this one's to drop
-  CHECK(cache.find("a").serial == two);
-  const std::uint64_t mine[] = {two};
-  cache.forget("b", mine);
-  CHECK(cache.find("a").serial == two);
-  cache.forget("a", mine);
-  CHECK(cache.find("a").serial == 0);
+  CHECK(cache.find().serial == 0);
+  const auto a = cache.next_id(), b = cache.next_id();
+  cache.store(bytes("one"), a);
+  const auto one = cache.find().serial;
+  cache.store(bytes("two"), b);
+  REQUIRE(cache.find().session);
+  CHECK(*cache.find().session == bytes("two"));
+  cache.forget(a, one);  // replaced since: not a's to drop, nor the one a used
+  CHECK(*cache.find().session == bytes("two"));
+  cache.forget(a, cache.find().serial);  // the one a resumed with
+  CHECK(cache.find().serial == 0);
+  cache.store(bytes("three"), b);
+  cache.forget(b, 0);  // the one b made
+  CHECK(cache.find().serial == 0);
 }
 
 TEST_CASE("a ledger forgets what its connection used or received, and only on an improper end") {
   auto cache = std::make_shared<ClientSessionCache>();
-  cache->store("host", bytes("first"));
+  cache->store(bytes("first"), cache->next_id());
   SUBCASE("closed properly: the session stays") {
-    SessionLedger ledger(cache, "host");
+    SessionLedger ledger(cache);
     CHECK(ledger.offer() != nullptr);
     ledger.end(true);
-    CHECK(cache->find("host").session != nullptr);
+    CHECK(cache->find().session != nullptr);
   }
   SUBCASE("offered but never used, then dropped: the session stays") {
-    SessionLedger ledger(cache, "host");
+    SessionLedger ledger(cache);
     CHECK(ledger.offer() != nullptr);
     ledger.end(false);
-    CHECK(cache->find("host").session != nullptr);
+    CHECK(cache->find().session != nullptr);
   }
   SUBCASE("received, then dropped: it goes") {
-    SessionLedger ledger(cache, "host");
+    SessionLedger ledger(cache);
     ledger.session_made(bytes("ticket"));
-    CHECK(*cache->find("host").session == bytes("ticket"));
+    CHECK(*cache->find().session == bytes("ticket"));
     ledger.end(false);
-    CHECK(cache->find("host").session == nullptr);
+    CHECK(cache->find().session == nullptr);
   }
 }
 

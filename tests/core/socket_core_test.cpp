@@ -108,10 +108,10 @@ class FakeTransport final : public Transport {
 // A socket as Context::wrap sets it up: the engine on the core's Wire.
 std::unique_ptr<SocketCore> make_unconnected(const std::shared_ptr<Script>& s, Config config = {},
                                              bool blocking = false) {
-  auto wire = std::make_unique<Wire>(std::make_unique<FakeTransport>(blocking), Role::client);
-  auto engine = std::make_unique<ScriptedEngine>(s, *wire);
-  return std::make_unique<SocketCore>(nullptr, std::move(wire), nullptr, std::move(engine), "scripted",
-                                      config);
+  auto sock = std::make_unique<SocketCore>(nullptr, std::make_unique<FakeTransport>(blocking), nullptr,
+                                           nullptr, "scripted", config);
+  sock->attach(std::make_unique<ScriptedEngine>(s, sock->wire()));
+  return sock;
 }
 
 std::unique_ptr<SocketCore> make_socket(const std::shared_ptr<Script>& s, Config config = {},
