@@ -123,6 +123,9 @@ class Engine {
   virtual std::string cipher() const = 0;
   virtual std::string alpn_selected() const = 0;
   virtual bool session_reused() const = 0;
+  // Application data already decrypted and held by the stack: what read()
+  // can return without touching the transport.
+  virtual std::size_t pending() const = 0;
   // Server, after the handshake: the session ID under which the stack put
   // (or found) this connection's session in the ServerSessionStore; empty
   // when none (a TLS 1.3 stateless ticket).

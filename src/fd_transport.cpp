@@ -1,9 +1,13 @@
 // The file-descriptor transport: a connected stream socket or a pipe.
 #include <cerrno>
+#include <chrono>
+#include <climits>
+#include <cstdint>
 #include <csignal>
 #include <ctime>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -102,6 +106,7 @@ class FdTransport final : public Transport {
       ec = make_error_code(errc::invalid_argument);
       return -1;
     }
+    if (!wait_for(POLLIN, ec)) return -1;
     ssize_t n;
     do {
       n = is_socket_ ? ::recv(fd_, buf.data(), buf.size(), 0) : ::read(fd_, buf.data(), buf.size());
@@ -114,10 +119,14 @@ class FdTransport final : public Transport {
       ec.clear();
       return 0;
     }
+    if (!wait_for(POLLOUT, ec)) return -1;
     ssize_t n;
     if (is_socket_) {
+      // With a deadline, only what the socket takes now: a blocking send of
+      // more than its buffer holds would wait past the deadline.
+      const int flags = MSG_NOSIGNAL | (has_deadline() ? MSG_DONTWAIT : 0);
       do {
-        n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL);
+        n = ::send(fd_, buf.data(), buf.size(), flags);
       } while (n < 0 && errno == EINTR);
     } else {
       n = write_without_sigpipe(fd_, buf.data(), buf.size());
@@ -131,8 +140,32 @@ class FdTransport final : public Transport {
     return flags >= 0 && (flags & O_NONBLOCK) == 0;
   }
   std::error_code native_error() const noexcept override { return native_error_; }
+  void set_deadline(std::chrono::steady_clock::time_point deadline) noexcept override {
+    deadline_ = deadline;
+  }
 
  private:
+  bool has_deadline() const noexcept { return deadline_ != std::chrono::steady_clock::time_point::max(); }
+
+  // With a deadline on a blocking fd: waits until it is ready for `events`,
+  // or sets ec to timed_out and returns false once the deadline has passed.
+  // Without one, or non-blocking: true at once (the call itself waits, or
+  // says want_*).
+  bool wait_for(short events, std::error_code& ec) {
+    if (!has_deadline() || !is_blocking()) return true;
+    pollfd p{fd_, events, 0};
+    for (;;) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
+      const int ms = left.count() <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>(left.count(), INT_MAX));
+      const int r = ::poll(&p, 1, ms);
+      if (r > 0) return true;  // ready, or an error/hangup the call itself reports
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return true;  // let the call report the fd's trouble
+      ec = make_error_code(errc::timed_out);
+      return false;
+    }
+  }
+
   std::ptrdiff_t answer(ssize_t n, errc would_block, std::error_code& ec) {
     if (n >= 0) {
       ec.clear();
@@ -140,7 +173,10 @@ class FdTransport final : public Transport {
     }
     const int err = errno;
     if (is_would_block(err)) {
-      ec = make_error_code(would_block);
+      // A blocking fd says EAGAIN only when SO_RCVTIMEO / SO_SNDTIMEO expired
+      // (or with MSG_DONTWAIT under a deadline): a blocking transport never
+      // says want_*, it timed out.
+      ec = make_error_code(is_blocking() ? errc::timed_out : would_block);
     } else {
       native_error_ = std::error_code(err, std::system_category());
       ec = make_error_code(errc::transport_error);
@@ -150,6 +186,7 @@ class FdTransport final : public Transport {
 
   int fd_;
   bool owns_fd_;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   bool is_socket_ = false;
   std::error_code native_error_;
 };

@@ -64,6 +64,9 @@ class RecordGuard final : public Transport {
   int native_handle() const noexcept override { return inner_->native_handle(); }
   bool is_blocking() const noexcept override { return inner_->is_blocking(); }
   std::error_code native_error() const noexcept override { return inner_->native_error(); }
+  void set_deadline(std::chrono::steady_clock::time_point deadline) noexcept override {
+    inner_->set_deadline(deadline);
+  }
 
   // What the guard rejected (RecordFault::none while nothing). Sticky.
   RecordFault fault() const noexcept { return fault_; }

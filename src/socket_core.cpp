@@ -32,6 +32,7 @@ SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<
     sessions_.emplace(std::move(server_sessions));
   }
   state_.quiet = config.quiet_shutdown;
+  timeout_ = config.timeout;
   state_.require_close_notify = config.require_close_notify;
 }
 
@@ -50,6 +51,22 @@ std::ptrdiff_t SocketCore::report(const Outcome& o) {
     native_error_.clear();
   }
   return o.ret;
+}
+
+void SocketCore::start_call() {
+  if (timeout_.count() > 0) {
+    wire_.set_deadline(std::chrono::steady_clock::now() + timeout_);
+    deadline_set_ = true;
+  } else if (deadline_set_) {
+    wire_.set_deadline(std::chrono::steady_clock::time_point::max());
+    deadline_set_ = false;
+  }
+}
+
+std::size_t SocketCore::pending() const {
+  std::size_t n = state_.has_kept_data ? kept_size_ - kept_offset_ : 0;
+  if (engine_ && state_.connected && !state_.dead && !state_.received) n += engine_->pending();
+  return n;
 }
 
 template <class Operation>
@@ -72,6 +89,10 @@ Outcome SocketCore::run(Call call, Action action, Operation operation) {
   r = judge(call, r);
   Completion c = complete(state_, call, action, r);
   state_ = c.state;
+  // The deadline passed (docs/contract.md, "Time"): the connection is as
+  // after a want_read / want_write, the caller is told timed_out.
+  if ((r.status == Status::want_read || r.status == Status::want_write) && wire_.timed_out())
+    c.outcome.error = errc::timed_out;
   if (c.outcome.has_error && r.native) native_error_ = r.native;
   // Nothing goes on the wire after a fatal error (docs/contract.md).
   if (state_.dead) wire_.seal();
@@ -113,6 +134,7 @@ Result SocketCore::judge(Call call, Result r) {
 }
 
 int SocketCore::handshake() {
+  start_call();
   Decision d = begin(state_, Call::handshake);
   state_ = d.state;
   if (d.action == Action::none) return static_cast<int>(report(d.outcome));
@@ -134,6 +156,7 @@ std::ptrdiff_t SocketCore::deliver_kept(std::span<std::byte> buf) {
 
 std::ptrdiff_t SocketCore::read(std::span<std::byte> buf) {
   if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
+  start_call();
   Decision d = begin(state_, Call::read);
   state_ = d.state;
   switch (d.action) {
@@ -145,6 +168,7 @@ std::ptrdiff_t SocketCore::read(std::span<std::byte> buf) {
 
 std::ptrdiff_t SocketCore::write(std::span<const std::byte> buf) {
   if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
+  start_call();
   Decision d = begin(state_, Call::write);
   state_ = d.state;
   if (d.action == Action::none) return report(d.outcome);
@@ -171,6 +195,7 @@ std::ptrdiff_t SocketCore::write(std::span<const std::byte> buf) {
 }
 
 int SocketCore::shutdown() {
+  start_call();
   Decision d = begin(state_, Call::shutdown);
   state_ = d.state;
   switch (d.action) {
@@ -190,6 +215,7 @@ int SocketCore::shutdown() {
 }
 
 std::error_code SocketCore::send_close_notify() {
+  start_call();
   Decision d = begin(state_, Call::send_close_notify);
   state_ = d.state;
   if (d.action == Action::none) {

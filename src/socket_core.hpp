@@ -49,6 +49,8 @@ class SocketCore final : public SecureSocket {
   std::string cipher() const override;
   std::string alpn_selected() const override;
   bool session_reused() const override;
+  void set_timeout(std::chrono::milliseconds timeout) override { timeout_ = timeout; }
+  std::size_t pending() const override;
 
   using SecureSocket::read;
   using SecureSocket::write;
@@ -56,6 +58,8 @@ class SocketCore final : public SecureSocket {
  private:
   // Applies a call's final outcome: last_error_ cleared or set.
   std::ptrdiff_t report(const Outcome& o);
+  // A public call starts: the transport learns its deadline (timeout_).
+  void start_call();
   // One engine operation for `call`: run (repeated while the stack stops
   // without the transport having said "nothing now"), judged by what the
   // wire saw (judge), then applied to the state.
@@ -72,6 +76,8 @@ class SocketCore final : public SecureSocket {
   std::unique_ptr<Engine> engine_;
   std::string_view backend_;
   ConnectionState state_;
+  std::chrono::milliseconds timeout_{0};
+  bool deadline_set_ = false;  // the transport holds a deadline from an earlier call
   std::error_code last_error_;
   std::error_code native_error_;
   // Application data that shutdown() met while waiting (data_pending).

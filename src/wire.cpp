@@ -19,11 +19,17 @@ std::ptrdiff_t Wire::read(std::span<std::byte> buf) {
     eof_ = true;
     return 0;
   }
-  return stopped(ec);
+  return stopped(ec, true);
 }
 
-std::ptrdiff_t Wire::stopped(const std::error_code& ec) {
-  if (ec == errc::want_read) {
+std::ptrdiff_t Wire::stopped(const std::error_code& ec, bool reading) {
+  if (ec == errc::timed_out) {
+    // To the stack, "nothing now" in the direction it waited for; the core
+    // tells the caller timed_out.
+    timed_out_ = true;
+    (reading ? dry_ : full_) = true;
+    stop_ = reading ? Stop::would_block_read : Stop::would_block_write;
+  } else if (ec == errc::want_read) {
     dry_ = true;
     stop_ = Stop::would_block_read;
   } else if (ec == errc::want_write) {
@@ -46,7 +52,7 @@ std::ptrdiff_t Wire::write(std::span<const std::byte> buf) {
   const std::ptrdiff_t n = guard_.write(buf, ec);
   if (n > 0) return n;
   // A transport that took nothing without saying why is full for now.
-  return stopped(!ec && n == 0 ? make_error_code(errc::want_write) : ec);
+  return stopped(!ec && n == 0 ? make_error_code(errc::want_write) : ec, false);
 }
 
 }  // namespace unitls::detail

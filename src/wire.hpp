@@ -46,11 +46,19 @@ class Wire {
 
   // The core, before each engine call: the per-call facts start afresh.
   void begin_call() noexcept {
-    dry_ = full_ = false;
+    dry_ = full_ = timed_out_ = false;
     io_error_.clear();
+  }
+  // The core, at the start of each blocking call with a time limit (max():
+  // none): the transport's waits end then (docs/contract.md, "Time").
+  void set_deadline(std::chrono::steady_clock::time_point deadline) noexcept {
+    guard_.set_deadline(deadline);
   }
   bool dry() const noexcept { return dry_; }    // this call: "nothing to read now"
   bool full() const noexcept { return full_; }  // this call: "cannot take more now"
+  // This call: the transport's deadline passed (also dry or full: to the
+  // engine a timeout is "nothing now").
+  bool timed_out() const noexcept { return timed_out_; }
   // This call: how the transport failed (its native error when it has one).
   const std::error_code& io_error() const noexcept { return io_error_; }
   bool eof() const noexcept { return eof_; }  // the transport has said EOF
@@ -65,13 +73,14 @@ class Wire {
 
  private:
   // Records why a read or write moved nothing (ec: the transport's answer).
-  std::ptrdiff_t stopped(const std::error_code& ec);
+  std::ptrdiff_t stopped(const std::error_code& ec, bool reading);
 
   RecordGuard guard_;
   Stop stop_ = Stop::none;
   bool eof_ = false;
   bool dry_ = false;
   bool full_ = false;
+  bool timed_out_ = false;
   std::error_code io_error_;
 };
 

@@ -1,6 +1,7 @@
 // Configuration and the Context that turns transports into SecureSockets.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,6 +32,10 @@ struct Config {
   bool quiet_shutdown = false;            // default for new sockets
   bool require_close_notify = true;       // false: EOF without close_notify reads as end of data
   bool session_cache = true;              // client: resume sessions of properly closed connections
+  // Blocking calls (handshake, read, write, shutdown) on a new socket give up
+  // after this long with timed_out, not fatal; 0 = no limit. Per socket:
+  // SecureSocket::set_timeout().
+  std::chrono::milliseconds timeout{0};
 };
 
 // One per configuration. Owns the backend's context (certificates, trust

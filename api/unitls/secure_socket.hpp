@@ -8,6 +8,7 @@
 // the same remaining bytes).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -76,6 +77,18 @@ class UNITLS_API SecureSocket {
   virtual std::string cipher() const = 0;                // IANA name, e.g. "TLS_AES_128_GCM_SHA256"
   virtual std::string alpn_selected() const = 0;         // "" when none
   virtual bool session_reused() const = 0;
+
+  // ---- time and event loops (docs/contract.md, "Time") ----
+  // This socket's limit for each blocking call, from the call's start: a
+  // handshake(), read(), write() or shutdown() that cannot finish in time
+  // returns -1 with timed_out, leaving the connection as a want_read /
+  // want_write would (repeat the call, or give up and close). 0: no limit.
+  // Non-blocking transports never time out: the event loop owns time.
+  virtual void set_timeout(std::chrono::milliseconds timeout) = 0;
+  // Plaintext bytes read() returns without touching the transport (already
+  // decrypted, or kept by a shutdown() that met data); 0 when none. An event
+  // loop reads these before it waits for readability.
+  virtual std::size_t pending() const = 0;
 
   // ---- conveniences, built on the calls above ----
   std::ptrdiff_t write(std::string_view text) {

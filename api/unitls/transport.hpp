@@ -6,6 +6,7 @@
 // does.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -42,6 +43,15 @@ class UNITLS_API Transport {
   // The OS error of the last failed call (an errno in std::system_category),
   // empty when none.
   virtual std::error_code native_error() const noexcept { return {}; }
+
+  // The moment the current blocking call must end by (time_point::max(): no
+  // limit); the SecureSocket sets it before each call. A blocking transport
+  // that can wait with a limit honours it: a read or write that would wait
+  // past it returns -1 with errc::timed_out, having moved nothing. The
+  // default ignores it: the transport then waits as long as it does (a
+  // blocking transport may also report timed_out on its own, e.g. from
+  // SO_RCVTIMEO). The fd transport polls with the time left.
+  virtual void set_deadline(std::chrono::steady_clock::time_point deadline) noexcept { (void)deadline; }
 };
 
 // A transport over a connected stream socket or pipe. It is blocking iff the

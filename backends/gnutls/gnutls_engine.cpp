@@ -285,6 +285,8 @@ class GnuTlsEngine final : public Engine {
     return 0;
   }
 
+  std::size_t pending() const override { return gnutls_record_check_pending(session_); }
+
   bool session_reused() const override {
     return handshake_done_ && gnutls_session_is_resumed(session_) != 0;
   }

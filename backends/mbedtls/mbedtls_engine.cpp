@@ -369,6 +369,7 @@ class MbedTlsEngine final : public Engine {
   }
 
   bool session_reused() const override { return handshake_done_ && !full_handshake_; }
+  std::size_t pending() const override { return mbedtls_ssl_get_bytes_avail(&ssl_); }
 
   SessionBytes server_session_id() const override {
     const mbedtls_ssl_session* s = ssl_.session;

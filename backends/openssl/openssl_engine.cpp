@@ -270,6 +270,10 @@ class OpenSslEngine final : public Engine {
   }
 
   bool session_reused() const override { return SSL_session_reused(ssl_) == 1; }
+  std::size_t pending() const override {
+    const int n = SSL_pending(ssl_);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
 
   // OpenSSL sends the alert a failure of its own calls for itself.
   void send_alert(std::uint8_t) override {}
