@@ -145,6 +145,7 @@ unitls::Config make_config(unitls::Role role, const TlsOptions& options) {
   // certificate only when told to.
   config.verify_peer = role == unitls::Role::client ? !options.no_verify : options.verify_client;
   if (options.pinned_version) config.min_version = config.max_version = *options.pinned_version;
+  config.require_close_notify = !options.no_require_close_notify;
   return config;
 }
 

@@ -64,6 +64,7 @@ struct TlsOptions {
   std::optional<unitls::Version> pinned_version;  // --tls1_2 / --tls1_3
   bool no_verify = false;                         // client: do not verify the server
   bool verify_client = false;                     // server: require a client certificate
+  bool no_require_close_notify = false;           // the peer may end with a plain EOF
 };
 
 // The options above as OptionSpecs writing into *options (--backend,

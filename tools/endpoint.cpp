@@ -126,6 +126,8 @@ short Endpoint::pump_reads() {
       phase_ = Phase::answering;
       return 0;
     }
+    if (n == 0 && accept_eof_ && is(tls_->last_error(), errc::unexpected_eof))
+      return finish(Outcome::ended);
     return fail_with_last_error("read");
   }
 }

@@ -55,6 +55,7 @@ class Endpoint {
     running,
     clean,      // the close went as the style says (for quiet/drop: as we chose)
     truncated,  // the peer's transport ended without close_notify (unexpected_eof)
+    ended,      // the same, accepted as the end of its data (accept_eof)
     failed,     // any other error; failure() says which
   };
 
@@ -70,6 +71,9 @@ class Endpoint {
   Endpoint(const Endpoint&) = delete;
   Endpoint& operator=(const Endpoint&) = delete;
 
+  // A peer's EOF without close_notify ends its data (require_close_notify =
+  // false): Outcome::ended instead of truncated.
+  void accept_eof(bool on) { accept_eof_ = on; }
   // Queues bytes for the peer (sent once the handshake is done).
   void send(std::span<const std::byte> bytes);
   // No more input: once the queue is sent, close in our style.
@@ -103,6 +107,7 @@ class Endpoint {
 
   std::unique_ptr<unitls::SecureSocket> tls_;
   int fd_;
+  bool accept_eof_ = false;
   CloseStyle style_;
   Events events_;
   Phase phase_ = Phase::handshake;

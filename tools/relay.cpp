@@ -9,6 +9,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "commands.hpp"
@@ -27,6 +28,8 @@ struct RelayOptions {
   std::string bind = "127.0.0.1";  // server
   std::string host, port;          // client: HOST:PORT
   unsigned short listen_port = 0;  // server: PORT
+  int timeout_ms = -1;             // --timeout: -1 none
+  bool ign_eof = false;            // --ign-eof
 };
 
 // The options of both commands; the caller rejects those of the other role.
@@ -49,6 +52,17 @@ std::vector<OptionSpec> relay_option_specs(RelayOptions* options) {
                      options->bind = value;
                      return std::string();
                    }});
+  specs.push_back({"--timeout", true, [options](const std::string& value) {
+                     char* end = nullptr;
+                     errno = 0;
+                     const long ms = std::strtol(value.c_str(), &end, 10);
+                     if (errno != 0 || end == value.c_str() || *end != '\0' || ms <= 0 || ms > 86400000)
+                       return "--timeout " + value + ": expected milliseconds, 1 to 86400000";
+                     options->timeout_ms = static_cast<int>(ms);
+                     return std::string();
+                   }});
+  specs.push_back({"--ign-eof", false, flag(&options->ign_eof)});
+  specs.push_back({"--no-require-close-notify", false, flag(&options->tls.no_require_close_notify)});
   specs.push_back({"--help", false, flag(&options->help)});
   specs.push_back({"-h", false, flag(&options->help)});
   return specs;
@@ -140,6 +154,7 @@ int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, i
     };
   }
   Endpoint endpoint(std::move(tls), fd, options.close, std::move(events));
+  endpoint.accept_eof(options.tls.no_require_close_notify);
 
   bool stdin_open = true;
   std::array<std::byte, 16384> buf;
@@ -148,9 +163,19 @@ int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, i
     if (wanted == 0) break;
     std::array<pollfd, 2> fds{{{fd, wanted, 0}, {STDIN_FILENO, POLLIN, 0}}};
     const bool read_stdin = stdin_open && endpoint.wants_input();
-    if (::poll(fds.data(), read_stdin ? 2 : 1, -1) < 0) {
+    // --timeout: only while waiting for the peer alone (connecting, the
+    // handshake, the close, or stdin is done); a person typing takes their
+    // time.
+    const int wait_ms = read_stdin && connected ? -1 : options.timeout_ms;
+    const int ready = ::poll(fds.data(), read_stdin ? 2 : 1, wait_ms);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       std::fprintf(stderr, "%s: poll: %s\n", prefix.c_str(), std::strerror(errno));
+      return 1;
+    }
+    if (ready == 0) {
+      std::fprintf(stderr, "%s: timed out: nothing from the peer for %d ms (%s)\n", prefix.c_str(),
+                   options.timeout_ms, connected ? "connected" : "in the handshake");
       return 1;
     }
     if (read_stdin && fds[1].revents != 0) {
@@ -159,7 +184,7 @@ int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, i
         endpoint.send(std::span(buf).first(static_cast<std::size_t>(n)));
       } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
         stdin_open = false;  // EOF (or an unreadable stdin): close in our style
-        endpoint.end_input();
+        if (!options.ign_eof) endpoint.end_input();
       }
     }
   }
@@ -167,6 +192,10 @@ int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, i
   switch (endpoint.outcome()) {
     case Endpoint::Outcome::clean:
     case Endpoint::Outcome::running:
+      return 0;
+    case Endpoint::Outcome::ended:
+      std::fprintf(stderr, "%s: peer ended without close_notify (accepted: --no-require-close-notify)\n",
+                   prefix.c_str());
       return 0;
     case Endpoint::Outcome::truncated:
       if (connected) {

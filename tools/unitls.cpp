@@ -70,7 +70,15 @@ constexpr std::string_view relay_help =
     "                       return value, last_error() (an errc name, or ok) and\n"
     "                       the flags after it (SENT|RECEIVED, SENT, RECEIVED, -)\n"
     "    --bind ADDR        server: listen on numeric address ADDR (default 127.0.0.1)\n"
-    "  exit status: 0 clean close; 1 failure, or the peer closed without\n"
+    "    --timeout MS       give up after MS milliseconds without a word from the\n"
+    "                       peer while connecting, in the handshake or in the close\n"
+    "                       (\"timed out ...\", exit 1); default: wait for ever\n"
+    "    --ign-eof          when stdin ends, do not close: keep printing what the\n"
+    "                       peer sends until it closes (as s_client -ign_eof)\n"
+    "    --no-require-close-notify\n"
+    "                       the peer may end with a plain TCP close (HTTP/1.0\n"
+    "                       servers): that is the end of its data, exit 0\n"
+    "  exit status: 0 clean close; 1 failure, a timeout, or the peer closed without\n"
     "  close_notify (\"peer closed without close_notify (truncation)\"); 2 usage error\n";
 
 constexpr std::string_view demo_help =
