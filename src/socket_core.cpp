@@ -1,6 +1,11 @@
 #include "socket_core.hpp"
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstdint>
 #include <cstring>
 
 namespace unitls::detail {
@@ -61,6 +66,51 @@ void SocketCore::start_call() {
     wire_.set_deadline(std::chrono::steady_clock::time_point::max());
     deadline_set_ = false;
   }
+}
+
+SecureSocket::CloseResult SocketCore::close(std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const auto saved = timeout_;
+  const auto left = [&] {
+    return std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  };
+  CloseResult result = CloseResult::failed;
+  std::byte discard[4096];
+  for (;;) {
+    // Each blocking call gets what is left of the limit (at least 1 ms, so
+    // that 0 never means "no limit").
+    timeout_ = std::max(left(), std::chrono::milliseconds(1));
+    const int r = shutdown();
+    if (r == 1) {
+      result = CloseResult::clean;
+      break;
+    }
+    if (r == 0) continue;  // ours is out: now wait for theirs
+    const std::error_code e = last_error_;
+    if (e == errc::data_pending) {
+      while (read(discard) > 0) {
+      }
+      continue;
+    }
+    if (e == errc::unexpected_eof) {
+      result = CloseResult::truncated;
+    } else if (e == errc::timed_out) {
+      result = CloseResult::peer_silent;
+    } else if (e == errc::want_read || e == errc::want_write) {
+      // Non-blocking: wait on the fd for what is left, if there is one.
+      const int fd = wire_.native_handle();
+      const auto ms = left().count();
+      if (fd >= 0 && ms > 0) {
+        pollfd p{fd, static_cast<short>(e == errc::want_read ? POLLIN : POLLOUT), 0};
+        const int ready = ::poll(&p, 1, static_cast<int>(std::min<std::int64_t>(ms, INT_MAX)));
+        if (ready > 0 || (ready < 0 && errno == EINTR)) continue;
+      }
+      result = state_.sent ? CloseResult::peer_silent : CloseResult::failed;
+    }
+    break;
+  }
+  timeout_ = saved;
+  return result;
 }
 
 std::size_t SocketCore::pending() const {

@@ -51,6 +51,7 @@ class SocketCore final : public SecureSocket {
   bool session_reused() const override;
   void set_timeout(std::chrono::milliseconds timeout) override { timeout_ = timeout; }
   std::size_t pending() const override;
+  CloseResult close(std::chrono::milliseconds limit) override;
 
   using SecureSocket::read;
   using SecureSocket::write;

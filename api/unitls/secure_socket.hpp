@@ -90,6 +90,21 @@ class UNITLS_API SecureSocket {
   // loop reads these before it waits for readability.
   virtual std::size_t pending() const = 0;
 
+  // How close() ended.
+  enum class CloseResult {
+    clean,        // both close_notify exchanged (SENT|RECEIVED)
+    peer_silent,  // ours went out; the peer's did not come within the limit (SENT)
+    truncated,    // the peer's transport ended without close_notify
+    failed,       // anything else: last_error() says what
+  };
+  // The common close in one call, blocking or not: sends our close_notify
+  // and waits up to `limit` for the peer's (data that arrives first is
+  // discarded), like curl's blocking shutdown. On a non-blocking fd it waits
+  // with poll(); a transport without an fd cannot be waited on, so it gets
+  // what is there now. SENT is set in every case but failed before it was
+  // sent, so a socket destroyed after close() has closed properly.
+  virtual CloseResult close(std::chrono::milliseconds limit = std::chrono::seconds(2)) = 0;
+
   // ---- conveniences, built on the calls above ----
   std::ptrdiff_t write(std::string_view text) {
     return write(std::as_bytes(std::span<const char>(text.data(), text.size())));

@@ -189,3 +189,58 @@ TEST_CASE("pending() counts what a record holds beyond the caller's buffer, and 
     CHECK(to_string(std::span<const std::byte>(small)) + to_string(std::span<const std::byte>(rest, 900)) == data);
   }
 }
+
+TEST_CASE("close() ends cleanly when the peer answers, and reports a silent or vanished peer within its limit") {
+  using CloseResult = SecureSocket::CloseResult;
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    SUBCASE("the peer answers: clean, both flags") {
+      Pair p = make_pair(v);
+      connect(p);
+      auto server = peer([&] {
+        CHECK(write_all(*p.server, "late data"));  // met by close(), discarded
+        std::byte buf[16];
+        CHECK(outcome(*p.server, p.server->read(buf)) == end_of_data(errc::zero_return));
+        CHECK(outcome(*p.server, p.server->shutdown()) == success(1));
+      });
+      CHECK(p.client->close(limit) == CloseResult::clean);
+      CHECK(p.client->get_shutdown() == (sent_shutdown | received_shutdown));
+      server.get();
+    }
+    SUBCASE("the peer is silent: peer_silent after the limit, SENT set") {
+      Pair p = make_pair(v);
+      connect(p);
+      const auto start = Clock::now();
+      CHECK(p.client->close(limit) == CloseResult::peer_silent);
+      CHECK(Clock::now() - start >= limit - 20ms);
+      CHECK(Clock::now() - start < limit + margin);
+      CHECK(p.client->get_shutdown() == sent_shutdown);
+    }
+    SUBCASE("the peer's transport ends without close_notify: truncated") {
+      Pair p = make_pair(v);
+      connect(p);
+      auto server = peer([&] {
+        std::byte buf[16];
+        CHECK(outcome(*p.server, p.server->read(buf)) == end_of_data(errc::zero_return));
+        p.server.reset();  // closes its socket without answering
+      });
+      CHECK(p.client->close(limit) == CloseResult::truncated);
+      server.get();
+    }
+    SUBCASE("the transport is gone before our close_notify: failed") {
+      Pair p = make_pair(v);
+      connect(p);
+      p.server.reset();
+      CHECK(p.client->close(limit) == CloseResult::failed);
+      CHECK(p.client->last_error() == errc::transport_error);
+    }
+    SUBCASE("non-blocking, in memory: what is there now") {
+      MemoryConn conn = connect_memory(v);
+      CHECK(conn.client->close(limit) == CloseResult::peer_silent);  // no fd to wait on
+      std::byte buf[16];
+      CHECK(outcome(*conn.server, conn.server->read(buf)) == end_of_data(errc::zero_return));
+      CHECK(outcome(*conn.server, conn.server->shutdown()) == success(1));
+      CHECK(conn.client->close(limit) == CloseResult::clean);
+    }
+  }
+}
