@@ -244,3 +244,41 @@ TEST_CASE("close() ends cleanly when the peer answers, and reports a silent or v
     }
   }
 }
+
+TEST_CASE("each side's blocking handshake times out in the middle while the other is not driven, and completes when it is") {
+  // One thread drives both ends in turn; a turn ends when its side has to
+  // wait for the other (timed_out), or when its handshake is complete. TLS
+  // 1.2: the client waits for the server's Finished mid-handshake; TLS 1.3:
+  // the server waits for the client's.
+  constexpr auto turn = 300ms;
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    Pair p = make_pair(v);
+    p.client->set_timeout(turn);
+    p.server->set_timeout(turn);
+    auto step = [&](SecureSocket& s) {
+      const auto start = Clock::now();
+      const int r = s.handshake();
+      const auto took = Clock::now() - start;
+      if (r == -1) {
+        CHECK(s.last_error() == errc::timed_out);
+        CHECK(took >= turn - 20ms);
+        CHECK(took < turn + margin);
+      }
+      return r == 1 ? std::string("done") : describe(s.last_error());
+    };
+    CHECK(step(*p.client) == "timed_out");  // ClientHello out, nothing back
+    CHECK(step(*p.server) == "timed_out");  // its flight out, waits for the client's
+    if (v == Version::tls1_2) {
+      CHECK(step(*p.client) == "timed_out");  // Finished out, waits for the server's
+      CHECK(step(*p.server) == "done");
+      CHECK(step(*p.client) == "done");
+    } else {
+      CHECK(step(*p.client) == "done");
+      CHECK(step(*p.server) == "done");
+    }
+    CHECK(p.client->protocol_version() == (v == Version::tls1_2 ? "TLSv1.2" : "TLSv1.3"));
+    CHECK(write_all(*p.client, "ping"));
+    CHECK(read_exact(*p.server, 4) == "ping");
+  }
+}
