@@ -12,18 +12,11 @@ using namespace unitls;
 using namespace unitls::fuzz;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const std::vector<std::string> all = all_backends();
   for (const std::string& backend : backends_to_fuzz()) {
     InputScope scope;
     Input in(data, size);
-    const Variant v = variant_from(in.byte());
-    const std::uint8_t roles = in.byte();
-    const std::string& other = all[(roles >> 1) % all.size()];
-    const bool under_test_is_server = roles & 1;
-    const std::string& client_backend = under_test_is_server ? other : backend;
-    const std::string& server_backend = under_test_is_server ? backend : other;
-    note("client " + client_backend + ", server " + server_backend);
-    RelayWorld w(client_backend, server_backend, v);
+    const Pairing p = pairing_from(in, backend);
+    RelayWorld w(p.client_backend, p.server_backend, p.variant);
 
     for (int ops = 0; ops < 256 && !in.empty(); ++ops) w.step(in);
 

@@ -15,18 +15,12 @@ using namespace unitls;
 using namespace unitls::fuzz;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  const std::vector<std::string> all = all_backends();
   for (const std::string& backend : backends_to_fuzz()) {
     InputScope scope;
     Input in(data, size);
-    const Variant v = variant_from(in.byte());
-    const std::uint8_t roles = in.byte();
-    const std::string& other = all[(roles >> 1) % all.size()];
-    const bool closer_is_server = roles & 1;
-    const std::string& client_backend = closer_is_server ? other : backend;
-    const std::string& server_backend = closer_is_server ? backend : other;
-    note("client " + client_backend + ", server " + server_backend);
-    RelayWorld w(client_backend, server_backend, v);
+    const Pairing p = pairing_from(in, backend);
+    const bool closer_is_server = p.under_test_is_server;  // the closer runs the backend under test
+    RelayWorld w(p.client_backend, p.server_backend, p.variant);
 
     if (!w.drive_handshake()) violation("a handshake between two unitls sockets failed");
     // Data both ways, so that TLS 1.3 tickets are read before the close.

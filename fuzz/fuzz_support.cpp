@@ -49,6 +49,19 @@ const std::vector<std::string>& backends_to_fuzz() {
   return chosen;
 }
 
+Pairing pairing_from(Input& in, const std::string& backend) {
+  Pairing p;
+  p.variant = variant_from(in.byte());
+  const std::uint8_t roles = in.byte();
+  const std::vector<std::string> all = all_backends();
+  const std::string& other = all[(roles >> 1) % all.size()];
+  p.under_test_is_server = roles & 1;
+  p.client_backend = p.under_test_is_server ? other : backend;
+  p.server_backend = p.under_test_is_server ? backend : other;
+  note("client " + p.client_backend + ", server " + p.server_backend);
+  return p;
+}
+
 Variant variant_from(std::uint8_t bits) {
   Variant v;
   v.tls1_2_only = bits & 1;

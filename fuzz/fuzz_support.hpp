@@ -65,6 +65,17 @@ struct Variant {
   bool lenient_eof = false;    // require_close_notify = false
 };
 Variant variant_from(std::uint8_t bits);
+
+// Who talks to whom, from the first two input bytes: the variant byte
+// (variant_from), then a byte whose bit 0 puts `backend` (the one under
+// test) on the server side and whose rest picks the other side's backend
+// among the compiled-in ones. Notes the pairing.
+struct Pairing {
+  Variant variant;
+  bool under_test_is_server = false;
+  std::string client_backend, server_backend;
+};
+Pairing pairing_from(Input& in, const std::string& backend);
 std::shared_ptr<Context> context_for(const std::string& backend, Role role, const Variant& v);
 
 // ---- the contract, checked on every call ---------------------------------------
