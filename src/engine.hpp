@@ -32,6 +32,17 @@ class ServerSessionStore;  // session_cache.hpp
 // A session as its stack serialises it, or a session ID (opaque to the core).
 using SessionBytes = std::vector<unsigned char>;
 
+// A session as the caches keep it: the stack's bytes, or the stack's own
+// object for it (native), or both; what is there is the business of the
+// backend that made it (OpenSSL keeps its SSL_SESSION and no bytes:
+// serialising and parsing one, certificate included, cost more than a
+// resumed handshake, docs/benchmarks.md). Opaque to the core; immutable once
+// stored.
+struct StoredSession {
+  SessionBytes bytes;
+  std::shared_ptr<void> native;
+};
+
 // What one engine step came to.
 enum class Status {
   done,          // the step completed (bytes moved for read/write)
@@ -144,7 +155,9 @@ class Engine {
 // (session_cache.hpp).
 class SessionSink {
  public:
-  virtual void session_made(std::span<const unsigned char> session) = 0;
+  // native: the stack's object for the same session (StoredSession), or null.
+  virtual void session_made(std::span<const unsigned char> session,
+                            std::shared_ptr<void> native) = 0;
 
  protected:
   ~SessionSink() = default;
@@ -155,7 +168,7 @@ struct EngineSetup {
   // Client with the session cache on: the session to offer (null: none),
   // imported before the first handshake step, and where new ones go (null:
   // no cache; the engine exports nothing).
-  std::shared_ptr<const SessionBytes> offer;
+  std::shared_ptr<const StoredSession> offer;
   SessionSink* sessions = nullptr;
 };
 

@@ -9,15 +9,17 @@ ClientSessionCache::Entry ClientSessionCache::find() const {
   return entry_;
 }
 
-void ClientSessionCache::store(std::span<const unsigned char> session, std::uint64_t maker) {
-  auto copy = std::make_shared<const SessionBytes>(session.begin(), session.end());
+void ClientSessionCache::store(std::span<const unsigned char> session, std::shared_ptr<void> native,
+                               std::uint64_t maker) {
+  auto copy = std::make_shared<const StoredSession>(
+      StoredSession{SessionBytes(session.begin(), session.end()), std::move(native)});
   std::lock_guard lock(mutex_);
   entry_ = Entry{next_serial_++, std::move(copy)};
   entry_maker_ = maker;
 }
 
 void ClientSessionCache::forget(std::uint64_t maker, std::uint64_t used) {
-  std::shared_ptr<const SessionBytes> dropped;  // freed outside the lock
+  std::shared_ptr<const StoredSession> dropped;  // freed outside the lock
   std::lock_guard lock(mutex_);
   if (entry_.serial == 0) return;
   if (entry_maker_ != maker && (used == 0 || entry_.serial != used)) return;
@@ -36,15 +38,15 @@ SessionLedger::SessionLedger(std::shared_ptr<ClientSessionCache> cache)
 
 SessionLedger::SessionLedger(std::shared_ptr<ServerSessionStore> store) : store_(std::move(store)) {}
 
-std::shared_ptr<const SessionBytes> SessionLedger::offer() {
+std::shared_ptr<const StoredSession> SessionLedger::offer() {
   if (!cache_) return nullptr;
   ClientSessionCache::Entry e = cache_->find();
   offered_ = e.serial;
   return std::move(e.session);
 }
 
-void SessionLedger::session_made(std::span<const unsigned char> session) {
-  if (cache_ && !session.empty()) cache_->store(session, id_);
+void SessionLedger::session_made(std::span<const unsigned char> session, std::shared_ptr<void> native) {
+  if (cache_ && (!session.empty() || native)) cache_->store(session, std::move(native), id_);
 }
 
 void SessionLedger::handshake_done(const Engine& engine) {
@@ -63,9 +65,11 @@ void SessionLedger::end(bool closed_properly) {
   if (store_ && server_id_size_ > 0) store_->remove(std::span<const unsigned char>(server_id_, server_id_size_));
 }
 
-void ServerSessionStore::store(std::span<const unsigned char> id, std::span<const unsigned char> session) {
-  if (id.empty() || session.empty()) return;
-  auto copy = std::make_shared<const SessionBytes>(session.begin(), session.end());
+void ServerSessionStore::store(std::span<const unsigned char> id, std::span<const unsigned char> session,
+                               std::shared_ptr<void> native) {
+  if (id.empty() || (session.empty() && !native)) return;
+  auto copy = std::make_shared<const StoredSession>(
+      StoredSession{SessionBytes(session.begin(), session.end()), std::move(native)});
   std::string key(id.begin(), id.end());
   const auto now = std::chrono::steady_clock::now();
   std::lock_guard lock(mutex_);
@@ -81,7 +85,7 @@ void ServerSessionStore::store(std::span<const unsigned char> id, std::span<cons
   order_.push_back(std::move(key));
 }
 
-std::shared_ptr<const SessionBytes> ServerSessionStore::find(std::span<const unsigned char> id) {
+std::shared_ptr<const StoredSession> ServerSessionStore::find(std::span<const unsigned char> id) {
   const std::string key(id.begin(), id.end());
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);

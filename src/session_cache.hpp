@@ -29,14 +29,15 @@ class ClientSessionCache {
  public:
   struct Entry {
     std::uint64_t serial = 0;  // 0: none
-    std::shared_ptr<const SessionBytes> session;
+    std::shared_ptr<const StoredSession> session;
   };
 
   // The newest session, shared (no copy).
   Entry find() const;
   // Stores a copy of session, made by the connection `maker`, replacing
   // what was there.
-  void store(std::span<const unsigned char> session, std::uint64_t maker);
+  void store(std::span<const unsigned char> session, std::shared_ptr<void> native,
+             std::uint64_t maker);
   // Removes the entry if `maker` made it or it is the session `used`
   // (another connection may have replaced it since; that one is not for
   // this connection to drop).
@@ -62,10 +63,10 @@ class SessionLedger final : public SessionSink {
   explicit SessionLedger(std::shared_ptr<ServerSessionStore> store);
 
   // Client: the session this connection offers (null: none), looked up once.
-  std::shared_ptr<const SessionBytes> offer();
+  std::shared_ptr<const StoredSession> offer();
   // Client: the stack made a session (a full TLS 1.2 handshake, a ticket):
   // it is available to new connections at once.
-  void session_made(std::span<const unsigned char> session) override;
+  void session_made(std::span<const unsigned char> session, std::shared_ptr<void> native) override;
   // The handshake completed: a client's offered session was used if the
   // engine resumed; a server's session is the one under its ID.
   void handshake_done(const Engine& engine);
@@ -94,15 +95,16 @@ class ServerSessionStore {
   static constexpr std::size_t capacity = 20480;  // OpenSSL's default
   static constexpr std::chrono::seconds lifetime{7200};
 
-  void store(std::span<const unsigned char> id, std::span<const unsigned char> session);
+  void store(std::span<const unsigned char> id, std::span<const unsigned char> session,
+             std::shared_ptr<void> native = nullptr);
   // The session stored under id (null: none, or expired).
-  std::shared_ptr<const SessionBytes> find(std::span<const unsigned char> id);
+  std::shared_ptr<const StoredSession> find(std::span<const unsigned char> id);
   void remove(std::span<const unsigned char> id);
   std::size_t size() const;
 
  private:
   struct Entry {
-    std::shared_ptr<const SessionBytes> session;
+    std::shared_ptr<const StoredSession> session;
     std::chrono::steady_clock::time_point expires;
   };
   mutable std::mutex mutex_;

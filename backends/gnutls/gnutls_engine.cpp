@@ -266,9 +266,10 @@ class GnuTlsEngine final : public Engine {
 
   // The session-ID cache (gnutls_db_set_*): the core's ServerSessionStore.
   static gnutls_datum_t db_find(void* store, gnutls_datum_t key) {
-    const auto bytes = static_cast<ServerSessionStore*>(store)->find(std::span<const unsigned char>(key.data, key.size));
+    const auto found = static_cast<ServerSessionStore*>(store)->find(std::span<const unsigned char>(key.data, key.size));
     gnutls_datum_t out{};
-    if (!bytes || bytes->empty()) return out;
+    if (!found || found->bytes.empty()) return out;
+    const SessionBytes* bytes = &found->bytes;
     out.data = static_cast<unsigned char*>(gnutls_malloc(bytes->size()));  // GnuTLS frees it
     if (!out.data) return out;
     std::memcpy(out.data, bytes->data(), bytes->size());
@@ -335,7 +336,7 @@ void GnuTlsEngine::export_session() {
   DatumGuard data;
   if (gnutls_session_get_data2(session_, &data.datum) != GNUTLS_E_SUCCESS || data.datum.size == 0)
     return;
-  sessions_->session_made(std::span<const unsigned char>(data.datum.data, data.datum.size));
+  sessions_->session_made(std::span<const unsigned char>(data.datum.data, data.datum.size), nullptr);
 }
 
 // Maps a fatal result.
@@ -551,7 +552,7 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
 
 std::unique_ptr<Engine> GnuTlsContext::make_engine(Wire& wire, const EngineSetup& setup) {
   auto engine = std::make_unique<GnuTlsEngine>(shared_from_this(), wire, setup.sessions);
-  if (!engine->init(setup.offer.get())) return nullptr;
+  if (!engine->init(setup.offer ? &setup.offer->bytes : nullptr)) return nullptr;
   return engine;
 }
 

@@ -280,9 +280,10 @@ class MbedTlsContext final : public BackendContext,
   // session: the one being negotiated, with the ID the client offered;
   // filled in when the ID is known (as mbedtls_ssl_cache_get does).
   static int find_session(void* store, mbedtls_ssl_session* session) {
-    const auto bytes =
+    const auto stored =
         static_cast<ServerSessionStore*>(store)->find(std::span<const unsigned char>(session->id, session->id_len));
-    if (!bytes) return 1;
+    if (!stored) return 1;
+    const SessionBytes* bytes = &stored->bytes;
     Session found;
     if (mbedtls_ssl_session_load(&found.s, bytes->data(), bytes->size()) != 0 ||
         found.s.id_len != session->id_len || std::memcmp(found.s.id, session->id, session->id_len) != 0)
@@ -444,7 +445,7 @@ void MbedTlsEngine::export_session() {
   if (len == 0) return;
   SessionBytes bytes(len);
   if (mbedtls_ssl_session_save(&session.s, bytes.data(), bytes.size(), &len) == 0)
-    sessions_->session_made(std::span<const unsigned char>(bytes.data(), len));
+    sessions_->session_made(std::span<const unsigned char>(bytes.data(), len), nullptr);
 }
 
 // mbedTLS 2.28 answers a client that shares no ALPN protocol with the server
@@ -701,7 +702,7 @@ int MbedTlsEngine::bio_send(void* p, const unsigned char* buf, std::size_t len) 
 
 std::unique_ptr<Engine> MbedTlsContext::make_engine(Wire& wire, const EngineSetup& setup) {
   auto engine = std::make_unique<MbedTlsEngine>(shared_from_this(), wire, setup.sessions);
-  if (!engine->init(setup.offer.get())) return nullptr;
+  if (!engine->init(setup.offer ? &setup.offer->bytes : nullptr)) return nullptr;
   return engine;
 }
 

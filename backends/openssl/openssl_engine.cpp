@@ -151,15 +151,7 @@ class OpenSslContext final : public BackendContext,
   OpenSslContext(const Config& config, const Prepared& prepared)
       : ContextFacts(config, prepared), session_cache_(config.role == Role::client && config.session_cache) {}
 
-  ~OpenSslContext() override {
-    SSL_SESSION_free(decoded_);
-    SSL_CTX_free(ctx_);
-  }
-
-  // The session the core offers, decoded once for every connection it is
-  // offered to (the core hands them all the same bytes while the cache
-  // entry lasts): a new reference, or null when it does not parse.
-  SSL_SESSION* decoded(const std::shared_ptr<const SessionBytes>& offer);
+  ~OpenSslContext() override { SSL_CTX_free(ctx_); }
 
   OpenSslContext(const OpenSslContext&) = delete;
   OpenSslContext& operator=(const OpenSslContext&) = delete;
@@ -180,10 +172,6 @@ class OpenSslContext final : public BackendContext,
   SSL_CTX* ctx_ = nullptr;
   bool session_cache_;
   std::vector<unsigned char> alpn_wire_;  // RFC 7301 3.1 wire format, preference order
-
-  std::mutex decoded_mutex_;
-  std::weak_ptr<const SessionBytes> decoded_from_;
-  SSL_SESSION* decoded_ = nullptr;
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -201,7 +189,7 @@ class OpenSslEngine final : public Engine {
   OpenSslEngine& operator=(const OpenSslEngine&) = delete;
 
   // Wires the SSL to the transport and applies the per-connection settings.
-  bool init(const std::shared_ptr<const SessionBytes>& offer);
+  bool init(const std::shared_ptr<const StoredSession>& offer);
 
   Result handshake() override {
     begin_call();
@@ -297,21 +285,34 @@ class OpenSslEngine final : public Engine {
   // NewSessionTicket; exported to the core's cache. A server: a session for
   // its session-ID cache (TLS 1.2, or a stateful TLS 1.3 ticket). OpenSSL
   // keeps its own reference either way.
+  //
+  // The core's caches keep a reference to the SSL_SESSION itself
+  // (StoredSession::native), no bytes: shared by the connections it is
+  // offered to, as OpenSSL's own cache shares its sessions. Serialising it
+  // (i2d) and parsing it back (d2i: its certificate too) for each
+  // connection cost more than a resumed handshake (docs/benchmarks.md).
   static int on_new_session(SSL* ssl, SSL_SESSION* session) {
     auto* self = of(ssl);
     if (!self || !SSL_SESSION_is_resumable(session)) return 0;
-    const int len = i2d_SSL_SESSION(session, nullptr);
-    if (len <= 0) return 0;
-    SessionBytes bytes(static_cast<std::size_t>(len));
-    unsigned char* p = bytes.data();
-    if (i2d_SSL_SESSION(session, &p) != len) return 0;
-    if (self->sessions_) self->sessions_->session_made(bytes);
+    if (self->sessions_) self->sessions_->session_made({}, shared(session));
     if (ServerSessionStore* store = self->context_->server_sessions_.get()) {
       unsigned id_len = 0;
       const unsigned char* id = SSL_SESSION_get_id(session, &id_len);
-      store->store(std::span<const unsigned char>(id, id_len), bytes);
+      store->store(std::span<const unsigned char>(id, id_len), {}, shared(session));
     }
     return 0;
+  }
+
+  // A new reference to session, released with the cache entry that holds it.
+  static std::shared_ptr<void> shared(SSL_SESSION* session) {
+    SSL_SESSION_up_ref(session);
+    return std::shared_ptr<void>(session, [](void* s) { SSL_SESSION_free(static_cast<SSL_SESSION*>(s)); });
+  }
+  // The SSL_SESSION a cache entry holds, as a new reference (null: none).
+  static SSL_SESSION* session_of(const StoredSession& stored) {
+    auto* session = static_cast<SSL_SESSION*>(stored.native.get());
+    if (session) SSL_SESSION_up_ref(session);
+    return session;
   }
 
   // SSL_CTX_sess_set_get_cb (server): a session ID the client offered.
@@ -319,10 +320,10 @@ class OpenSslEngine final : public Engine {
     *copy = 0;  // the reference returned is OpenSSL's
     const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
     if (!context || len <= 0) return nullptr;
-    const auto bytes = context->server_sessions_->find(std::span<const unsigned char>(id, static_cast<std::size_t>(len)));
-    if (!bytes) return nullptr;
-    const unsigned char* p = bytes->data();
-    return d2i_SSL_SESSION(nullptr, &p, static_cast<long>(bytes->size()));
+    const auto found = context->server_sessions_->find(std::span<const unsigned char>(id, static_cast<std::size_t>(len)));
+    // Shared between the connections that resume it, as in OpenSSL's own
+    // cache; OpenSSL gets a reference of its own.
+    return found ? session_of(*found) : nullptr;
   }
 
   // SSL_CTX_sess_set_remove_cb (server): OpenSSL dropped a session (expired,
@@ -514,7 +515,7 @@ const BIO_METHOD* transport_method() {
   return m;
 }
 
-bool OpenSslEngine::init(const std::shared_ptr<const SessionBytes>& offer) {
+bool OpenSslEngine::init(const std::shared_ptr<const StoredSession>& offer) {
   // Every byte goes through the core's Wire (for fd transports: recv/send
   // with MSG_NOSIGNAL, no copy); OpenSSL's own socket BIO would raise
   // SIGPIPE on a reset peer and turn EINTR into a spurious want_read.
@@ -534,12 +535,12 @@ bool OpenSslEngine::init(const std::shared_ptr<const SessionBytes>& offer) {
   // The name is checked by verify_callback (the core's rule), not by OpenSSL.
   if (!c.sni_.empty() && !SSL_set_tlsext_host_name(ssl_, c.sni_.c_str()))
     return false;
-  if (offer && !offer->empty()) {
-    // A session that does not parse or no longer resumes is not offered:
+  if (offer) {
+    // A session that no longer resumes is not offered:
     // a full handshake. TLS 1.3: a copy of its own (sharing the peer's
     // certificate), since OpenSSL marks a TLS 1.3 session used once it has
     // resumed with it; TLS 1.2: the shared session itself.
-    SSL_SESSION* session = context_->decoded(offer);
+    SSL_SESSION* session = session_of(*offer);
     if (session && SSL_SESSION_get_protocol_version(session) >= TLS1_3_VERSION) {
       SSL_SESSION* own = SSL_SESSION_dup(session);
       SSL_SESSION_free(session);
@@ -549,18 +550,6 @@ bool OpenSslEngine::init(const std::shared_ptr<const SessionBytes>& offer) {
     SSL_SESSION_free(session);
   }
   return true;
-}
-
-SSL_SESSION* OpenSslContext::decoded(const std::shared_ptr<const SessionBytes>& offer) {
-  std::lock_guard lock(decoded_mutex_);
-  if (decoded_from_.lock() != offer) {
-    SSL_SESSION_free(decoded_);
-    const unsigned char* p = offer->data();
-    decoded_ = d2i_SSL_SESSION(nullptr, &p, static_cast<long>(offer->size()));
-    decoded_from_ = offer;
-  }
-  if (decoded_) SSL_SESSION_up_ref(decoded_);
-  return decoded_;
 }
 
 std::unique_ptr<Engine> OpenSslContext::make_engine(Wire& wire, const EngineSetup& setup) {

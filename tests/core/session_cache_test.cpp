@@ -16,23 +16,23 @@ TEST_CASE("the client cache keeps the newest session and forgets it only for its
   ClientSessionCache cache;
   CHECK(cache.find().serial == 0);
   const auto a = cache.next_id(), b = cache.next_id();
-  cache.store(bytes("one"), a);
+  cache.store(bytes("one"), nullptr, a);
   const auto one = cache.find().serial;
-  cache.store(bytes("two"), b);
+  cache.store(bytes("two"), nullptr, b);
   REQUIRE(cache.find().session);
-  CHECK(*cache.find().session == bytes("two"));
+  CHECK(cache.find().session->bytes == bytes("two"));
   cache.forget(a, one);  // replaced since: not a's to drop, nor the one a used
-  CHECK(*cache.find().session == bytes("two"));
+  CHECK(cache.find().session->bytes == bytes("two"));
   cache.forget(a, cache.find().serial);  // the one a resumed with
   CHECK(cache.find().serial == 0);
-  cache.store(bytes("three"), b);
+  cache.store(bytes("three"), nullptr, b);
   cache.forget(b, 0);  // the one b made
   CHECK(cache.find().serial == 0);
 }
 
 TEST_CASE("a ledger forgets what its connection used or received, and only on an improper end") {
   auto cache = std::make_shared<ClientSessionCache>();
-  cache->store(bytes("first"), cache->next_id());
+  cache->store(bytes("first"), nullptr, cache->next_id());
   SUBCASE("closed properly: the session stays") {
     SessionLedger ledger(cache);
     CHECK(ledger.offer() != nullptr);
@@ -47,8 +47,8 @@ TEST_CASE("a ledger forgets what its connection used or received, and only on an
   }
   SUBCASE("received, then dropped: it goes") {
     SessionLedger ledger(cache);
-    ledger.session_made(bytes("ticket"));
-    CHECK(*cache->find().session == bytes("ticket"));
+    ledger.session_made(bytes("ticket"), nullptr);
+    CHECK(cache->find().session->bytes == bytes("ticket"));
     ledger.end(false);
     CHECK(cache->find().session == nullptr);
   }
@@ -58,7 +58,7 @@ TEST_CASE("the server store finds by ID, removes, and evicts the oldest when ful
   ServerSessionStore store;
   store.store(bytes("id-1"), bytes("s1"));
   REQUIRE(store.find(bytes("id-1")));
-  CHECK(*store.find(bytes("id-1")) == bytes("s1"));
+  CHECK(store.find(bytes("id-1"))->bytes == bytes("s1"));
   CHECK_FALSE(store.find(bytes("id-2")));
   store.remove(bytes("id-1"));
   CHECK_FALSE(store.find(bytes("id-1")));
