@@ -345,7 +345,7 @@ class MbedTlsEngine final : public Engine {
   MbedTlsEngine(const MbedTlsEngine&) = delete;
   MbedTlsEngine& operator=(const MbedTlsEngine&) = delete;
 
-  bool init(const SessionBytes* offer);
+  bool init(const StoredSession* offer);
 
   Result handshake() override;
   Result read(std::span<std::byte> buf) override;
@@ -419,33 +419,28 @@ bool MbedTlsEngine::setup(const mbedtls_ssl_config* conf) {
   return true;
 }
 
-bool MbedTlsEngine::init(const SessionBytes* offer) {
+bool MbedTlsEngine::init(const StoredSession* offer) {
   MbedTlsContext& c = *context_;
   if (c.role_ == Role::server) return c.alpn_.empty() ? setup(&c.conf_) : true;
 
   if (!setup(&c.conf_)) return false;
   // Without a host name mbedTLS checks no name; verify_leaf checks every name.
   if (mbedtls_ssl_set_hostname(&ssl_, c.sni_.empty() ? nullptr : c.sni_.c_str()) != 0) return false;
-  if (offer && !offer->empty()) {
-    // A session mbedTLS cannot read is not offered: a full handshake.
-    Session session;
-    if (mbedtls_ssl_session_load(&session.s, offer->data(), offer->size()) == 0)
-      (void)mbedtls_ssl_set_session(&ssl_, &session.s);
-  }
+  // mbedtls_ssl_set_session copies the session (mbedTLS shares none); the
+  // cached one is only read, by any number of connections at once.
+  if (offer && offer->native)
+    (void)mbedtls_ssl_set_session(&ssl_, &static_cast<const Session*>(offer->native.get())->s);
   return true;
 }
 
-// Exports this client's session (mbedtls_ssl_session_save's format) to the
-// core's cache.
+// Exports this client's session to the core's cache as an mbedtls_ssl_session
+// (StoredSession::native), no bytes: saving it and loading it back for each
+// connection parsed the server's certificate twice per resumption
+// (docs/benchmarks.md).
 void MbedTlsEngine::export_session() {
-  Session session;
-  if (mbedtls_ssl_get_session(&ssl_, &session.s) != 0) return;
-  std::size_t len = 0;
-  (void)mbedtls_ssl_session_save(&session.s, nullptr, 0, &len);
-  if (len == 0) return;
-  SessionBytes bytes(len);
-  if (mbedtls_ssl_session_save(&session.s, bytes.data(), bytes.size(), &len) == 0)
-    sessions_->session_made(std::span<const unsigned char>(bytes.data(), len), nullptr);
+  auto session = std::make_shared<Session>();
+  if (mbedtls_ssl_get_session(&ssl_, &session->s) != 0) return;
+  sessions_->session_made({}, std::move(session));
 }
 
 // mbedTLS 2.28 answers a client that shares no ALPN protocol with the server
@@ -702,7 +697,7 @@ int MbedTlsEngine::bio_send(void* p, const unsigned char* buf, std::size_t len) 
 
 std::unique_ptr<Engine> MbedTlsContext::make_engine(Wire& wire, const EngineSetup& setup) {
   auto engine = std::make_unique<MbedTlsEngine>(shared_from_this(), wire, setup.sessions);
-  if (!engine->init(setup.offer ? &setup.offer->bytes : nullptr)) return nullptr;
+  if (!engine->init(setup.offer.get())) return nullptr;
   return engine;
 }
 
