@@ -393,16 +393,15 @@ Result OpenSslEngine::translate(int ret, Op op) {
   // when its BIO says so, so no error of this call can follow it; an entry
   // in the queue is someone else's (the application's), left as it is.
   if (wire_.dry() && SSL_want_read(ssl_)) return Result::of(Status::want_read);
+  // SSL_get_error answers SSL or SYSCALL whenever the queue holds an entry:
+  // for the other answers it is empty, with nothing to drain.
   const int err = SSL_get_error(ssl_, ret);
   switch (err) {
     case SSL_ERROR_WANT_READ:
-      ERR_clear_error();
       return Result::of(Status::want_read);
     case SSL_ERROR_WANT_WRITE:
-      ERR_clear_error();
       return Result::of(Status::want_write);
     case SSL_ERROR_ZERO_RETURN:
-      ERR_clear_error();
       // SSL_get_error answers ZERO_RETURN for *any* failure without a queue
       // entry once RECEIVED is set, e.g. EPIPE on a write after the peer's
       // close_notify (half-close).
