@@ -168,7 +168,8 @@ class FdTransport final : public Transport {
 
   std::ptrdiff_t answer(ssize_t n, errc would_block, std::error_code& ec) {
     if (n >= 0) {
-      ec.clear();
+      // Already clear, as the core's always is: no out-of-line clear().
+      if (ec.value() != 0) ec.clear();
       return n;
     }
     const int err = errno;

@@ -66,7 +66,7 @@ const std::error_category& record_category() noexcept {
   return instance;
 }
 
-std::ptrdiff_t RecordGuard::read(std::span<std::byte> buf, std::error_code& ec) {
+std::ptrdiff_t RecordGuard::judged_read(std::span<std::byte> buf, std::error_code& ec) {
   if (fault_ != RecordFault::none) {
     // Nothing after a rejected record reaches the stack; the core reports
     // the fault.
@@ -85,7 +85,7 @@ std::ptrdiff_t RecordGuard::read(std::span<std::byte> buf, std::error_code& ec) 
   return static_cast<std::ptrdiff_t>(good);
 }
 
-std::ptrdiff_t RecordGuard::write(std::span<const std::byte> buf, std::error_code& ec) {
+std::ptrdiff_t RecordGuard::judged_write(std::span<const std::byte> buf, std::error_code& ec) {
   if (fault_ != RecordFault::none || sealed_) {
     // Our fatal alert was the last word: whatever the stack still has to say
     // (a flight built from the records before the rejected one) is dropped.

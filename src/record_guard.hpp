@@ -59,8 +59,17 @@ class RecordGuard final : public Transport {
   RecordGuard(std::unique_ptr<Transport> inner, Role role)
       : inner_(std::move(inner)), role_(role) {}
 
-  std::ptrdiff_t read(std::span<std::byte> buf, std::error_code& ec) override;
-  std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) override;
+  // Once the records are encrypted and nothing was rejected, the guard has
+  // nothing left to judge: straight to the transport, inline (the data path,
+  // docs/benchmarks.md).
+  std::ptrdiff_t read(std::span<std::byte> buf, std::error_code& ec) override {
+    if (!active_ && fault_ == RecordFault::none) [[likely]] return inner_->read(buf, ec);
+    return judged_read(buf, ec);
+  }
+  std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) override {
+    if (!active_ && fault_ == RecordFault::none && !sealed_) [[likely]] return inner_->write(buf, ec);
+    return judged_write(buf, ec);
+  }
   int native_handle() const noexcept override { return inner_->native_handle(); }
   bool is_blocking() const noexcept override { return inner_->is_blocking(); }
   std::error_code native_error() const noexcept override { return inner_->native_error(); }
@@ -78,6 +87,8 @@ class RecordGuard final : public Transport {
   void seal() noexcept { sealed_ = true; }
 
  private:
+  std::ptrdiff_t judged_read(std::span<std::byte> buf, std::error_code& ec);
+  std::ptrdiff_t judged_write(std::span<const std::byte> buf, std::error_code& ec);
   // Looks at bytes just read; returns how many of them come before a
   // rejected record (all of them when nothing is wrong).
   std::size_t inspect(std::span<const std::byte> bytes);

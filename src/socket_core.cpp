@@ -50,12 +50,10 @@ SocketCore::~SocketCore() {
 
 std::ptrdiff_t SocketCore::report(const Outcome& o) {
   if (o.has_error) {
-    last_error_ = make_error_code(o.error);
-  } else {
-    last_error_.clear();
-    native_error_.clear();
+    last_ = o.error;
+    return o.ret;
   }
-  return o.ret;
+  return succeeded(static_cast<std::size_t>(o.ret));
 }
 
 void SocketCore::start_call() {
@@ -86,7 +84,7 @@ SecureSocket::CloseResult SocketCore::close(std::chrono::milliseconds limit) {
       break;
     }
     if (r == 0) continue;  // ours is out: now wait for theirs
-    const std::error_code e = last_error_;
+    const std::error_code e = last_error();
     if (e == errc::data_pending) {
       while (read(discard) > 0) {
       }
@@ -121,10 +119,14 @@ std::size_t SocketCore::pending() const {
 
 template <class Operation>
 Outcome SocketCore::run(Call call, Action action, Operation operation) {
-  Result r;
+  wire_.begin_call();
+  Result r = operation();
+  return settle(call, action, std::move(r), operation);
+}
+
+template <class Operation>
+Outcome SocketCore::settle(Call call, Action action, Result r, Operation operation) {
   for (int round = 0;; ++round) {
-    wire_.begin_call();
-    r = operation();
     if (r.status != Status::want_read && r.status != Status::want_write) break;
     if (wire_.full()) {
       r = Result::of(Status::want_write);
@@ -135,6 +137,8 @@ Outcome SocketCore::run(Call call, Action action, Operation operation) {
       break;
     }
     if (round >= max_silent_rounds) break;
+    wire_.begin_call();
+    r = operation();
   }
   r = judge(call, r);
   Completion c = complete(state_, call, action, r);
@@ -143,7 +147,10 @@ Outcome SocketCore::run(Call call, Action action, Operation operation) {
   // after a want_read / want_write, the caller is told timed_out.
   if ((r.status == Status::want_read || r.status == Status::want_write) && wire_.timed_out())
     c.outcome.error = errc::timed_out;
-  if (c.outcome.has_error && r.native) native_error_ = r.native;
+  if (c.outcome.has_error && r.native) {
+    native_error_ = r.native;
+    has_native_ = true;
+  }
   // Nothing goes on the wire after a fatal error (docs/contract.md).
   if (state_.dead) wire_.seal();
   return c.outcome;
@@ -205,6 +212,16 @@ std::ptrdiff_t SocketCore::deliver_kept(std::span<std::byte> buf) {
 }
 
 std::ptrdiff_t SocketCore::read(std::span<std::byte> buf) {
+  // The common case, decided inline (docs/benchmarks.md): an open
+  // connection whose engine read moves bytes. Anything else it meets goes
+  // the general way, from the step already made.
+  if (readable() && !buf.empty()) [[likely]] {
+    start_call();
+    wire_.begin_call();
+    Result r = engine_->read(buf);
+    if (plainly_done(r)) [[likely]] return succeeded(r.bytes);
+    return report(settle(Call::read, Action::read, std::move(r), [&] { return engine_->read(buf); }));
+  }
   if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
   start_call();
   Decision d = begin(state_, Call::read);
@@ -217,13 +234,27 @@ std::ptrdiff_t SocketCore::read(std::span<std::byte> buf) {
 }
 
 std::ptrdiff_t SocketCore::write(std::span<const std::byte> buf) {
-  if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
-  start_call();
-  Decision d = begin(state_, Call::write);
-  state_ = d.state;
-  if (d.action == Action::none) return report(d.outcome);
-
-  Outcome o = run(Call::write, Action::write, [&] { return engine_->write(buf); });
+  Outcome o;
+  if (writable() && !buf.empty()) [[likely]] {
+    // As in read(): the common case inline.
+    start_call();
+    wire_.begin_call();
+    Result r = engine_->write(buf);
+    if (plainly_done(r)) [[likely]] {
+      state_.write_pending = false;
+      if (r.bytes == buf.size()) return succeeded(r.bytes);
+      o = Outcome::success(static_cast<std::ptrdiff_t>(r.bytes));
+    } else {
+      o = settle(Call::write, Action::write, std::move(r), [&] { return engine_->write(buf); });
+    }
+  } else {
+    if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
+    start_call();
+    Decision d = begin(state_, Call::write);
+    state_ = d.state;
+    if (d.action == Action::none) return report(d.outcome);
+    o = run(Call::write, Action::write, [&] { return engine_->write(buf); });
+  }
   if (o.has_error || static_cast<std::size_t>(o.ret) == buf.size()) return report(o);
   // The engine took part (a record at a time). Blocking callers get every
   // byte. A non-blocking caller gets the count: looping on would let an
@@ -273,7 +304,7 @@ std::error_code SocketCore::send_close_notify() {
   } else {
     report(run(Call::send_close_notify, d.action, [&] { return send_close_notify_step(); }));
   }
-  return last_error_;
+  return last_error();
 }
 
 Result SocketCore::send_close_notify_step() {

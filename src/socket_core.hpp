@@ -42,8 +42,10 @@ class SocketCore final : public SecureSocket {
   void set_shutdown(unsigned mode) override { state_ = set_flags(state_, mode); }
   void set_quiet_shutdown(bool on) override { state_.quiet = on; }
   bool get_quiet_shutdown() const override { return state_.quiet; }
-  std::error_code last_error() const override { return last_error_; }
-  std::error_code native_error() const override { return native_error_; }
+  std::error_code last_error() const override {
+    return last_ != errc{} ? make_error_code(last_) : std::error_code();
+  }
+  std::error_code native_error() const override { return has_native_ ? native_error_ : std::error_code(); }
   std::string_view backend() const override { return backend_; }
   std::string protocol_version() const override;
   std::string cipher() const override;
@@ -57,8 +59,25 @@ class SocketCore final : public SecureSocket {
   using SecureSocket::write;
 
  private:
-  // Applies a call's final outcome: last_error_ cleared or set.
+  // Applies a call's final outcome: the last error cleared or set.
   std::ptrdiff_t report(const Outcome& o);
+  // report() of a success, inline: the fast path's whole bookkeeping.
+  std::ptrdiff_t succeeded(std::size_t n) noexcept {
+    last_ = errc{};
+    has_native_ = false;
+    return static_cast<std::ptrdiff_t>(n);
+  }
+  // Whether read()/write() would go straight to the engine (what begin()
+  // decides for an open connection), checked inline.
+  bool readable() const noexcept {
+    return state_.connected && !state_.dead && !state_.received && !state_.has_kept_data;
+  }
+  bool writable() const noexcept { return state_.connected && !state_.dead && !state_.sent; }
+  // An engine step that moved bytes, with no record rejected: nothing left
+  // to judge (judge() and complete() would change nothing).
+  bool plainly_done(const Result& r) const noexcept {
+    return r.status == Status::done && wire_.guard().fault() == RecordFault::none;
+  }
   // A public call starts: the transport learns its deadline (timeout_).
   void start_call();
   // One engine operation for `call`: run (repeated while the stack stops
@@ -66,6 +85,10 @@ class SocketCore final : public SecureSocket {
   // wire saw (judge), then applied to the state.
   template <class Operation>
   Outcome run(Call call, Action action, Operation operation);
+  // The rest of run() once the first step gave r (the fast paths make that
+  // step themselves).
+  template <class Operation>
+  Outcome settle(Call call, Action action, Result r, Operation operation);
   Result judge(Call call, Result r);
   // The engine's send_close_notify; seals the wire once the alert is out.
   Result send_close_notify_step();
@@ -79,7 +102,11 @@ class SocketCore final : public SecureSocket {
   ConnectionState state_;
   std::chrono::milliseconds timeout_{0};
   bool deadline_set_ = false;  // the transport holds a deadline from an earlier call
-  std::error_code last_error_;
+  // The last call's error (errc{}: none) and the native error behind the
+  // last failure, kept as plain values: a success clears them with two
+  // stores (an error_code's clear() is an out-of-line call).
+  errc last_{};
+  bool has_native_ = false;
   std::error_code native_error_;
   // Application data that shutdown() met while waiting (data_pending).
   // Allocated on the first wait; one record's worth.

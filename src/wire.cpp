@@ -10,11 +10,7 @@ std::error_code failure_of(const std::error_code& ec, const std::error_code& nat
 }
 }  // namespace
 
-std::ptrdiff_t Wire::read(std::span<std::byte> buf) {
-  stop_ = Stop::none;
-  std::error_code ec;
-  const std::ptrdiff_t n = guard_.read(buf, ec);
-  if (n > 0) return n;
+std::ptrdiff_t Wire::read_ended(std::ptrdiff_t n, const std::error_code& ec) {
   if (n == 0) {
     eof_ = true;
     return 0;
@@ -40,19 +36,6 @@ std::ptrdiff_t Wire::stopped(const std::error_code& ec, bool reading) {
     stop_ = Stop::failed;
   }
   return -1;
-}
-
-std::ptrdiff_t Wire::write(std::span<const std::byte> buf) {
-  stop_ = Stop::none;
-  // After the transport's EOF the connection is dead for the core: what a
-  // stack still writes (OpenSSL answers a truncation with a decode_error
-  // alert, GnuTLS and mbedTLS send nothing) is swallowed, the same for all.
-  if (eof_ || buf.empty()) return static_cast<std::ptrdiff_t>(buf.size());
-  std::error_code ec;
-  const std::ptrdiff_t n = guard_.write(buf, ec);
-  if (n > 0) return n;
-  // A transport that took nothing without saying why is full for now.
-  return stopped(!ec && n == 0 ? make_error_code(errc::want_write) : ec, false);
 }
 
 }  // namespace unitls::detail

@@ -37,17 +37,37 @@ class Wire {
   enum class Stop { none, would_block_read, would_block_write, failed };
 
   // > 0: bytes read. 0: the transport's EOF (sticky). -1: see stop().
-  std::ptrdiff_t read(std::span<std::byte> buf);
+  // Inline to the transport's own call when bytes move (docs/benchmarks.md).
+  std::ptrdiff_t read(std::span<std::byte> buf) {
+    stop_ = Stop::none;
+    std::error_code ec = no_error();
+    const std::ptrdiff_t n = guard_.read(buf, ec);
+    if (n > 0) [[likely]] return n;
+    return read_ended(n, ec);
+  }
   // > 0: bytes taken (all of them, unwritten, once the wire is quiet).
   // -1: see stop(). Never 0.
-  std::ptrdiff_t write(std::span<const std::byte> buf);
+  std::ptrdiff_t write(std::span<const std::byte> buf) {
+    stop_ = Stop::none;
+    // After the transport's EOF the connection is dead for the core: what a
+    // stack still writes (OpenSSL answers a truncation with a decode_error
+    // alert, GnuTLS and mbedTLS send nothing) is swallowed, the same for all.
+    if (eof_ || buf.empty()) return static_cast<std::ptrdiff_t>(buf.size());
+    std::error_code ec = no_error();
+    const std::ptrdiff_t n = guard_.write(buf, ec);
+    if (n > 0) [[likely]] return n;
+    // A transport that took nothing without saying why is full for now.
+    return stopped(!ec && n == 0 ? make_error_code(errc::want_write) : ec, false);
+  }
   // Why the last read or write returned -1.
   Stop stop() const noexcept { return stop_; }
 
   // The core, before each engine call: the per-call facts start afresh.
   void begin_call() noexcept {
     dry_ = full_ = timed_out_ = false;
-    io_error_.clear();
+    // Cleared only when set: clear() is an out-of-line call, on every read
+    // and write (docs/benchmarks.md).
+    if (io_error_.value() != 0) io_error_ = std::error_code();
   }
   // The core, at the start of each blocking call with a time limit (max():
   // none): the transport's waits end then (docs/contract.md, "Time").
@@ -72,6 +92,14 @@ class Wire {
   const RecordGuard& guard() const noexcept { return guard_; }
 
  private:
+  // An empty error_code without the out-of-line std::system_category() call
+  // of its default constructor (once per process, then a load).
+  static std::error_code no_error() noexcept {
+    static const std::error_category& system = std::system_category();
+    return std::error_code(0, system);
+  }
+  // A read that moved nothing: EOF (n == 0) or stopped.
+  std::ptrdiff_t read_ended(std::ptrdiff_t n, const std::error_code& ec);
   // Records why a read or write moved nothing (ec: the transport's answer).
   std::ptrdiff_t stopped(const std::error_code& ec, bool reading);
 
