@@ -100,7 +100,33 @@ class FdTransport final : public Transport {
   FdTransport(const FdTransport&) = delete;
   FdTransport& operator=(const FdTransport&) = delete;
 
+  // The common case first, in few instructions (a socket, no deadline,
+  // bytes moved: docs/benchmarks.md); everything else in the general one.
   std::ptrdiff_t read(std::span<std::byte> buf, std::error_code& ec) override {
+    if (is_socket_ && !has_deadline() && !buf.empty()) [[likely]] {
+      const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n >= 0) [[likely]] {
+        if (ec.value() != 0) ec.clear();
+        return n;
+      }
+      if (errno != EINTR) return answer(n, errc::want_read, ec);
+    }
+    return read_general(buf, ec);
+  }
+
+  std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) override {
+    if (is_socket_ && !has_deadline() && !buf.empty()) [[likely]] {
+      const ssize_t n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL);
+      if (n >= 0) [[likely]] {
+        if (ec.value() != 0) ec.clear();
+        return n;
+      }
+      if (errno != EINTR) return answer(n, errc::want_write, ec);
+    }
+    return write_general(buf, ec);
+  }
+
+  [[gnu::noinline]] std::ptrdiff_t read_general(std::span<std::byte> buf, std::error_code& ec) {
     // 0 must mean EOF and nothing else, so an empty read is refused.
     if (buf.empty()) {
       ec = make_error_code(errc::invalid_argument);
@@ -114,7 +140,7 @@ class FdTransport final : public Transport {
     return answer(n, errc::want_read, ec);
   }
 
-  std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) override {
+  [[gnu::noinline]] std::ptrdiff_t write_general(std::span<const std::byte> buf, std::error_code& ec) {
     if (buf.empty()) {
       ec.clear();
       return 0;
@@ -166,7 +192,7 @@ class FdTransport final : public Transport {
     }
   }
 
-  std::ptrdiff_t answer(ssize_t n, errc would_block, std::error_code& ec) {
+  [[gnu::noinline]] std::ptrdiff_t answer(ssize_t n, errc would_block, std::error_code& ec) {
     if (n >= 0) {
       // Already clear, as the core's always is: no out-of-line clear().
       if (ec.value() != 0) ec.clear();

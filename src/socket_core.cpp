@@ -211,17 +211,26 @@ std::ptrdiff_t SocketCore::deliver_kept(std::span<std::byte> buf) {
   return report(Outcome::success(static_cast<std::ptrdiff_t>(n)));
 }
 
+// read() and write() decide the common case in a few instructions
+// (docs/benchmarks.md): an open connection without a time limit whose
+// engine step moves bytes. Anything else goes the general way (out of line,
+// so that the common case pays for no large stack frame), from the step
+// already made when there was one.
 std::ptrdiff_t SocketCore::read(std::span<std::byte> buf) {
-  // The common case, decided inline (docs/benchmarks.md): an open
-  // connection whose engine read moves bytes. Anything else it meets goes
-  // the general way, from the step already made.
-  if (readable() && !buf.empty()) [[likely]] {
-    start_call();
+  if (readable() && !buf.empty() && !timed()) [[likely]] {
     wire_.begin_call();
     Result r = engine_->read(buf);
     if (plainly_done(r)) [[likely]] return succeeded(r.bytes);
-    return report(settle(Call::read, Action::read, std::move(r), [&] { return engine_->read(buf); }));
+    return read_on(buf, std::move(r));
   }
+  return read_general(buf);
+}
+
+std::ptrdiff_t SocketCore::read_on(std::span<std::byte> buf, Result first) {
+  return report(settle(Call::read, Action::read, std::move(first), [&] { return engine_->read(buf); }));
+}
+
+std::ptrdiff_t SocketCore::read_general(std::span<std::byte> buf) {
   if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
   start_call();
   Decision d = begin(state_, Call::read);
@@ -234,27 +243,39 @@ std::ptrdiff_t SocketCore::read(std::span<std::byte> buf) {
 }
 
 std::ptrdiff_t SocketCore::write(std::span<const std::byte> buf) {
-  Outcome o;
-  if (writable() && !buf.empty()) [[likely]] {
-    // As in read(): the common case inline.
-    start_call();
+  if (writable() && !buf.empty() && !timed()) [[likely]] {
     wire_.begin_call();
     Result r = engine_->write(buf);
-    if (plainly_done(r)) [[likely]] {
+    if (plainly_done(r) && r.bytes == buf.size()) [[likely]] {
       state_.write_pending = false;
-      if (r.bytes == buf.size()) return succeeded(r.bytes);
-      o = Outcome::success(static_cast<std::ptrdiff_t>(r.bytes));
-    } else {
-      o = settle(Call::write, Action::write, std::move(r), [&] { return engine_->write(buf); });
+      return succeeded(r.bytes);
     }
-  } else {
-    if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
-    start_call();
-    Decision d = begin(state_, Call::write);
-    state_ = d.state;
-    if (d.action == Action::none) return report(d.outcome);
-    o = run(Call::write, Action::write, [&] { return engine_->write(buf); });
+    return write_on(buf, std::move(r));
   }
+  return write_general(buf);
+}
+
+std::ptrdiff_t SocketCore::write_on(std::span<const std::byte> buf, Result first) {
+  Outcome o;
+  if (plainly_done(first)) {
+    state_.write_pending = false;
+    o = Outcome::success(static_cast<std::ptrdiff_t>(first.bytes));
+  } else {
+    o = settle(Call::write, Action::write, std::move(first), [&] { return engine_->write(buf); });
+  }
+  return write_rest(buf, o);
+}
+
+std::ptrdiff_t SocketCore::write_general(std::span<const std::byte> buf) {
+  if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
+  start_call();
+  Decision d = begin(state_, Call::write);
+  state_ = d.state;
+  if (d.action == Action::none) return report(d.outcome);
+  return write_rest(buf, run(Call::write, Action::write, [&] { return engine_->write(buf); }));
+}
+
+std::ptrdiff_t SocketCore::write_rest(std::span<const std::byte> buf, Outcome o) {
   if (o.has_error || static_cast<std::size_t>(o.ret) == buf.size()) return report(o);
   // The engine took part (a record at a time). Blocking callers get every
   // byte. A non-blocking caller gets the count: looping on would let an

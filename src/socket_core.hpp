@@ -73,6 +73,9 @@ class SocketCore final : public SecureSocket {
     return state_.connected && !state_.dead && !state_.received && !state_.has_kept_data;
   }
   bool writable() const noexcept { return state_.connected && !state_.dead && !state_.sent; }
+  // A time limit is set, or a deadline from an earlier call must be lifted:
+  // start_call() has work to do.
+  bool timed() const noexcept { return timeout_.count() > 0 || deadline_set_; }
   // An engine step that moved bytes, with no record rejected: nothing left
   // to judge (judge() and complete() would change nothing).
   bool plainly_done(const Result& r) const noexcept {
@@ -93,6 +96,14 @@ class SocketCore final : public SecureSocket {
   // The engine's send_close_notify; seals the wire once the alert is out.
   Result send_close_notify_step();
   std::ptrdiff_t deliver_kept(std::span<std::byte> buf);
+  // read()/write() beyond the common case: after a first engine step that
+  // did not simply move bytes (_on), or from the start (_general).
+  [[gnu::noinline]] std::ptrdiff_t read_on(std::span<std::byte> buf, Result first);
+  [[gnu::noinline]] std::ptrdiff_t read_general(std::span<std::byte> buf);
+  [[gnu::noinline]] std::ptrdiff_t write_on(std::span<const std::byte> buf, Result first);
+  [[gnu::noinline]] std::ptrdiff_t write_general(std::span<const std::byte> buf);
+  // A write that moved part of buf, or failed: the blocking caller's loop.
+  std::ptrdiff_t write_rest(std::span<const std::byte> buf, Outcome o);
 
   std::shared_ptr<BackendContext> context_;  // outlives engine_ (declared first)
   Wire wire_;                                // outlives engine_ too
