@@ -25,19 +25,6 @@ Transport::~Transport() = default;
 
 namespace {
 
-bool is_tcp_socket(int fd) {
-  // getsockname + SO_TYPE rather than SO_DOMAIN/SO_PROTOCOL: both are POSIX,
-  // the latter two are Linux-only.
-  sockaddr_storage addr{};
-  socklen_t addr_len = sizeof addr;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0) return false;
-  if (addr.ss_family != AF_INET && addr.ss_family != AF_INET6) return false;
-  int type = 0;
-  socklen_t type_len = sizeof type;
-  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0) return false;
-  return type == SOCK_STREAM;
-}
-
 // A write to a pipe whose reader is gone raises SIGPIPE, and there is no
 // MSG_NOSIGNAL for write(2). Blocking the signal for the duration of the call
 // and swallowing the one we caused turns it into a plain EPIPE, as for
@@ -83,9 +70,12 @@ class FdTransport final : public Transport {
   FdTransport(int fd, bool owns_fd) : fd_(fd), owns_fd_(owns_fd) {
     struct stat st {};
     is_socket_ = ::fstat(fd_, &st) == 0 && S_ISSOCK(st.st_mode);
-    if (is_socket_ && is_tcp_socket(fd_)) {
+    if (is_socket_) {
       // Without it the last flight of every handshake waits ~40 ms for a
-      // delayed ACK (Nagle). Best effort: a failure only costs latency.
+      // delayed ACK (Nagle). Best effort, and asked of any socket: one that
+      // is not TCP refuses it (ENOPROTOOPT, EOPNOTSUPP) and is left as it
+      // is, which costs one syscall where finding out first cost two
+      // (docs/benchmarks.md).
       const int on = 1;
       ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     }
