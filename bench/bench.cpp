@@ -796,15 +796,23 @@ std::vector<Row> run_under_callgrind(const Options& o, char** argv, int argc) {
   Options child = o;
   child.callgrind_child = true;
   const auto workload_list = workloads(child);
+  // The dumps in the order made (callgrind.out.1, .2, ...): rows come out in
+  // the order the child ran them.
+  std::vector<std::pair<long, std::filesystem::path>> dumps;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(entry.path());
+    const std::string ext = entry.path().extension().string();
+    dumps.emplace_back(ext.size() > 1 ? std::strtol(ext.c_str() + 1, nullptr, 10) : 0, entry.path());
+  }
+  std::sort(dumps.begin(), dumps.end());
+  for (const auto& [number, path] : dumps) {
+    std::ifstream in(path);
     std::string line, desc;
     double total = -1;
     while (std::getline(in, line)) {
       if (line.rfind("desc: Trigger: Client Request: ", 0) == 0) desc = line.substr(31);
       if (line.rfind("totals: ", 0) == 0) total = std::strtod(line.c_str() + 8, nullptr);
     }
-    std::filesystem::remove(entry.path());
+    std::filesystem::remove(path);
     if (desc.empty() || total < 0) continue;
     // backend|TLS|workload|library|per
     std::vector<std::string> f;
@@ -831,14 +839,6 @@ std::vector<Row> run_under_callgrind(const Options& o, char** argv, int argc) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     fail("the run under callgrind failed (" +
          (WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status)) : std::string("killed")) + ")");
-  // The order the child ran them in: backend, TLS, then the workload list.
-  auto order = [&](const Row& r) {
-    std::size_t k = 0;
-    for (; k < workload_list.size(); ++k)
-      if (workload_list[k].title == r.title) break;
-    return std::tuple(r.backend, r.tls, k);
-  };
-  std::sort(rows.begin(), rows.end(), [&](const Row& a, const Row& b) { return order(a) < order(b); });
   return rows;
 }
 
@@ -870,8 +870,9 @@ int run(const Options& o, int argc, char** argv) {
     std::fprintf(stderr, "unitls-bench: built without <valgrind/callgrind.h>: no --instructions\n");
     return 2;
 #endif
-    std::printf("Instructions (valgrind --tool=callgrind), both ends of each connection, %s.\n\n",
-                o.quick ? "quick sizes" : "one sample each");
+    std::printf("Instructions (valgrind --tool=callgrind), both ends of each connection, %s%s.\n\n",
+                o.sizes.repetitions > 1 ? "medians of " : "one sample each",
+                o.sizes.repetitions > 1 ? std::to_string(o.sizes.repetitions).c_str() : "");
     print_table(run_under_callgrind(o, argv, argc), false);
     return 0;
   }
