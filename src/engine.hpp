@@ -71,8 +71,9 @@ struct Result {
   // whether it goes out (Engine::send_alert).
   int alert = -1;
 
-  static Result ok(std::size_t n = 0) { return {Status::done, n, errc::protocol_error, {}, false, -1}; }
-  static Result of(Status s, std::error_code native = {}) {
+  static Result ok(std::size_t n = 0) { return {Status::done, n, errc::protocol_error, no_error(), false, -1}; }
+  static Result of(Status s) { return {s, 0, errc::protocol_error, no_error(), false, -1}; }
+  static Result of(Status s, std::error_code native) {
     return {s, 0, errc::protocol_error, native, false, -1};
   }
   static Result fail(errc kind, std::error_code native, bool peer_alert = false) {
@@ -80,6 +81,14 @@ struct Result {
   }
   static Result answer(errc kind, std::error_code native, int alert) {
     return {Status::failed, 0, kind, native, false, alert};
+  }
+
+ private:
+  // An empty error_code without the out-of-line std::system_category() call
+  // of its default constructor: Result::ok() is on every read and write.
+  static std::error_code no_error() noexcept {
+    static const std::error_category& system = std::system_category();
+    return std::error_code(0, system);
   }
 };
 

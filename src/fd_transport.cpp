@@ -18,6 +18,8 @@
 #include <unitls/error.hpp>
 #include <unitls/transport.hpp>
 
+#include "fd_transport.hpp"
+
 namespace unitls {
 
 // Out of line so the vtable has one home.
@@ -65,154 +67,123 @@ bool is_would_block(int err) {
   return err == EAGAIN;
 }
 
-class FdTransport final : public Transport {
- public:
-  FdTransport(int fd, bool owns_fd) : fd_(fd), owns_fd_(owns_fd) {
-    struct stat st {};
-    is_socket_ = ::fstat(fd_, &st) == 0 && S_ISSOCK(st.st_mode);
-    if (is_socket_) {
-      // Without it the last flight of every handshake waits ~40 ms for a
-      // delayed ACK (Nagle). Best effort, and asked of any socket: one that
-      // is not TCP refuses it (ENOPROTOOPT, EOPNOTSUPP) and is left as it
-      // is, which costs one syscall where finding out first cost two
-      // (docs/benchmarks.md).
-      const int on = 1;
-      ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    }
+}  // namespace
+
+}  // namespace unitls
+
+namespace unitls::detail {
+
+FdTransport::FdTransport(int fd, bool owns_fd) : fd_(fd), owns_fd_(owns_fd) {
+  struct stat st {};
+  is_socket_ = ::fstat(fd_, &st) == 0 && S_ISSOCK(st.st_mode);
+  direct_ = is_socket_;
+  if (is_socket_) {
+    // Without it the last flight of every handshake waits ~40 ms for a
+    // delayed ACK (Nagle). Best effort, and asked of any socket: one that
+    // is not TCP refuses it (ENOPROTOOPT, EOPNOTSUPP) and is left as it
+    // is, which costs one syscall where finding out first cost two
+    // (docs/benchmarks.md).
+    const int on = 1;
+    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   }
+}
 
-  ~FdTransport() override {
-    // No retry on EINTR: on Linux the fd is released even then, and a retry
-    // could close a descriptor another thread just received.
-    if (owns_fd_) ::close(fd_);
-  }
+FdTransport::~FdTransport() {
+  // No retry on EINTR: on Linux the fd is released even then, and a retry
+  // could close a descriptor another thread just received.
+  if (owns_fd_) ::close(fd_);
+}
 
-  FdTransport(const FdTransport&) = delete;
-  FdTransport& operator=(const FdTransport&) = delete;
+std::ptrdiff_t FdTransport::recv_ended(std::span<std::byte> buf, std::ptrdiff_t n, std::error_code& ec) {
+  if (n < 0 && errno == EINTR) return read_general(buf, ec);
+  return answer(n, errc::want_read, ec);
+}
 
-  // The common case first, in few instructions (a socket, no deadline,
-  // bytes moved: docs/benchmarks.md); everything else in the general one.
-  std::ptrdiff_t read(std::span<std::byte> buf, std::error_code& ec) override {
-    if (is_socket_ && !has_deadline() && !buf.empty()) [[likely]] {
-      const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n >= 0) [[likely]] {
-        if (ec.value() != 0) ec.clear();
-        return n;
-      }
-      if (errno != EINTR) return answer(n, errc::want_read, ec);
-    }
-    return read_general(buf, ec);
-  }
+std::ptrdiff_t FdTransport::send_ended(std::span<const std::byte> buf, std::ptrdiff_t n, std::error_code& ec) {
+  if (n < 0 && errno == EINTR) return write_general(buf, ec);
+  return answer(n, errc::want_write, ec);
+}
 
-  std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) override {
-    if (is_socket_ && !has_deadline() && !buf.empty()) [[likely]] {
-      const ssize_t n = ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL);
-      if (n >= 0) [[likely]] {
-        if (ec.value() != 0) ec.clear();
-        return n;
-      }
-      if (errno != EINTR) return answer(n, errc::want_write, ec);
-    }
-    return write_general(buf, ec);
-  }
-
-  [[gnu::noinline]] std::ptrdiff_t read_general(std::span<std::byte> buf, std::error_code& ec) {
-    // 0 must mean EOF and nothing else, so an empty read is refused.
-    if (buf.empty()) {
-      ec = make_error_code(errc::invalid_argument);
-      return -1;
-    }
-    if (!wait_for(POLLIN, ec)) return -1;
-    ssize_t n;
-    do {
-      n = is_socket_ ? ::recv(fd_, buf.data(), buf.size(), 0) : ::read(fd_, buf.data(), buf.size());
-    } while (n < 0 && errno == EINTR);
-    return answer(n, errc::want_read, ec);
-  }
-
-  [[gnu::noinline]] std::ptrdiff_t write_general(std::span<const std::byte> buf, std::error_code& ec) {
-    if (buf.empty()) {
-      ec.clear();
-      return 0;
-    }
-    if (!wait_for(POLLOUT, ec)) return -1;
-    ssize_t n;
-    if (is_socket_) {
-      // With a deadline, only what the socket takes now: a blocking send of
-      // more than its buffer holds would wait past the deadline.
-      const int flags = MSG_NOSIGNAL | (has_deadline() ? MSG_DONTWAIT : 0);
-      do {
-        n = ::send(fd_, buf.data(), buf.size(), flags);
-      } while (n < 0 && errno == EINTR);
-    } else {
-      n = write_without_sigpipe(fd_, buf.data(), buf.size());
-    }
-    return answer(n, errc::want_write, ec);
-  }
-
-  int native_handle() const noexcept override { return fd_; }
-  bool is_blocking() const noexcept override {
-    const int flags = ::fcntl(fd_, F_GETFL);
-    return flags >= 0 && (flags & O_NONBLOCK) == 0;
-  }
-  std::error_code native_error() const noexcept override { return native_error_; }
-  void set_deadline(std::chrono::steady_clock::time_point deadline) noexcept override {
-    deadline_ = deadline;
-  }
-
- private:
-  bool has_deadline() const noexcept { return deadline_ != std::chrono::steady_clock::time_point::max(); }
-
-  // With a deadline on a blocking fd: waits until it is ready for `events`,
-  // or sets ec to timed_out and returns false once the deadline has passed.
-  // Without one, or non-blocking: true at once (the call itself waits, or
-  // says want_*).
-  bool wait_for(short events, std::error_code& ec) {
-    if (!has_deadline() || !is_blocking()) return true;
-    pollfd p{fd_, events, 0};
-    for (;;) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
-      const int ms = left.count() <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>(left.count(), INT_MAX));
-      const int r = ::poll(&p, 1, ms);
-      if (r > 0) return true;  // ready, or an error/hangup the call itself reports
-      if (r < 0 && errno == EINTR) continue;
-      if (r < 0) return true;  // let the call report the fd's trouble
-      ec = make_error_code(errc::timed_out);
-      return false;
-    }
-  }
-
-  [[gnu::noinline]] std::ptrdiff_t answer(ssize_t n, errc would_block, std::error_code& ec) {
-    if (n >= 0) {
-      // Already clear, as the core's always is: no out-of-line clear().
-      if (ec.value() != 0) ec.clear();
-      return n;
-    }
-    const int err = errno;
-    if (is_would_block(err)) {
-      // A blocking fd says EAGAIN only when SO_RCVTIMEO / SO_SNDTIMEO expired
-      // (or with MSG_DONTWAIT under a deadline): a blocking transport never
-      // says want_*, it timed out.
-      ec = make_error_code(is_blocking() ? errc::timed_out : would_block);
-    } else {
-      native_error_ = std::error_code(err, std::system_category());
-      ec = make_error_code(errc::transport_error);
-    }
+std::ptrdiff_t FdTransport::read_general(std::span<std::byte> buf, std::error_code& ec) {
+  // 0 must mean EOF and nothing else, so an empty read is refused.
+  if (buf.empty()) {
+    ec = make_error_code(errc::invalid_argument);
     return -1;
   }
+  if (!wait_for(POLLIN, ec)) return -1;
+  ssize_t n;
+  do {
+    n = is_socket_ ? ::recv(fd_, buf.data(), buf.size(), 0) : ::read(fd_, buf.data(), buf.size());
+  } while (n < 0 && errno == EINTR);
+  return answer(n, errc::want_read, ec);
+}
 
-  int fd_;
-  bool owns_fd_;
-  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
-  bool is_socket_ = false;
-  std::error_code native_error_;
-};
+std::ptrdiff_t FdTransport::write_general(std::span<const std::byte> buf, std::error_code& ec) {
+  if (buf.empty()) {
+    ec.clear();
+    return 0;
+  }
+  if (!wait_for(POLLOUT, ec)) return -1;
+  ssize_t n;
+  if (is_socket_) {
+    // With a deadline, only what the socket takes now: a blocking send of
+    // more than its buffer holds would wait past the deadline.
+    const int flags = MSG_NOSIGNAL | (has_deadline() ? MSG_DONTWAIT : 0);
+    do {
+      n = ::send(fd_, buf.data(), buf.size(), flags);
+    } while (n < 0 && errno == EINTR);
+  } else {
+    n = write_without_sigpipe(fd_, buf.data(), buf.size());
+  }
+  return answer(n, errc::want_write, ec);
+}
 
-}  // namespace
+bool FdTransport::is_blocking() const noexcept {
+  const int flags = ::fcntl(fd_, F_GETFL);
+  return flags >= 0 && (flags & O_NONBLOCK) == 0;
+}
+
+bool FdTransport::wait_for(short events, std::error_code& ec) {
+  if (!has_deadline() || !is_blocking()) return true;
+  pollfd p{fd_, events, 0};
+  for (;;) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
+    const int ms = left.count() <= 0 ? 0 : static_cast<int>(std::min<std::int64_t>(left.count(), INT_MAX));
+    const int r = ::poll(&p, 1, ms);
+    if (r > 0) return true;  // ready, or an error/hangup the call itself reports
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return true;  // let the call report the fd's trouble
+    ec = make_error_code(errc::timed_out);
+    return false;
+  }
+}
+
+std::ptrdiff_t FdTransport::answer(ssize_t n, errc would_block, std::error_code& ec) {
+  if (n >= 0) {
+    // Already clear, as the core's always is: no out-of-line clear().
+    if (ec.value() != 0) ec.clear();
+    return n;
+  }
+  const int err = errno;
+  if (is_would_block(err)) {
+    // A blocking fd says EAGAIN only when SO_RCVTIMEO / SO_SNDTIMEO expired
+    // (or with MSG_DONTWAIT under a deadline): a blocking transport never
+    // says want_*, it timed out.
+    ec = make_error_code(is_blocking() ? errc::timed_out : would_block);
+  } else {
+    native_error_ = std::error_code(err, std::system_category());
+    ec = make_error_code(errc::transport_error);
+  }
+  return -1;
+}
+
+}  // namespace unitls::detail
+
+namespace unitls {
 
 std::unique_ptr<Transport> make_fd_transport(int fd, bool owns_fd) {
   if (fd < 0) return nullptr;
-  return std::make_unique<FdTransport>(fd, owns_fd);
+  return std::make_unique<detail::FdTransport>(fd, owns_fd);
 }
 
 }  // namespace unitls

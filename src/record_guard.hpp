@@ -63,13 +63,17 @@ class RecordGuard final : public Transport {
   // nothing left to judge: straight to the transport, inline (the data path,
   // docs/benchmarks.md).
   std::ptrdiff_t read(std::span<std::byte> buf, std::error_code& ec) override {
-    if (!active_ && fault_ == RecordFault::none) [[likely]] return inner_->read(buf, ec);
+    if (passes_reads()) [[likely]] return inner_->read(buf, ec);
     return judged_read(buf, ec);
   }
   std::ptrdiff_t write(std::span<const std::byte> buf, std::error_code& ec) override {
-    if (!active_ && fault_ == RecordFault::none && !sealed_) [[likely]] return inner_->write(buf, ec);
+    if (passes_writes()) [[likely]] return inner_->write(buf, ec);
     return judged_write(buf, ec);
   }
+  // Whether a read or write now goes to the transport untouched: the Wire
+  // may then make it itself.
+  bool passes_reads() const noexcept { return !active_ && fault_ == RecordFault::none; }
+  bool passes_writes() const noexcept { return !active_ && fault_ == RecordFault::none && !sealed_; }
   int native_handle() const noexcept override { return inner_->native_handle(); }
   bool is_blocking() const noexcept override { return inner_->is_blocking(); }
   std::error_code native_error() const noexcept override { return inner_->native_error(); }

@@ -39,6 +39,7 @@ SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<
   state_.quiet = config.quiet_shutdown;
   timeout_ = config.timeout;
   state_.require_close_notify = config.require_close_notify;
+  refresh();
 }
 
 SocketCore::~SocketCore() {
@@ -49,6 +50,7 @@ SocketCore::~SocketCore() {
 }
 
 std::ptrdiff_t SocketCore::report(const Outcome& o) {
+  refresh();
   if (o.has_error) {
     last_ = o.error;
     return o.ret;
@@ -108,6 +110,7 @@ SecureSocket::CloseResult SocketCore::close(std::chrono::milliseconds limit) {
     break;
   }
   timeout_ = saved;
+  refresh();
   return result;
 }
 
@@ -217,7 +220,7 @@ std::ptrdiff_t SocketCore::deliver_kept(std::span<std::byte> buf) {
 // so that the common case pays for no large stack frame), from the step
 // already made when there was one.
 std::ptrdiff_t SocketCore::read(std::span<std::byte> buf) {
-  if (readable() && !buf.empty() && !timed()) [[likely]] {
+  if (fast_read_ && !buf.empty()) [[likely]] {
     wire_.begin_call();
     Result r = engine_->read(buf);
     if (plainly_done(r)) [[likely]] return succeeded(r.bytes);
@@ -243,7 +246,7 @@ std::ptrdiff_t SocketCore::read_general(std::span<std::byte> buf) {
 }
 
 std::ptrdiff_t SocketCore::write(std::span<const std::byte> buf) {
-  if (writable() && !buf.empty() && !timed()) [[likely]] {
+  if (fast_write_ && !buf.empty()) [[likely]] {
     wire_.begin_call();
     Result r = engine_->write(buf);
     if (plainly_done(r) && r.bytes == buf.size()) [[likely]] {

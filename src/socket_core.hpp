@@ -39,7 +39,10 @@ class SocketCore final : public SecureSocket {
   int shutdown() override;
   std::error_code send_close_notify() override;
   unsigned get_shutdown() const override { return state_.flags(); }
-  void set_shutdown(unsigned mode) override { state_ = set_flags(state_, mode); }
+  void set_shutdown(unsigned mode) override {
+    state_ = set_flags(state_, mode);
+    refresh();
+  }
   void set_quiet_shutdown(bool on) override { state_.quiet = on; }
   bool get_quiet_shutdown() const override { return state_.quiet; }
   std::error_code last_error() const override {
@@ -51,7 +54,10 @@ class SocketCore final : public SecureSocket {
   std::string cipher() const override;
   std::string alpn_selected() const override;
   bool session_reused() const override;
-  void set_timeout(std::chrono::milliseconds timeout) override { timeout_ = timeout; }
+  void set_timeout(std::chrono::milliseconds timeout) override {
+    timeout_ = timeout;
+    refresh();
+  }
   std::size_t pending() const override;
   CloseResult close(std::chrono::milliseconds limit) override;
 
@@ -68,7 +74,7 @@ class SocketCore final : public SecureSocket {
     return static_cast<std::ptrdiff_t>(n);
   }
   // Whether read()/write() would go straight to the engine (what begin()
-  // decides for an open connection), checked inline.
+  // decides for an open connection).
   bool readable() const noexcept {
     return state_.connected && !state_.dead && !state_.received && !state_.has_kept_data;
   }
@@ -76,6 +82,13 @@ class SocketCore final : public SecureSocket {
   // A time limit is set, or a deadline from an earlier call must be lifted:
   // start_call() has work to do.
   bool timed() const noexcept { return timeout_.count() > 0 || deadline_set_; }
+  // fast_read_/fast_write_ made anew from the above: after anything that
+  // changes state_, timeout_ or deadline_set_ (every call's report(), and
+  // the setters).
+  void refresh() noexcept {
+    fast_read_ = readable() && !timed();
+    fast_write_ = writable() && !timed();
+  }
   // An engine step that moved bytes, with no record rejected: nothing left
   // to judge (judge() and complete() would change nothing).
   bool plainly_done(const Result& r) const noexcept {
@@ -113,6 +126,10 @@ class SocketCore final : public SecureSocket {
   ConnectionState state_;
   std::chrono::milliseconds timeout_{0};
   bool deadline_set_ = false;  // the transport holds a deadline from an earlier call
+  // readable() / writable(), and no time limit: read() and write() take the
+  // common case on one test (refresh()).
+  bool fast_read_ = false;
+  bool fast_write_ = false;
   // The last call's error (errc{}: none) and the native error behind the
   // last failure, kept as plain values: a success clears them with two
   // stores (an error_code's clear() is an out-of-line call).

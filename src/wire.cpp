@@ -18,6 +18,35 @@ std::ptrdiff_t Wire::read_ended(std::ptrdiff_t n, const std::error_code& ec) {
   return stopped(ec, true);
 }
 
+std::ptrdiff_t Wire::read_through(std::span<std::byte> buf) {
+  std::error_code ec = no_error();
+  const std::ptrdiff_t n = guard_.read(buf, ec);
+  if (n > 0) [[likely]] return n;
+  return read_ended(n, ec);
+}
+
+std::ptrdiff_t Wire::write_through(std::span<const std::byte> buf) {
+  std::error_code ec = no_error();
+  const std::ptrdiff_t n = guard_.write(buf, ec);
+  if (n > 0) [[likely]] return n;
+  // A transport that took nothing without saying why is full for now.
+  return stopped(!ec && n == 0 ? make_error_code(errc::want_write) : ec, false);
+}
+
+std::ptrdiff_t Wire::socket_read_ended(std::span<std::byte> buf, std::ptrdiff_t n) {
+  std::error_code ec;
+  n = socket_->recv_ended(buf, n, ec);
+  if (n > 0) return n;  // interrupted, then bytes
+  return read_ended(n, ec);
+}
+
+std::ptrdiff_t Wire::socket_write_ended(std::span<const std::byte> buf, std::ptrdiff_t n) {
+  std::error_code ec;
+  n = socket_->send_ended(buf, n, ec);
+  if (n > 0) return n;
+  return stopped(!ec && n == 0 ? make_error_code(errc::want_write) : ec, false);
+}
+
 std::ptrdiff_t Wire::stopped(const std::error_code& ec, bool reading) {
   if (ec == errc::timed_out) {
     // To the stack, "nothing now" in the direction it waited for; the core

@@ -22,13 +22,15 @@
 #include <unitls/error.hpp>
 #include <unitls/transport.hpp>
 
+#include "fd_transport.hpp"
 #include "record_guard.hpp"
 
 namespace unitls::detail {
 
 class Wire {
  public:
-  Wire(std::unique_ptr<Transport> transport, Role role) : guard_(std::move(transport), role) {}
+  Wire(std::unique_ptr<Transport> transport, Role role)
+      : socket_(FdTransport::of(transport.get())), guard_(std::move(transport), role) {}
 
   Wire(const Wire&) = delete;
   Wire& operator=(const Wire&) = delete;
@@ -40,10 +42,15 @@ class Wire {
   // Inline to the transport's own call when bytes move (docs/benchmarks.md).
   std::ptrdiff_t read(std::span<std::byte> buf) {
     stop_ = Stop::none;
-    std::error_code ec = no_error();
-    const std::ptrdiff_t n = guard_.read(buf, ec);
-    if (n > 0) [[likely]] return n;
-    return read_ended(n, ec);
+    // The library's own socket transport, once the guard passes everything:
+    // its recv straight away, no virtual call, no error_code unless it
+    // moved nothing.
+    if (socket_ && guard_.passes_reads() && socket_->direct(buf)) [[likely]] {
+      const std::ptrdiff_t n = socket_->recv_now(buf);
+      if (n > 0) [[likely]] return n;
+      return socket_read_ended(buf, n);
+    }
+    return read_through(buf);
   }
   // > 0: bytes taken (all of them, unwritten, once the wire is quiet).
   // -1: see stop(). Never 0.
@@ -53,11 +60,12 @@ class Wire {
     // stack still writes (OpenSSL answers a truncation with a decode_error
     // alert, GnuTLS and mbedTLS send nothing) is swallowed, the same for all.
     if (eof_ || buf.empty()) return static_cast<std::ptrdiff_t>(buf.size());
-    std::error_code ec = no_error();
-    const std::ptrdiff_t n = guard_.write(buf, ec);
-    if (n > 0) [[likely]] return n;
-    // A transport that took nothing without saying why is full for now.
-    return stopped(!ec && n == 0 ? make_error_code(errc::want_write) : ec, false);
+    if (socket_ && guard_.passes_writes() && socket_->direct(buf)) [[likely]] {
+      const std::ptrdiff_t n = socket_->send_now(buf);
+      if (n > 0) [[likely]] return n;
+      return socket_write_ended(buf, n);
+    }
+    return write_through(buf);
   }
   // Why the last read or write returned -1.
   Stop stop() const noexcept { return stop_; }
@@ -98,11 +106,22 @@ class Wire {
     static const std::error_category& system = std::system_category();
     return std::error_code(0, system);
   }
+  // read() and write() through the guard and the transport's virtual
+  // calls, out of line: the fast path above then needs no frame of its own.
+  std::ptrdiff_t read_through(std::span<std::byte> buf);
+  std::ptrdiff_t write_through(std::span<const std::byte> buf);
   // A read that moved nothing: EOF (n == 0) or stopped.
   std::ptrdiff_t read_ended(std::ptrdiff_t n, const std::error_code& ec);
+  // The same after socket_'s recv_now / send_now moved nothing.
+  std::ptrdiff_t socket_read_ended(std::span<std::byte> buf, std::ptrdiff_t n);
+  std::ptrdiff_t socket_write_ended(std::span<const std::byte> buf, std::ptrdiff_t n);
   // Records why a read or write moved nothing (ec: the transport's answer).
   std::ptrdiff_t stopped(const std::error_code& ec, bool reading);
 
+  // The transport when it is the library's own fd transport: called
+  // directly, without the virtual call, once the guard passes everything
+  // (FdTransport is final). Set before guard_ takes the transport.
+  FdTransport* socket_;
   RecordGuard guard_;
   Stop stop_ = Stop::none;
   bool eof_ = false;

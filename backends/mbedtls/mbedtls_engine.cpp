@@ -393,10 +393,13 @@ class MbedTlsEngine final : public Engine {
   // recv/send with MSG_NOSIGNAL, EINTR retried), as in the OpenSSL engine.
   static int bio_send(void* p, const unsigned char* buf, std::size_t len);
   static int bio_recv(void* p, unsigned char* buf, std::size_t len);
+  // bio_recv before the records are encrypted, or with bytes read ahead.
+  [[gnu::noinline]] int ahead_or_transport_recv(unsigned char* buf, std::size_t len);
   int transport_recv(unsigned char* buf, std::size_t len);
   int raw_recv(unsigned char* buf, std::size_t len);
   int transport_send(const unsigned char* buf, std::size_t len);
-  int would_block_or_failed(bool sending) const;
+  // Off the path where bytes move (the callbacks then need a smaller frame).
+  [[gnu::noinline]] int would_block_or_failed(bool sending) const;
 
   std::shared_ptr<MbedTlsContext> context_;  // the config ssl_ points to; outlives ssl_
   Wire& wire_;
@@ -676,19 +679,26 @@ int MbedTlsEngine::would_block_or_failed(bool sending) const {
 
 int MbedTlsEngine::bio_recv(void* p, unsigned char* buf, std::size_t len) {
   auto* self = static_cast<MbedTlsEngine*>(p);
-  if (self->ahead_offset_ < self->ahead_.size()) {
-    const std::size_t n =
-        std::min({len, self->ahead_.size() - self->ahead_offset_, std::size_t{INT_MAX}});
-    std::memcpy(buf, self->ahead_.data() + self->ahead_offset_, n);
-    self->ahead_offset_ += n;
-    if (self->ahead_offset_ == self->ahead_.size()) {
-      self->ahead_.clear();
-      self->ahead_.shrink_to_fit();
-      self->ahead_offset_ = 0;
+  // The records are encrypted and nothing read ahead is left (both for
+  // good): straight to the Wire, as transport_recv would go.
+  if (self->reframer_.released() && self->ahead_.empty()) [[likely]]
+    return self->raw_recv(buf, std::min<std::size_t>(len, INT_MAX));
+  return self->ahead_or_transport_recv(buf, len);
+}
+
+int MbedTlsEngine::ahead_or_transport_recv(unsigned char* buf, std::size_t len) {
+  if (ahead_offset_ < ahead_.size()) {
+    const std::size_t n = std::min({len, ahead_.size() - ahead_offset_, std::size_t{INT_MAX}});
+    std::memcpy(buf, ahead_.data() + ahead_offset_, n);
+    ahead_offset_ += n;
+    if (ahead_offset_ == ahead_.size()) {
+      ahead_.clear();
+      ahead_.shrink_to_fit();
+      ahead_offset_ = 0;
     }
     return static_cast<int>(n);
   }
-  return self->transport_recv(buf, len);
+  return transport_recv(buf, len);
 }
 
 int MbedTlsEngine::bio_send(void* p, const unsigned char* buf, std::size_t len) {

@@ -96,6 +96,7 @@ std::error_code queue_error_code(unsigned long e) {
 // next call starts clean (OpenSSL reads a stale entry as this call's error).
 struct QueueInfo {
   unsigned long primary = 0;    // the last SSL-library entry, else the last entry
+  bool from_ssl = false;        // an entry of the SSL library is there
   bool unexpected_eof = false;  // SSL_R_UNEXPECTED_EOF_WHILE_READING (T4)
   bool no_peer_certificate = false;
   bool peer_alert = false;      // a fatal alert the peer sent (reason 1000 + alert)
@@ -114,6 +115,7 @@ QueueInfo drain_error_queue() {
     if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) q.peer_alert = true;
   }
   q.primary = last_ssl ? last_ssl : last;
+  q.from_ssl = last_ssl != 0;
   return q;
 }
 
@@ -393,9 +395,27 @@ Result OpenSslEngine::translate(int ret, Op op) {
   // when its BIO says so, so no error of this call can follow it; an entry
   // in the queue is someone else's (the application's), left as it is.
   if (wire_.dry() && SSL_want_read(ssl_)) return Result::of(Status::want_read);
+  // Not so for "could take nothing more": a fatal error whose alert found
+  // the transport full leaves OpenSSL waiting to write too, with its entry
+  // on the queue; that case goes the general way below.
   // SSL_get_error answers SSL or SYSCALL whenever the queue holds an entry:
   // for the other answers it is empty, with nothing to drain.
-  const int err = SSL_get_error(ssl_, ret);
+  int err = SSL_get_error(ssl_, ret);
+  QueueInfo q;
+  if (err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL) {
+    q = drain_error_queue();
+    // A failure of libssl's own always leaves an entry of its library
+    // (SSLfatal). Without one, the entries were there before the call (the
+    // application's) and made the answer SSL or SYSCALL by themselves: asked
+    // again, with the queue now empty, SSL_get_error answers for this call
+    // (a close_notify, a transport failure, an EOF).
+    if (q.from_ssl) {
+      err = SSL_ERROR_SSL;
+    } else {
+      q = QueueInfo();
+      err = SSL_get_error(ssl_, ret);
+    }
+  }
   switch (err) {
     case SSL_ERROR_WANT_READ:
       return Result::of(Status::want_read);
@@ -408,16 +428,13 @@ Result OpenSslEngine::translate(int ret, Op op) {
       if (wire_.io_error()) return Result::fail(errc::transport_error, ssl_error_code(err));
       if (op == Op::read || op == Op::handshake) return Result::of(Status::close_notify, ssl_error_code(err));
       return Result::fail(errc::transport_error, ssl_error_code(err));
-    case SSL_ERROR_SYSCALL: {
-      const QueueInfo q = drain_error_queue();
+    case SSL_ERROR_SYSCALL:
+      // Nothing in the queue (our BIO pushes no system errors): the Wire
+      // knows whether the transport failed.
       if (wire_.io_error()) return Result::fail(errc::transport_error, ssl_error_code(err));
-      if (q.primary && ERR_SYSTEM_ERROR(q.primary))
-        return Result::fail(errc::transport_error, queue_error_code(q.primary));
       // No OS error: the transport ended (also the second call after T4).
       return Result::of(Status::eof, ssl_error_code(err));
-    }
     case SSL_ERROR_SSL: {
-      const QueueInfo q = drain_error_queue();
       if (q.unexpected_eof) return Result::of(Status::eof);
       if (op == Op::handshake) {
         const long verify = SSL_get_verify_result(ssl_);
