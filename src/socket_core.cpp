@@ -194,6 +194,25 @@ Result SocketCore::judge(Call call, Result r) {
 }
 
 int SocketCore::handshake() {
+  // As read(): a handshake step that completes, or that waits for the
+  // transport it found empty (or full), needs nothing of the general path.
+  if (!state_.connected && !state_.dead && !timed()) {
+    wire_.begin_call();
+    Result r = engine_->handshake();
+    if (plainly_done(r)) {
+      state_.connected = true;
+      if (sessions_) sessions_->handshake_done(*engine_);
+      return static_cast<int>(report(Outcome::success(1)));
+    }
+    if (wire_.guard().fault() == RecordFault::none && !wire_.timed_out() &&
+        ((r.status == Status::want_read && wire_.dry()) || (r.status == Status::want_write && wire_.full()))) {
+      return static_cast<int>(report(Outcome::failure(-1, r.status == Status::want_read ? errc::want_read
+                                                                                        : errc::want_write)));
+    }
+    const Outcome o = settle(Call::handshake, Action::handshake, std::move(r), [&] { return engine_->handshake(); });
+    if (sessions_ && !o.has_error) sessions_->handshake_done(*engine_);
+    return static_cast<int>(report(o));
+  }
   start_call();
   Decision d = begin(state_, Call::handshake);
   state_ = d.state;
@@ -306,12 +325,18 @@ int SocketCore::shutdown() {
   switch (d.action) {
     case Action::none: return static_cast<int>(report(d.outcome));
     case Action::await_peer: {
-      if (!kept_) kept_ = std::make_unique_for_overwrite<std::byte[]>(kept_capacity);
-      const std::span<std::byte> kept(kept_.get(), kept_capacity);
+      // Read on the stack: most peers send their close_notify and nothing
+      // else, and a heap buffer per connection would cost an allocation
+      // (and 16 KiB while it lives). Data that came first is kept.
+      std::byte stack[kept_capacity];
       kept_offset_ = kept_size_ = 0;
       Result got;
-      const Outcome o = run(Call::shutdown, d.action, [&] { return got = engine_->read(kept); });
-      kept_size_ = got.status == Status::done ? got.bytes : 0;
+      const Outcome o = run(Call::shutdown, d.action, [&] { return got = engine_->read(stack); });
+      if (got.status == Status::done && got.bytes > 0) {
+        if (!kept_) kept_ = std::make_unique_for_overwrite<std::byte[]>(kept_capacity);
+        std::memcpy(kept_.get(), stack, got.bytes);
+        kept_size_ = got.bytes;
+      }
       return static_cast<int>(report(o));
     }
     default:
