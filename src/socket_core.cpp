@@ -205,9 +205,9 @@ int SocketCore::handshake() {
       return static_cast<int>(report(Outcome::success(1)));
     }
     if (wire_.guard().fault() == RecordFault::none && !wire_.timed_out() &&
-        ((r.status == Status::want_read && wire_.dry()) || (r.status == Status::want_write && wire_.full()))) {
-      return static_cast<int>(report(Outcome::failure(-1, r.status == Status::want_read ? errc::want_read
-                                                                                        : errc::want_write)));
+        (r.status == Status::want_read || r.status == Status::want_write) && (wire_.full() || wire_.dry())) {
+      // As settle() decides: a full transport first.
+      return static_cast<int>(report(Outcome::failure(-1, wire_.full() ? errc::want_write : errc::want_read)));
     }
     const Outcome o = settle(Call::handshake, Action::handshake, std::move(r), [&] { return engine_->handshake(); });
     if (sessions_ && !o.has_error) sessions_->handshake_done(*engine_);
@@ -328,12 +328,18 @@ int SocketCore::shutdown() {
       // Read on the stack: most peers send their close_notify and nothing
       // else, and a heap buffer per connection would cost an allocation
       // (and 16 KiB while it lives). Data that came first is kept.
+      // The buffer is made before the state says data is kept (complete()),
+      // so that a failed allocation leaves a consistent connection.
       std::byte stack[kept_capacity];
       kept_offset_ = kept_size_ = 0;
       Result got;
-      const Outcome o = run(Call::shutdown, d.action, [&] { return got = engine_->read(stack); });
+      const Outcome o = run(Call::shutdown, d.action, [&] {
+        got = engine_->read(stack);
+        if (got.status == Status::done && got.bytes > 0 && !kept_)
+          kept_ = std::make_unique_for_overwrite<std::byte[]>(kept_capacity);
+        return got;
+      });
       if (got.status == Status::done && got.bytes > 0) {
-        if (!kept_) kept_ = std::make_unique_for_overwrite<std::byte[]>(kept_capacity);
         std::memcpy(kept_.get(), stack, got.bytes);
         kept_size_ = got.bytes;
       }

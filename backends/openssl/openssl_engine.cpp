@@ -405,11 +405,16 @@ Result OpenSslEngine::translate(int ret, Op op) {
   if (err == SSL_ERROR_SSL || err == SSL_ERROR_SYSCALL) {
     q = drain_error_queue();
     // A failure of libssl's own always leaves an entry of its library
-    // (SSLfatal). Without one, the entries were there before the call (the
-    // application's) and made the answer SSL or SYSCALL by themselves: asked
-    // again, with the queue now empty, SSL_get_error answers for this call
-    // (a close_notify, a transport failure, an EOF).
-    if (q.from_ssl) {
+    // (SSLfatal), and on an established connection it also puts the
+    // connection back "in init" (ossl_statem_fatal: MSG_FLOW_ERROR). Without
+    // both, the entries were there before the call (the application's, even
+    // libssl's own from the application's calls) and made the answer SSL or
+    // SYSCALL by themselves: asked again, with the queue now empty,
+    // SSL_get_error answers for this call (a want, a close_notify, a
+    // transport failure, an EOF). During the handshake "in init" says
+    // nothing: there only the entry's library tells.
+    const bool failed_here = q.from_ssl && (op == Op::handshake || SSL_in_init(ssl_) != 0);
+    if (failed_here) {
       err = SSL_ERROR_SSL;
     } else {
       q = QueueInfo();

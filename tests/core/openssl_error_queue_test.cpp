@@ -5,6 +5,7 @@
 // pay for clearing the queue (docs/benchmarks.md). Built only with the
 // OpenSSL backend; written against the public API plus OpenSSL's.
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -32,6 +33,10 @@ struct Leftover {
 constexpr Leftover leftovers[] = {
     {"an application entry", ERR_LIB_USER, 42},
     {"a system error entry", ERR_LIB_SYS, ENOENT},
+    // libssl's own library, as from the application's failed
+    // SSL_CTX_use_certificate_file: only the connection's state tells it from
+    // an entry of the call's.
+    {"an SSL library entry", ERR_LIB_SSL, SSL_R_BAD_VALUE},
 };
 
 void leave_on_queue(const Leftover& l) {
