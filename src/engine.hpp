@@ -148,8 +148,9 @@ class Engine {
   virtual std::size_t pending() const = 0;
   // Server, after the handshake: the session ID under which the stack put
   // (or found) this connection's session in the ServerSessionStore; empty
-  // when none (a TLS 1.3 stateless ticket).
-  virtual SessionBytes server_session_id() const = 0;
+  // when none (a TLS 1.3 stateless ticket). A view into the stack's own
+  // session (no copy: read at once, before the next call on the engine).
+  virtual std::span<const unsigned char> server_session_id() const = 0;
 
   // Called once when the socket is destroyed. closed_properly is the RFC 2246
   // rule: SENT was set and the connection is not dead (a stack that keeps a

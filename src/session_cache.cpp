@@ -1,6 +1,7 @@
 #include "session_cache.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 namespace unitls::detail {
 
@@ -51,7 +52,7 @@ void SessionLedger::session_made(std::span<const unsigned char> session, std::sh
 
 void SessionLedger::handshake_done(const Engine& engine) {
   if (store_) {
-    const SessionBytes id = engine.server_session_id();
+    const std::span<const unsigned char> id = engine.server_session_id();
     server_id_size_ = static_cast<std::uint8_t>(std::min(id.size(), sizeof server_id_));
     std::copy_n(id.begin(), server_id_size_, server_id_);
   } else if (offered_ != 0 && engine.session_reused()) {
@@ -85,8 +86,16 @@ void ServerSessionStore::store(std::span<const unsigned char> id, std::span<cons
   order_.push_back(std::move(key));
 }
 
+namespace {
+// The ID's bytes as the map's key type compares them, without a copy (an ID
+// of 32 bytes would make a std::string allocate on every lookup).
+std::string_view key_of(std::span<const unsigned char> id) {
+  return {reinterpret_cast<const char*>(id.data()), id.size()};
+}
+}  // namespace
+
 std::shared_ptr<const StoredSession> ServerSessionStore::find(std::span<const unsigned char> id) {
-  const std::string key(id.begin(), id.end());
+  const std::string_view key = key_of(id);
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
   if (it == entries_.end()) return nullptr;
@@ -98,9 +107,8 @@ std::shared_ptr<const StoredSession> ServerSessionStore::find(std::span<const un
 }
 
 void ServerSessionStore::remove(std::span<const unsigned char> id) {
-  const std::string key(id.begin(), id.end());
   std::lock_guard lock(mutex_);
-  entries_.erase(key);
+  if (const auto it = entries_.find(key_of(id)); it != entries_.end()) entries_.erase(it);
 }
 
 std::size_t ServerSessionStore::size() const {

@@ -257,11 +257,10 @@ class GnuTlsEngine final : public Engine {
     return std::string(reinterpret_cast<const char*>(p.data), p.size);
   }
 
-  SessionBytes server_session_id() const override {
-    unsigned char id[GNUTLS_MAX_SESSION_ID_SIZE];
-    std::size_t len = sizeof id;
-    if (gnutls_session_get_id(session_, id, &len) != GNUTLS_E_SUCCESS) return {};
-    return SessionBytes(id, id + len);
+  std::span<const unsigned char> server_session_id() const override {
+    gnutls_datum_t id{};  // the session's own bytes
+    if (gnutls_session_get_id2(session_, &id) != GNUTLS_E_SUCCESS || !id.data) return {};
+    return {id.data, id.size};
   }
 
   // The session-ID cache (gnutls_db_set_*): the core's ServerSessionStore.

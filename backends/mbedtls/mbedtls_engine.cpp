@@ -372,9 +372,10 @@ class MbedTlsEngine final : public Engine {
   bool session_reused() const override { return handshake_done_ && !full_handshake_; }
   std::size_t pending() const override { return mbedtls_ssl_get_bytes_avail(&ssl_); }
 
-  SessionBytes server_session_id() const override {
+  std::span<const unsigned char> server_session_id() const override {
     const mbedtls_ssl_session* s = ssl_.session;
-    return s ? SessionBytes(s->id, s->id + s->id_len) : SessionBytes();
+    if (!s) return {};
+    return {s->id, s->id_len};
   }
 
   void send_alert(std::uint8_t description) override;

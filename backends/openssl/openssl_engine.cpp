@@ -274,11 +274,12 @@ class OpenSslEngine final : public Engine {
     if (closed_properly) SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_SENT_SHUTDOWN);
   }
 
-  SessionBytes server_session_id() const override {
+  std::span<const unsigned char> server_session_id() const override {
     unsigned len = 0;
     const SSL_SESSION* session = SSL_get_session(ssl_);
     const unsigned char* id = session ? SSL_SESSION_get_id(session, &len) : nullptr;
-    return id ? SessionBytes(id, id + len) : SessionBytes();
+    if (!id) return {};
+    return {id, len};
   }
 
   // SSL_CTX_sess_set_new_cb. A client: OpenSSL made a session, at the end of

@@ -63,7 +63,7 @@ class ScriptedEngine final : public Engine {
   std::string alpn_selected() const override { return ""; }
   bool session_reused() const override { return false; }
   std::size_t pending() const override { return 0; }
-  SessionBytes server_session_id() const override { return {}; }
+  std::span<const unsigned char> server_session_id() const override { return {}; }
   void end(bool closed_properly) override { s_->finished = closed_properly ? 1 : 0; }
 
  private:
