@@ -761,9 +761,10 @@ std::vector<Row> run_all(const Options& o, const Certs& certs) {
 // turns it on), waits, and reads the dumps back: one per measurement,
 // labelled backend|TLS|workload|library|per.
 std::vector<Row> run_under_callgrind(const Options& o, char** argv, int argc) {
-  char dir_template[] = "/tmp/unitls-bench-XXXXXX";
-  const char* dir = ::mkdtemp(dir_template);
-  if (!dir) fail(std::string("mkdtemp: ") + std::strerror(errno));
+  // In $TMPDIR (else /tmp), a directory of its own for the dumps.
+  std::string dir_template = (std::filesystem::temp_directory_path() / "unitls-bench-XXXXXX").string();
+  const char* dir = ::mkdtemp(dir_template.data());
+  if (!dir) fail("mkdtemp " + dir_template + ": " + std::strerror(errno));
   const std::string out = std::string(dir) + "/callgrind.out";
   // The program's own path: /proc/self/exe would name valgrind once it runs.
   std::error_code ec;

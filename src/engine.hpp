@@ -43,6 +43,14 @@ struct StoredSession {
   std::shared_ptr<void> native;
 };
 
+// An empty error_code without the out-of-line std::system_category() call
+// of its default constructor (once per process, then a load): Result::ok()
+// and the Wire make one on every read and write.
+inline std::error_code no_error() noexcept {
+  static const std::error_category& system = std::system_category();
+  return std::error_code(0, system);
+}
+
 // What one engine step came to.
 enum class Status {
   done,          // the step completed (bytes moved for read/write)
@@ -81,14 +89,6 @@ struct Result {
   }
   static Result answer(errc kind, std::error_code native, int alert) {
     return {Status::failed, 0, kind, native, false, alert};
-  }
-
- private:
-  // An empty error_code without the out-of-line std::system_category() call
-  // of its default constructor: Result::ok() is on every read and write.
-  static std::error_code no_error() noexcept {
-    static const std::error_category& system = std::system_category();
-    return std::error_code(0, system);
   }
 };
 

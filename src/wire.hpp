@@ -22,6 +22,7 @@
 #include <unitls/error.hpp>
 #include <unitls/transport.hpp>
 
+#include "engine.hpp"  // no_error()
 #include "fd_transport.hpp"
 #include "record_guard.hpp"
 
@@ -100,12 +101,6 @@ class Wire {
   const RecordGuard& guard() const noexcept { return guard_; }
 
  private:
-  // An empty error_code without the out-of-line std::system_category() call
-  // of its default constructor (once per process, then a load).
-  static std::error_code no_error() noexcept {
-    static const std::error_category& system = std::system_category();
-    return std::error_code(0, system);
-  }
   // read() and write() through the guard and the transport's virtual
   // calls, out of line: the fast path above then needs no frame of its own.
   std::ptrdiff_t read_through(std::span<std::byte> buf);
