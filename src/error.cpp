@@ -29,14 +29,17 @@ class Category final : public std::error_category {
   }
 };
 
+// Constant-initialised: category() is a plain address, with no guard to
+// test on each call (an error_code is made on every want_read,
+// docs/benchmarks.md).
+constinit const Category category_instance;
+
 }  // namespace
 
-const std::error_category& category() noexcept {
-  static const Category instance;
-  return instance;
-}
+const std::error_category& category() noexcept { return category_instance; }
 
-std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }
+std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category_instance}; }
+
 
 const char* to_string(errc e) noexcept {
   switch (e) {
