@@ -114,16 +114,18 @@ class UnitlsStack final : public Stack {
   }
 
   std::unique_ptr<Endpoint> client(const Link& link) override {
-    return std::make_unique<UnitlsEndpoint>(client_->wrap(transport(link)), "client");
+    return std::make_unique<UnitlsEndpoint>(wrap(*client_, link), "client");
   }
   std::unique_ptr<Endpoint> server(const Link& link) override {
-    return std::make_unique<UnitlsEndpoint>(server_->wrap(transport(link)), "server");
+    return std::make_unique<UnitlsEndpoint>(wrap(*server_, link), "server");
   }
 
  private:
-  static std::unique_ptr<unitls::Transport> transport(const Link& link) {
-    if (link.fd >= 0) return unitls::make_fd_transport(link.fd, false);
-    return std::make_unique<PipeTransport>(*link.in, *link.out);
+  // A socket as an application wraps one (the native side hands the stack
+  // its fd too); the in-memory pipes through a Transport of their own.
+  static std::unique_ptr<unitls::SecureSocket> wrap(unitls::Context& context, const Link& link) {
+    if (link.fd >= 0) return context.wrap_fd(link.fd, false);
+    return context.wrap(std::make_unique<PipeTransport>(*link.in, *link.out));
   }
 
   static std::unique_ptr<unitls::Context> make(const unitls::Config& config) {

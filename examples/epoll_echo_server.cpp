@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
         int cfd;
         while ((cfd = accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
           Client& c = clients[cfd];
-          c.tls = context->wrap(unitls::make_fd_transport(cfd));  // owns cfd from here
+          c.tls = context->wrap_fd(cfd);  // owns cfd from here
           ev.events = EPOLLIN;
           ev.data.fd = cfd;
           epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ev);

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
 
   const int fd = connect_to(argv[1], argv[2]);
   if (fd < 0) return fail("connect", argv[1]);
-  auto tls = context->wrap(unitls::make_fd_transport(fd));  // blocking fd: never want_*
+  auto tls = context->wrap_fd(fd);  // owns fd; blocking fd: never want_*
   if (tls->handshake() != 1) return fail("handshake", tls->last_error().message());
 
   const std::string request = "GET / HTTP/1.0\r\nHost: " + std::string(argv[1]) + "\r\n\r\n";

@@ -389,20 +389,38 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
   return std::make_unique<Context>(std::move(impl));
 }
 
-std::unique_ptr<SecureSocket> Context::wrap(std::unique_ptr<Transport> transport) {
-  if (!transport) return nullptr;
-  auto core = std::make_unique<detail::SocketCore>(impl_->backend_context, std::move(transport),
-                                                   impl_->sessions, impl_->server_sessions,
-                                                   impl_->backend, impl_->config);
+namespace {
+
+// The connection in one allocation with room for its engine behind it
+// (docs/benchmarks.md), then its engine.
+template <class Carrier>
+std::unique_ptr<SecureSocket> make_socket(const Context::Impl& impl, Carrier carrier) {
+  const std::size_t room = impl.backend_context->engine_size();
+  std::unique_ptr<detail::SocketCore> core(new (detail::SocketCore::Room{room}) detail::SocketCore(
+      impl.backend_context, std::move(carrier), impl.sessions, impl.server_sessions, impl.backend, impl.config,
+      room));
   detail::EngineSetup setup;
-  if (impl_->sessions) {
+  setup.room = core->engine_room();
+  if (impl.sessions) {
     setup.offer = core->ledger()->offer();
     setup.sessions = core->ledger();
   }
-  auto engine = impl_->backend_context->make_engine(core->wire(), setup);
+  auto engine = impl.backend_context->make_engine(core->wire(), setup);
   if (!engine) return nullptr;
   core->attach(std::move(engine));
   return core;
+}
+
+}  // namespace
+
+std::unique_ptr<SecureSocket> Context::wrap(std::unique_ptr<Transport> transport) {
+  if (!transport) return nullptr;
+  return make_socket(*impl_, std::move(transport));
+}
+
+std::unique_ptr<SecureSocket> Context::wrap_fd(int fd, bool owns_fd) {
+  if (fd < 0) return nullptr;
+  return make_socket(*impl_, detail::SocketCore::OwnSocket{fd, owns_fd});
 }
 
 std::string_view Context::backend() const { return impl_->backend; }

@@ -14,10 +14,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <unitls/context.hpp>
@@ -70,7 +72,7 @@ struct Result {
   // the core takes the cause from the Wire), protocol_error or
   // certificate_error.
   errc kind = errc::protocol_error;
-  std::error_code native;  // the library's own code (its category) or an errno
+  std::error_code native = no_error();  // the library's own code (its category) or an errno
   // Status::failed with protocol_error: true when the cause is a fatal alert
   // the peer sent (as opposed to a bad record we rejected ourselves).
   bool peer_alert = false;
@@ -173,6 +175,44 @@ class SessionSink {
   ~SessionSink() = default;
 };
 
+// An engine as the core holds it: in the room the core keeps for it inside
+// the connection's own object (EngineRoom), or on the heap.
+struct EngineDeleter {
+  bool in_room = false;
+  void operator()(Engine* e) const noexcept {
+    if (in_room) {
+      e->~Engine();
+    } else {
+      delete e;
+    }
+  }
+};
+using EnginePtr = std::unique_ptr<Engine, EngineDeleter>;
+
+// Room for the engine inside the connection's own allocation: one
+// allocation per connection, not two (docs/benchmarks.md). Its size is what
+// the backend's engine_size() said; make() falls back to the heap when the
+// engine does not fit (a backend that declares nothing).
+class EngineRoom {
+ public:
+  EngineRoom() = default;
+  EngineRoom(void* data, std::size_t size) : data_(data), size_(size) {}
+
+  template <class T, class... Args>
+  std::unique_ptr<T, EngineDeleter> make(Args&&... args) {
+    if (sizeof(T) <= size_ && alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
+      T* engine = ::new (data_) T(std::forward<Args>(args)...);
+      size_ = 0;  // taken
+      return std::unique_ptr<T, EngineDeleter>(engine, EngineDeleter{true});
+    }
+    return std::unique_ptr<T, EngineDeleter>(new T(std::forward<Args>(args)...), EngineDeleter{false});
+  }
+
+ private:
+  void* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 // What the core gives an engine for one connection besides its transport.
 struct EngineSetup {
   // Client with the session cache on: the session to offer (null: none),
@@ -180,6 +220,8 @@ struct EngineSetup {
   // no cache; the engine exports nothing).
   std::shared_ptr<const StoredSession> offer;
   SessionSink* sessions = nullptr;
+  // Where the engine is made (room.make<T>(...)).
+  EngineRoom room;
 };
 
 // A backend's per-Config state (SSL_CTX, credentials, server session keys).
@@ -188,7 +230,13 @@ class BackendContext {
   virtual ~BackendContext() = default;
   // wire: the connection's transport, owned by the core; it outlives the
   // engine.
-  virtual std::unique_ptr<Engine> make_engine(Wire& wire, const EngineSetup& setup) = 0;
+  // The engine is made with setup.room.make<T>(...). The core keeps this
+  // context alive for as long as the engine lives (SocketCore holds it),
+  // so an engine may keep a plain pointer to it.
+  virtual EnginePtr make_engine(Wire& wire, EngineSetup& setup) = 0;
+  // sizeof the engine make_engine makes: the core keeps that much room for
+  // it in the connection's own object (0: none, the engine goes on the heap).
+  virtual std::size_t engine_size() const { return 0; }
 };
 
 // What a stack can take, declared by its backend and checked by the core in

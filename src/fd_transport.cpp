@@ -74,18 +74,25 @@ bool is_would_block(int err) {
 namespace unitls::detail {
 
 FdTransport::FdTransport(int fd, bool owns_fd) : fd_(fd), owns_fd_(owns_fd) {
-  struct stat st {};
-  is_socket_ = ::fstat(fd_, &st) == 0 && S_ISSOCK(st.st_mode);
-  direct_ = is_socket_;
-  if (is_socket_) {
-    // Without it the last flight of every handshake waits ~40 ms for a
-    // delayed ACK (Nagle). Best effort, and asked of any socket: one that
-    // is not TCP refuses it (ENOPROTOOPT, EOPNOTSUPP) and is left as it
-    // is, which costs one syscall where finding out first cost two
-    // (docs/benchmarks.md).
-    const int on = 1;
-    ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  // TCP_NODELAY first: without it the last flight of every handshake waits
+  // ~40 ms for a delayed ACK (Nagle). Best effort, and asked of any fd: its
+  // answer also says whether the fd is a socket (a socket that is not TCP
+  // refuses the option with EOPNOTSUPP or ENOPROTOOPT, anything else that
+  // is not a socket with ENOTSOCK), so that the common case, a TCP socket,
+  // costs one syscall (docs/benchmarks.md).
+  const int on = 1;
+  if (::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0) {
+    is_socket_ = true;
+  } else {
+    const int err = errno;
+    if (err == ENOTSOCK) {
+      is_socket_ = false;
+    } else {
+      struct stat st;  // filled by fstat
+      is_socket_ = ::fstat(fd_, &st) == 0 && S_ISSOCK(st.st_mode);
+    }
   }
+  direct_ = is_socket_;
 }
 
 FdTransport::~FdTransport() {

@@ -7,12 +7,14 @@
 
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <span>
 #include <system_error>
+#include <typeinfo>
 
 #include <unitls/error.hpp>
 #include <unitls/transport.hpp>
@@ -27,8 +29,12 @@ class FdTransport final : public Transport {
   FdTransport(const FdTransport&) = delete;
   FdTransport& operator=(const FdTransport&) = delete;
 
-  // t itself when it is one (null otherwise).
-  static FdTransport* of(Transport* t) noexcept { return dynamic_cast<FdTransport*>(t); }
+  // t itself when it is one (null otherwise). The class is final: its
+  // exact type is enough, and comparing it costs a few instructions where
+  // dynamic_cast walked the hierarchy (docs/benchmarks.md).
+  static FdTransport* of(Transport* t) noexcept {
+    return t && typeid(*t) == typeid(FdTransport) ? static_cast<FdTransport*>(t) : nullptr;
+  }
 
   // The common case first, in few instructions (a socket, no deadline,
   // bytes moved: docs/benchmarks.md); everything else in the general one.
@@ -64,6 +70,21 @@ class FdTransport final : public Transport {
   std::ptrdiff_t recv_now(std::span<std::byte> buf) noexcept { return ::recv(fd_, buf.data(), buf.size(), 0); }
   std::ptrdiff_t send_now(std::span<const std::byte> buf) noexcept {
     return ::send(fd_, buf.data(), buf.size(), MSG_NOSIGNAL);
+  }
+  // Several buffers in one call (parts not all empty), as send_now.
+  bool direct_gather() const noexcept { return direct_; }
+  std::ptrdiff_t send_gather_now(std::span<const iovec> parts) noexcept {
+    msghdr m{};
+    m.msg_iov = const_cast<iovec*>(parts.data());
+    m.msg_iovlen = parts.size();
+    return ::sendmsg(fd_, &m, MSG_NOSIGNAL);
+  }
+  // After recv_now/send_now returned -1: the socket has nothing now (or
+  // cannot take more) and is non-blocking, which is want_read/want_write
+  // and nothing else (on a blocking socket EAGAIN is a timeout: answer()).
+  bool would_block_now() const noexcept {
+    const int err = errno;
+    return (err == EAGAIN || err == EWOULDBLOCK) && !is_blocking();
   }
   [[gnu::noinline]] std::ptrdiff_t recv_ended(std::span<std::byte> buf, std::ptrdiff_t n, std::error_code& ec);
   [[gnu::noinline]] std::ptrdiff_t send_ended(std::span<const std::byte> buf, std::ptrdiff_t n,

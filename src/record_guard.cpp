@@ -1,6 +1,7 @@
 #include "record_guard.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include <unitls/error.hpp>
@@ -102,7 +103,21 @@ std::size_t RecordGuard::inspect(std::span<const std::byte> bytes) {
   std::size_t i = 0;
   while (i < bytes.size() && active_) {
     if (body_left_ == 0) {
-      if (header_size_ == 0) record_start = i;
+      if (header_size_ == 0) {
+        record_start = i;
+        if (bytes.size() - i >= sizeof header_) {
+          // A whole header at once (the usual case: stacks read the 5
+          // bytes of a header in one call).
+          if (!is_content_type(static_cast<std::uint8_t>(bytes[i]))) {
+            reject(RecordFault::bad_type);
+            return record_start;
+          }
+          std::memcpy(header_, bytes.data() + i, sizeof header_);
+          i += sizeof header_;
+          if (!check_header()) return record_start;
+          continue;
+        }
+      }
       header_[header_size_++] = static_cast<std::uint8_t>(bytes[i++]);
       // Judged at once: non-TLS bytes (HTTP, an SSLv2 hello) may never make
       // up a whole header.
@@ -122,6 +137,13 @@ std::size_t RecordGuard::inspect(std::span<const std::byte> bytes) {
           const std::size_t skip = std::min(message_left_, n - k);
           message_left_ -= skip;
           k += skip;
+          continue;
+        }
+        if (message_header_size_ == 0 && n - k >= sizeof message_header_) {
+          // A whole message header at once.
+          std::memcpy(message_header_, bytes.data() + i + k, sizeof message_header_);
+          k += sizeof message_header_;
+          if (!message_started()) return record_start;
           continue;
         }
         if (!handshake_byte(static_cast<std::uint8_t>(bytes[i + k]))) return record_start;
@@ -194,6 +216,10 @@ bool RecordGuard::handshake_byte(std::uint8_t b) {
   message_header_[message_header_size_++] = b;
   if (message_header_size_ < 4) return true;
   message_header_size_ = 0;
+  return message_started();
+}
+
+bool RecordGuard::message_started() {
   message_left_ = static_cast<std::size_t>(message_header_[1]) << 16 |
                   static_cast<std::size_t>(message_header_[2]) << 8 | message_header_[3];
   if (message_left_ > max_message(message_header_[0])) {
@@ -225,10 +251,20 @@ void RecordGuard::track_written(std::span<const std::byte> bytes) {
       i += n;
       continue;
     }
-    const auto b = static_cast<std::uint8_t>(bytes[i++]);
-    if (out_header_size_ == 0) out_type_ = b;
-    if (out_header_size_ == 3 || out_header_size_ == 4) out_length_[out_header_size_ - 3] = b;
-    if (++out_header_size_ < 5) continue;
+    if (out_header_size_ == 0 && bytes.size() - i >= 5) {
+      // A whole header at once (stacks write whole records).
+      out_type_ = static_cast<std::uint8_t>(bytes[i]);
+      out_length_[0] = static_cast<std::uint8_t>(bytes[i + 3]);
+      out_length_[1] = static_cast<std::uint8_t>(bytes[i + 4]);
+      i += 5;
+      out_header_size_ = 5;
+    } else {
+      const auto b = static_cast<std::uint8_t>(bytes[i++]);
+      if (out_header_size_ == 0) out_type_ = b;
+      if (out_header_size_ == 3 || out_header_size_ == 4) out_length_[out_header_size_ - 3] = b;
+      ++out_header_size_;
+    }
+    if (out_header_size_ < 5) continue;
     out_header_size_ = 0;
     out_body_left_ = static_cast<std::size_t>(out_length_[0]) << 8 | out_length_[1];
     // Our ChangeCipherSpec or first encrypted record: from here on an alert

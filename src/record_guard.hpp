@@ -57,7 +57,9 @@ class RecordGuard final : public Transport {
   static constexpr int max_warning_alerts = 4;
 
   RecordGuard(std::unique_ptr<Transport> inner, Role role)
-      : inner_(std::move(inner)), role_(role) {}
+      : owned_(std::move(inner)), inner_(owned_.get()), role_(role) {}
+  // Around a transport that lives elsewhere (and outlives the guard).
+  RecordGuard(Transport& inner, Role role) : inner_(&inner), role_(role) {}
 
   // Once the records are encrypted and nothing was rejected, the guard has
   // nothing left to judge: straight to the transport, inline (the data path,
@@ -83,6 +85,19 @@ class RecordGuard final : public Transport {
 
   // What the guard rejected (RecordFault::none while nothing). Sticky.
   RecordFault fault() const noexcept { return fault_; }
+  // The plaintext phase: records are still judged here.
+  bool active() const noexcept { return active_; }
+  bool sealed() const noexcept { return sealed_; }
+
+  // For a caller that read or wrote the inner transport itself (the Wire's
+  // direct socket path, docs/benchmarks.md) while nothing is rejected:
+  // judged() looks at the bytes just read, as read() would, and returns how
+  // many of them to hand on (0 with fault() set: none, the read is "nothing
+  // now"); written() follows what was written.
+  std::size_t judged(std::span<const std::byte> bytes) { return active_ ? inspect(bytes) : bytes.size(); }
+  void written(std::span<const std::byte> bytes) {
+    if (active_) track_written(bytes);
+  }
 
   // Our close_notify is fully on the transport: RFC 5246 7.2.1, its sender
   // sends nothing more on the connection. Whatever the stack still writes
@@ -100,10 +115,14 @@ class RecordGuard final : public Transport {
   bool check_header();
   // One byte of a plaintext handshake record's content.
   bool handshake_byte(std::uint8_t b);
+  // A handshake message header is complete: false (fault_ set) when the
+  // announced length is rejected.
+  bool message_started();
   void reject(RecordFault f);
   void track_written(std::span<const std::byte> bytes);
 
-  std::unique_ptr<Transport> inner_;
+  std::unique_ptr<Transport> owned_;  // inner_ when the guard owns it
+  Transport* inner_;
   Role role_;
   bool active_ = true;  // plaintext phase: records are judged here
   bool sealed_ = false;  // our close_notify went out: nothing more does

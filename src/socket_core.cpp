@@ -26,15 +26,35 @@ constexpr int max_silent_rounds = 1000;
 bool reads(Call call) { return call != Call::write && call != Call::send_close_notify; }
 }  // namespace
 
-SocketCore::SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Transport> transport,
-                       std::shared_ptr<ClientSessionCache> client_sessions,
-                       std::shared_ptr<ServerSessionStore> server_sessions, std::string_view backend,
-                       const Config& config)
-    : context_(std::move(context)), wire_(std::move(transport), config.role), backend_(backend) {
+SocketCore::SocketCore(const std::shared_ptr<BackendContext>& context, std::unique_ptr<Transport> transport,
+                       const std::shared_ptr<ClientSessionCache>& client_sessions,
+                       const std::shared_ptr<ServerSessionStore>& server_sessions, std::string_view backend,
+                       const Config& config, std::size_t room_bytes)
+    : context_(context),
+      wire_(std::move(transport), config.role),
+      room_bytes_(room_bytes),
+      backend_(backend) {
+  init(client_sessions, server_sessions, config);
+}
+
+SocketCore::SocketCore(const std::shared_ptr<BackendContext>& context, OwnSocket socket,
+                       const std::shared_ptr<ClientSessionCache>& client_sessions,
+                       const std::shared_ptr<ServerSessionStore>& server_sessions, std::string_view backend,
+                       const Config& config, std::size_t room_bytes)
+    : context_(context),
+      own_socket_(std::in_place, socket.fd, socket.owns_fd),
+      wire_(*own_socket_, config.role),
+      room_bytes_(room_bytes),
+      backend_(backend) {
+  init(client_sessions, server_sessions, config);
+}
+
+void SocketCore::init(const std::shared_ptr<ClientSessionCache>& client_sessions,
+                      const std::shared_ptr<ServerSessionStore>& server_sessions, const Config& config) {
   if (client_sessions) {
-    sessions_.emplace(std::move(client_sessions));
+    sessions_.emplace(client_sessions);
   } else if (server_sessions) {
-    sessions_.emplace(std::move(server_sessions));
+    sessions_.emplace(server_sessions);
   }
   state_.quiet = config.quiet_shutdown;
   timeout_ = config.timeout;
@@ -143,20 +163,22 @@ Outcome SocketCore::settle(Call call, Action action, Result r, Operation operati
     wire_.begin_call();
     r = operation();
   }
-  r = judge(call, r);
-  Completion c = complete(state_, call, action, r);
-  state_ = c.state;
+  // judge() changes nothing unless a record was rejected or the step
+  // failed or met EOF: not called then.
+  if (r.status == Status::failed || r.status == Status::eof || wire_.guard().fault() != RecordFault::none)
+    r = judge(call, std::move(r));
+  Outcome outcome = finish(state_, call, action, r);
   // The deadline passed (docs/contract.md, "Time"): the connection is as
   // after a want_read / want_write, the caller is told timed_out.
   if ((r.status == Status::want_read || r.status == Status::want_write) && wire_.timed_out())
-    c.outcome.error = errc::timed_out;
-  if (c.outcome.has_error && r.native) {
+    outcome.error = errc::timed_out;
+  if (outcome.has_error && r.native) {
     native_error_ = r.native;
     has_native_ = true;
   }
   // Nothing goes on the wire after a fatal error (docs/contract.md).
   if (state_.dead) wire_.seal();
-  return c.outcome;
+  return outcome;
 }
 
 // What an engine's answer means, decided here for every backend
@@ -214,10 +236,10 @@ int SocketCore::handshake() {
     return static_cast<int>(report(o));
   }
   start_call();
-  Decision d = begin(state_, Call::handshake);
-  state_ = d.state;
-  if (d.action == Action::none) return static_cast<int>(report(d.outcome));
-  const Outcome o = run(Call::handshake, d.action, [&] { return engine_->handshake(); });
+  Outcome answer;
+  const Action action = start(state_, Call::handshake, answer);
+  if (action == Action::none) return static_cast<int>(report(answer));
+  const Outcome o = run(Call::handshake, action, [&] { return engine_->handshake(); });
   if (sessions_ && !o.has_error) sessions_->handshake_done(*engine_);
   return static_cast<int>(report(o));
 }
@@ -255,12 +277,12 @@ std::ptrdiff_t SocketCore::read_on(std::span<std::byte> buf, Result first) {
 std::ptrdiff_t SocketCore::read_general(std::span<std::byte> buf) {
   if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
   start_call();
-  Decision d = begin(state_, Call::read);
-  state_ = d.state;
-  switch (d.action) {
-    case Action::none: return report(d.outcome);
+  Outcome answer;
+  const Action action = start(state_, Call::read, answer);
+  switch (action) {
+    case Action::none: return report(answer);
     case Action::deliver_kept: return deliver_kept(buf);
-    default: return report(run(Call::read, d.action, [&] { return engine_->read(buf); }));
+    default: return report(run(Call::read, action, [&] { return engine_->read(buf); }));
   }
 }
 
@@ -291,9 +313,9 @@ std::ptrdiff_t SocketCore::write_on(std::span<const std::byte> buf, Result first
 std::ptrdiff_t SocketCore::write_general(std::span<const std::byte> buf) {
   if (buf.empty()) return report(Outcome::failure(-1, errc::invalid_argument));
   start_call();
-  Decision d = begin(state_, Call::write);
-  state_ = d.state;
-  if (d.action == Action::none) return report(d.outcome);
+  Outcome answer;
+  const Action action = start(state_, Call::write, answer);
+  if (action == Action::none) return report(answer);
   return write_rest(buf, run(Call::write, Action::write, [&] { return engine_->write(buf); }));
 }
 
@@ -320,10 +342,10 @@ std::ptrdiff_t SocketCore::write_rest(std::span<const std::byte> buf, Outcome o)
 
 int SocketCore::shutdown() {
   start_call();
-  Decision d = begin(state_, Call::shutdown);
-  state_ = d.state;
-  switch (d.action) {
-    case Action::none: return static_cast<int>(report(d.outcome));
+  Outcome answer;
+  const Action action = start(state_, Call::shutdown, answer);
+  switch (action) {
+    case Action::none: return static_cast<int>(report(answer));
     case Action::await_peer: {
       // Read on the stack: most peers send their close_notify and nothing
       // else, and a heap buffer per connection would cost an allocation
@@ -333,7 +355,7 @@ int SocketCore::shutdown() {
       std::byte stack[kept_capacity];
       kept_offset_ = kept_size_ = 0;
       Result got;
-      const Outcome o = run(Call::shutdown, d.action, [&] {
+      const Outcome o = run(Call::shutdown, action, [&] {
         got = engine_->read(stack);
         if (got.status == Status::done && got.bytes > 0 && !kept_)
           kept_ = std::make_unique_for_overwrite<std::byte[]>(kept_capacity);
@@ -346,18 +368,18 @@ int SocketCore::shutdown() {
       return static_cast<int>(report(o));
     }
     default:
-      return static_cast<int>(report(run(Call::shutdown, d.action, [&] { return send_close_notify_step(); })));
+      return static_cast<int>(report(run(Call::shutdown, action, [&] { return send_close_notify_step(); })));
   }
 }
 
 std::error_code SocketCore::send_close_notify() {
   start_call();
-  Decision d = begin(state_, Call::send_close_notify);
-  state_ = d.state;
-  if (d.action == Action::none) {
-    report(d.outcome);
+  Outcome answer;
+  const Action action = start(state_, Call::send_close_notify, answer);
+  if (action == Action::none) {
+    report(answer);
   } else {
-    report(run(Call::send_close_notify, d.action, [&] { return send_close_notify_step(); }));
+    report(run(Call::send_close_notify, action, [&] { return send_close_notify_step(); }));
   }
   return last_error();
 }

@@ -23,14 +23,40 @@ class SocketCore final : public SecureSocket {
   // account with the Context's sessions (a client cache, or a server
   // store; both null: none). The engine, made next on wire() and with
   // ledger(), is given with attach() before any call.
-  SocketCore(std::shared_ptr<BackendContext> context, std::unique_ptr<Transport> transport,
-             std::shared_ptr<ClientSessionCache> client_sessions,
-             std::shared_ptr<ServerSessionStore> server_sessions, std::string_view backend,
-             const Config& config);
+  SocketCore(const std::shared_ptr<BackendContext>& context, std::unique_ptr<Transport> transport,
+             const std::shared_ptr<ClientSessionCache>& client_sessions,
+             const std::shared_ptr<ServerSessionStore>& server_sessions, std::string_view backend,
+             const Config& config, std::size_t room_bytes = 0);
+  // The same over a socket whose transport lives inside this object
+  // (Context::wrap_fd(fd): one allocation less per connection).
+  struct OwnSocket {
+    int fd;
+    bool owns_fd;
+  };
+  SocketCore(const std::shared_ptr<BackendContext>& context, OwnSocket socket,
+             const std::shared_ptr<ClientSessionCache>& client_sessions,
+             const std::shared_ptr<ServerSessionStore>& server_sessions, std::string_view backend,
+             const Config& config, std::size_t room_bytes = 0);
+
+  // The connection in one allocation with room for its engine behind it
+  // (docs/benchmarks.md): `new (SocketCore::Room{n}) SocketCore(..., n)`,
+  // then engine_room() is where the engine may be made. A plain `new` (or
+  // make_unique) keeps no room (room_bytes 0).
+  struct Room {
+    std::size_t bytes;
+  };
+  static void* operator new(std::size_t size) { return ::operator new(size); }
+  static void* operator new(std::size_t size, Room room) { return ::operator new(room_offset(size) + room.bytes); }
+  static void operator delete(void* p) noexcept { ::operator delete(p); }
+  static void operator delete(void* p, Room) noexcept { ::operator delete(p); }  // the constructor threw
+  EngineRoom engine_room() noexcept {
+    return {reinterpret_cast<std::byte*>(this) + room_offset(sizeof(SocketCore)), room_bytes_};
+  }
 
   Wire& wire() noexcept { return wire_; }
   SessionLedger* ledger() noexcept { return sessions_ ? &*sessions_ : nullptr; }
-  void attach(std::unique_ptr<Engine> engine) noexcept { engine_ = std::move(engine); }
+  void attach(EnginePtr engine) noexcept { engine_ = std::move(engine); }
+  void attach(std::unique_ptr<Engine> engine) noexcept { engine_ = EnginePtr(engine.release()); }
   ~SocketCore() override;
 
   int handshake() override;
@@ -65,6 +91,12 @@ class SocketCore final : public SecureSocket {
   using SecureSocket::write;
 
  private:
+  // Where the engine's room starts behind an object of `size` bytes.
+  static constexpr std::size_t room_offset(std::size_t size) noexcept {
+    constexpr std::size_t a = __STDCPP_DEFAULT_NEW_ALIGNMENT__;
+    return (size + a - 1) / a * a;
+  }
+
   // Applies a call's final outcome: the last error cleared or set.
   std::ptrdiff_t report(const Outcome& o);
   // report() of a success, inline: the fast path's whole bookkeeping.
@@ -118,10 +150,16 @@ class SocketCore final : public SecureSocket {
   // A write that moved part of buf, or failed: the blocking caller's loop.
   std::ptrdiff_t write_rest(std::span<const std::byte> buf, Outcome o);
 
+  // Shared by both constructors: the sessions and the Config's settings.
+  void init(const std::shared_ptr<ClientSessionCache>& client_sessions,
+            const std::shared_ptr<ServerSessionStore>& server_sessions, const Config& config);
+
   std::shared_ptr<BackendContext> context_;  // outlives engine_ (declared first)
+  std::optional<FdTransport> own_socket_;    // the transport when made here (OwnSocket); outlives wire_
   Wire wire_;                                // outlives engine_ too
   std::optional<SessionLedger> sessions_;    // and this
-  std::unique_ptr<Engine> engine_;
+  std::size_t room_bytes_;  // behind this object (operator new(Room))
+  EnginePtr engine_;        // in that room when it fits
   std::string_view backend_;
   ConnectionState state_;
   std::chrono::milliseconds timeout_{0};
@@ -135,7 +173,7 @@ class SocketCore final : public SecureSocket {
   // stores (an error_code's clear() is an out-of-line call).
   errc last_{};
   bool has_native_ = false;
-  std::error_code native_error_;
+  std::error_code native_error_ = no_error();
   // Application data that shutdown() met while waiting (data_pending).
   // Allocated on the first wait; one record's worth.
   std::unique_ptr<std::byte[]> kept_;

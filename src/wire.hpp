@@ -32,6 +32,9 @@ class Wire {
  public:
   Wire(std::unique_ptr<Transport> transport, Role role)
       : socket_(FdTransport::of(transport.get())), guard_(std::move(transport), role) {}
+  // Around the connection's own socket transport (Context::wrap_fd(fd)),
+  // which outlives the Wire.
+  Wire(FdTransport& socket, Role role) : socket_(&socket), guard_(socket, role) {}
 
   Wire(const Wire&) = delete;
   Wire& operator=(const Wire&) = delete;
@@ -43,12 +46,15 @@ class Wire {
   // Inline to the transport's own call when bytes move (docs/benchmarks.md).
   std::ptrdiff_t read(std::span<std::byte> buf) {
     stop_ = Stop::none;
-    // The library's own socket transport, once the guard passes everything:
-    // its recv straight away, no virtual call, no error_code unless it
-    // moved nothing.
-    if (socket_ && guard_.passes_reads() && socket_->direct(buf)) [[likely]] {
+    // The library's own socket transport: its recv straight away, no
+    // virtual call, no error_code unless it moved nothing; in the plaintext
+    // phase the guard looks at what came (out of line).
+    if (socket_ && guard_.fault() == RecordFault::none && socket_->direct(buf)) [[likely]] {
       const std::ptrdiff_t n = socket_->recv_now(buf);
-      if (n > 0) [[likely]] return n;
+      if (n > 0) [[likely]] {
+        if (!guard_.active()) [[likely]] return n;
+        return socket_read_judged(buf, n);
+      }
       return socket_read_ended(buf, n);
     }
     return read_through(buf);
@@ -61,13 +67,22 @@ class Wire {
     // stack still writes (OpenSSL answers a truncation with a decode_error
     // alert, GnuTLS and mbedTLS send nothing) is swallowed, the same for all.
     if (eof_ || buf.empty()) return static_cast<std::ptrdiff_t>(buf.size());
-    if (socket_ && guard_.passes_writes() && socket_->direct(buf)) [[likely]] {
+    if (socket_ && guard_.fault() == RecordFault::none && !guard_.sealed() && socket_->direct(buf)) [[likely]] {
       const std::ptrdiff_t n = socket_->send_now(buf);
-      if (n > 0) [[likely]] return n;
+      if (n > 0) [[likely]] {
+        if (guard_.active()) guard_.written(buf.first(static_cast<std::size_t>(n)));
+        return n;
+      }
       return socket_write_ended(buf, n);
     }
     return write_through(buf);
   }
+  // Several buffers in order, as write() would take them one by one (a
+  // flight of records: one syscall for all on the library's own socket
+  // transport, docs/benchmarks.md). > 0: bytes taken from the front, possibly
+  // fewer than all; -1: see stop(); 0: nothing to write.
+  std::ptrdiff_t write_gather(std::span<const iovec> parts);
+
   // Why the last read or write returned -1.
   Stop stop() const noexcept { return stop_; }
 
@@ -109,6 +124,9 @@ class Wire {
   std::ptrdiff_t read_ended(std::ptrdiff_t n, const std::error_code& ec);
   // The same after socket_'s recv_now / send_now moved nothing.
   std::ptrdiff_t socket_read_ended(std::span<std::byte> buf, std::ptrdiff_t n);
+  // n > 0 bytes read from socket_ in the plaintext phase: what the guard
+  // hands on of them, or "nothing now" when it rejected the first record.
+  std::ptrdiff_t socket_read_judged(std::span<std::byte> buf, std::ptrdiff_t n);
   std::ptrdiff_t socket_write_ended(std::span<const std::byte> buf, std::ptrdiff_t n);
   // Records why a read or write moved nothing (ec: the transport's answer).
   std::ptrdiff_t stopped(const std::error_code& ec, bool reading);
@@ -123,7 +141,7 @@ class Wire {
   bool dry_ = false;
   bool full_ = false;
   bool timed_out_ = false;
-  std::error_code io_error_;
+  std::error_code io_error_ = no_error();
 };
 
 }  // namespace unitls::detail

@@ -140,9 +140,9 @@ Run run_connection(unitls::Context& client_context, unitls::Context& server_cont
   };
   auto client_events = events("C", run.to_client);
   client_events.connected = [&run](const Facts& facts) { run.facts = facts; };
-  Endpoint client(client_context.wrap(unitls::make_fd_transport(client_fd)), client_fd,
+  Endpoint client(client_context.wrap_fd(client_fd), client_fd,
                   script.client_style, std::move(client_events));
-  Endpoint server(server_context.wrap(unitls::make_fd_transport(server_fd)), server_fd,
+  Endpoint server(server_context.wrap_fd(server_fd), server_fd,
                   script.server_style, events("S", run.to_server));
   client.send(script.client_sends);
   server.send(script.server_sends);

@@ -134,14 +134,14 @@ bool connect_pair(Report& report, Contexts& contexts, Peer& client, Peer& server
     p.fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
     if (p.fd < 0) return p;
     set_io_timeouts(p.fd, io_timeout_seconds);
-    p.tls = contexts.server->wrap(unitls::make_fd_transport(p.fd));
+    p.tls = contexts.server->wrap_fd(p.fd);
     if (p.tls) p.handshake = p.tls->handshake();
     return p;
   });
   client.fd = connect_tcp("127.0.0.1", std::to_string(port), error);
   if (client.fd >= 0) {
     set_io_timeouts(client.fd, io_timeout_seconds);
-    client.tls = contexts.client->wrap(unitls::make_fd_transport(client.fd));
+    client.tls = contexts.client->wrap_fd(client.fd);
     if (client.tls) client.handshake = client.tls->handshake();
   }
   server = accepted.get();

@@ -235,7 +235,7 @@ int client_command(std::span<char* const> args) {
     return 1;
   }
   set_nonblocking(fd);
-  return relay("client", context->wrap(unitls::make_fd_transport(fd)), fd, options);
+  return relay("client", context->wrap_fd(fd), fd, options);
 }
 
 int server_command(std::span<char* const> args) {
@@ -264,7 +264,7 @@ int server_command(std::span<char* const> args) {
     return 1;
   }
   set_nonblocking(fd);
-  return relay("server", context->wrap(unitls::make_fd_transport(fd)), fd, options);
+  return relay("server", context->wrap_fd(fd), fd, options);
 }
 
 }  // namespace tool

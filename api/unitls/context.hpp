@@ -63,6 +63,12 @@ class UNITLS_API Context {
   // A new socket over transport, handshake not yet started. nullptr when
   // transport is null.
   std::unique_ptr<SecureSocket> wrap(std::unique_ptr<Transport> transport);
+  // The same as wrap(make_fd_transport(fd, owns_fd)), with the transport in
+  // the socket's own allocation: the way to wrap a connected socket (or a
+  // pipe). nullptr when fd < 0. If the socket cannot be made (nullptr) and
+  // owns_fd is true, fd is closed. (A name of its own: an overload of wrap()
+  // would take wrap(0) or wrap({}) for fd 0.)
+  std::unique_ptr<SecureSocket> wrap_fd(int fd, bool owns_fd = true);
 
   // "openssl", "mbedtls" or "gnutls".
   std::string_view backend() const;

@@ -100,8 +100,7 @@ class GnuTlsEngine;
 // ---- the context --------------------------------------------------------------
 
 class GnuTlsContext final : public BackendContext,
-                            public ContextFacts,
-                            public std::enable_shared_from_this<GnuTlsContext> {
+                            public ContextFacts {
  public:
   GnuTlsContext(const Config& config, const Prepared& prepared)
       : ContextFacts(config, prepared), alpn_names_(config.alpn) {}
@@ -118,7 +117,8 @@ class GnuTlsContext final : public BackendContext,
   GnuTlsContext(const GnuTlsContext&) = delete;
   GnuTlsContext& operator=(const GnuTlsContext&) = delete;
 
-  std::unique_ptr<Engine> make_engine(Wire& wire, const EngineSetup& setup) override;
+  EnginePtr make_engine(Wire& wire, EngineSetup& setup) override;
+  std::size_t engine_size() const override;
 
   // Loads the credentials and parses the priorities; false with *message
   // on a bad value. Everything it builds is read-only afterwards, so
@@ -142,8 +142,8 @@ enum class Op { handshake, read, write, close_notify };
 
 class GnuTlsEngine final : public Engine {
  public:
-  GnuTlsEngine(std::shared_ptr<GnuTlsContext> context, Wire& wire, SessionSink* sessions)
-      : context_(std::move(context)), wire_(wire), sessions_(sessions) {}
+  GnuTlsEngine(GnuTlsContext& context, Wire& wire, SessionSink* sessions)
+      : context_(&context), wire_(wire), sessions_(sessions) {}
 
   ~GnuTlsEngine() override {
     if (session_) gnutls_deinit(session_);
@@ -321,7 +321,9 @@ class GnuTlsEngine final : public Engine {
   // Off the path where bytes move (the callbacks then need a smaller frame).
   [[gnu::noinline]] int would_block_or_failed();
 
-  std::shared_ptr<GnuTlsContext> context_;  // credentials and ticket key; outlive session_
+  // Credentials and ticket key; outlive session_. The core holds it for as long as the
+  // engine lives (engine.hpp, BackendContext).
+  GnuTlsContext* context_;
   Wire& wire_;
   gnutls_session_t session_ = nullptr;
   bool handshake_done_ = false;
@@ -471,20 +473,11 @@ ssize_t GnuTlsEngine::vec_push(gnutls_transport_ptr_t ptr, const giovec_t* iov, 
   return push_each(ptr, iov, count);
 }
 
-// The buffers in order, as push would take them one by one; stops at the
-// first the Wire does not take whole (GnuTLS sends the rest again).
+// A flight of records: the Wire writes them in one go when it can.
 ssize_t GnuTlsEngine::push_each(gnutls_transport_ptr_t ptr, const giovec_t* iov, int count) {
   auto* self = static_cast<GnuTlsEngine*>(ptr);
-  ssize_t total = 0;
-  for (int i = 0; i < count; ++i) {
-    if (iov[i].iov_len == 0) continue;
-    const std::ptrdiff_t n = self->wire_.write(
-        std::span<const std::byte>(static_cast<const std::byte*>(iov[i].iov_base), iov[i].iov_len));
-    if (n <= 0) return total > 0 ? total : self->would_block_or_failed();
-    total += n;
-    if (static_cast<std::size_t>(n) < iov[i].iov_len) break;
-  }
-  return total;
+  const std::ptrdiff_t n = self->wire_.write_gather(std::span<const iovec>(iov, static_cast<std::size_t>(count)));
+  return n >= 0 ? n : self->would_block_or_failed();
 }
 
 // GnuTLS asks this only for timed waits: handshake and record timeouts (both
@@ -527,9 +520,9 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   gnutls_transport_set_ptr(session_, this);
   gnutls_session_set_ptr(session_, this);
   gnutls_transport_set_pull_function(session_, &GnuTlsEngine::pull);
-  gnutls_transport_set_push_function(session_, &GnuTlsEngine::push);
-  // Given only push, GnuTLS flushes each record through its own writev
-  // emulation, a layer more per write (docs/benchmarks.md).
+  // The vectored push only (it replaces a plain push function): given only
+  // push, GnuTLS flushes each record through its own writev emulation, a
+  // layer more per write, and a flight goes out in one call (docs/benchmarks.md).
   gnutls_transport_set_vec_push_function(session_, &GnuTlsEngine::vec_push);
   gnutls_transport_set_pull_timeout_function(session_, &GnuTlsEngine::pull_timeout);
   // Deadlines are the core's business (and a non-blocking caller's):
@@ -577,8 +570,10 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   return true;
 }
 
-std::unique_ptr<Engine> GnuTlsContext::make_engine(Wire& wire, const EngineSetup& setup) {
-  auto engine = std::make_unique<GnuTlsEngine>(shared_from_this(), wire, setup.sessions);
+std::size_t GnuTlsContext::engine_size() const { return sizeof(GnuTlsEngine); }
+
+EnginePtr GnuTlsContext::make_engine(Wire& wire, EngineSetup& setup) {
+  auto engine = setup.room.make<GnuTlsEngine>(*this, wire, setup.sessions);
   if (!engine->init(setup.offer ? &setup.offer->bytes : nullptr)) return nullptr;
   return engine;
 }

@@ -218,8 +218,7 @@ class MbedTlsEngine;
 // ---- the context --------------------------------------------------------------
 
 class MbedTlsContext final : public BackendContext,
-                             public ContextFacts,
-                             public std::enable_shared_from_this<MbedTlsContext> {
+                             public ContextFacts {
  public:
   MbedTlsContext(const Config& config, const Prepared& prepared)
       : ContextFacts(config, prepared), alpn_(config.alpn) {
@@ -245,7 +244,8 @@ class MbedTlsContext final : public BackendContext,
   MbedTlsContext(const MbedTlsContext&) = delete;
   MbedTlsContext& operator=(const MbedTlsContext&) = delete;
 
-  std::unique_ptr<Engine> make_engine(Wire& wire, const EngineSetup& setup) override;
+  EnginePtr make_engine(Wire& wire, EngineSetup& setup) override;
+  std::size_t engine_size() const override;
 
   // Loads and checks everything; false with *message on a bad value.
   bool init(const Config& config, const Prepared& prepared, std::string& message);
@@ -332,8 +332,8 @@ enum class Op { handshake, read, write, close_notify };
 
 class MbedTlsEngine final : public Engine {
  public:
-  MbedTlsEngine(std::shared_ptr<MbedTlsContext> context, Wire& wire, SessionSink* sessions)
-      : context_(std::move(context)), wire_(wire), sessions_(sessions) {
+  MbedTlsEngine(MbedTlsContext& context, Wire& wire, SessionSink* sessions)
+      : context_(&context), wire_(wire), sessions_(sessions) {
     mbedtls_ssl_init(&ssl_);
   }
 
@@ -402,7 +402,9 @@ class MbedTlsEngine final : public Engine {
   // Off the path where bytes move (the callbacks then need a smaller frame).
   [[gnu::noinline]] int would_block_or_failed(bool sending) const;
 
-  std::shared_ptr<MbedTlsContext> context_;  // the config ssl_ points to; outlives ssl_
+  // The config ssl_ points to; outlives ssl_. The core holds it for as long as the
+  // engine lives (engine.hpp, BackendContext).
+  MbedTlsContext* context_;
   Wire& wire_;
   mbedtls_ssl_context ssl_;
   bool set_up_ = false;       // mbedtls_ssl_setup done (a server with ALPN waits for the hello)
@@ -706,8 +708,10 @@ int MbedTlsEngine::bio_send(void* p, const unsigned char* buf, std::size_t len) 
   return static_cast<MbedTlsEngine*>(p)->transport_send(buf, len);
 }
 
-std::unique_ptr<Engine> MbedTlsContext::make_engine(Wire& wire, const EngineSetup& setup) {
-  auto engine = std::make_unique<MbedTlsEngine>(shared_from_this(), wire, setup.sessions);
+std::size_t MbedTlsContext::engine_size() const { return sizeof(MbedTlsEngine); }
+
+EnginePtr MbedTlsContext::make_engine(Wire& wire, EngineSetup& setup) {
+  auto engine = setup.room.make<MbedTlsEngine>(*this, wire, setup.sessions);
   if (!engine->init(setup.offer.get())) return nullptr;
   return engine;
 }

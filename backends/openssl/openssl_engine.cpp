@@ -147,8 +147,7 @@ class OpenSslEngine;
 // ---- the context --------------------------------------------------------------
 
 class OpenSslContext final : public BackendContext,
-                             public ContextFacts,
-                             public std::enable_shared_from_this<OpenSslContext> {
+                             public ContextFacts {
  public:
   OpenSslContext(const Config& config, const Prepared& prepared)
       : ContextFacts(config, prepared), session_cache_(config.role == Role::client && config.session_cache) {}
@@ -158,7 +157,8 @@ class OpenSslContext final : public BackendContext,
   OpenSslContext(const OpenSslContext&) = delete;
   OpenSslContext& operator=(const OpenSslContext&) = delete;
 
-  std::unique_ptr<Engine> make_engine(Wire& wire, const EngineSetup& setup) override;
+  EnginePtr make_engine(Wire& wire, EngineSetup& setup) override;
+  std::size_t engine_size() const override;
 
   // Builds ctx_ from the config; false with *message on a bad value.
   bool init(const Config& config, const Prepared& prepared, std::string& message);
@@ -182,8 +182,8 @@ enum class Op { handshake, read, write, close_notify };
 
 class OpenSslEngine final : public Engine {
  public:
-  OpenSslEngine(std::shared_ptr<OpenSslContext> context, Wire& wire, SSL* ssl, SessionSink* sessions)
-      : context_(std::move(context)), wire_(wire), ssl_(ssl), sessions_(sessions) {}
+  OpenSslEngine(OpenSslContext& context, Wire& wire, SSL* ssl, SessionSink* sessions)
+      : context_(&context), wire_(wire), ssl_(ssl), sessions_(sessions) {}
 
   ~OpenSslEngine() override { SSL_free(ssl_); }
 
@@ -378,7 +378,9 @@ class OpenSslEngine final : public Engine {
     return bio ? from(bio) : nullptr;
   }
 
-  std::shared_ptr<OpenSslContext> context_;  // the SSL_CTX; outlives ssl_
+  // The SSL_CTX; outlives ssl_. The core holds it for as long as the
+  // engine lives (engine.hpp, BackendContext).
+  OpenSslContext* context_;
   Wire& wire_;
   SSL* ssl_;
   bool handshake_done_ = false;
@@ -574,13 +576,15 @@ bool OpenSslEngine::init(const std::shared_ptr<const StoredSession>& offer) {
   return true;
 }
 
-std::unique_ptr<Engine> OpenSslContext::make_engine(Wire& wire, const EngineSetup& setup) {
+std::size_t OpenSslContext::engine_size() const { return sizeof(OpenSslEngine); }
+
+EnginePtr OpenSslContext::make_engine(Wire& wire, EngineSetup& setup) {
   SSL* ssl = SSL_new(ctx_);
   if (!ssl) {
     ERR_clear_error();
     return nullptr;
   }
-  auto engine = std::make_unique<OpenSslEngine>(shared_from_this(), wire, ssl, setup.sessions);
+  auto engine = setup.room.make<OpenSslEngine>(*this, wire, ssl, setup.sessions);
   const bool ok = engine->init(setup.offer);
   ERR_clear_error();
   if (!ok) return nullptr;

@@ -2,7 +2,12 @@
 // errors name their culprit, peers are verified unless told otherwise, and
 // the handshake-level options (names, client certificates, ALPN, versions)
 // behave alike. Connections run over the in-memory pair.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <array>
 #include <cstddef>
 #include <memory>
@@ -229,6 +234,29 @@ TEST_CASE("wrap(nullptr) returns nullptr") {
   REQUIRE_MESSAGE(ctx != nullptr, describe(ec));
   CHECK(ctx->wrap(nullptr) == nullptr);
   CHECK(make_fd_transport(-1) == nullptr);
+  CHECK(ctx->wrap_fd(-1) == nullptr);
+  CHECK(ctx->wrap_fd(-1, false) == nullptr);
+}
+
+TEST_CASE("wrap_fd() closes the fd with the socket when it owns it, and leaves it open otherwise") {
+  std::error_code ec;
+  auto ctx = Context::create(client_config(any_version), ec);
+  REQUIRE_MESSAGE(ctx != nullptr, describe(ec));
+  int fds[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+
+  auto borrowed = ctx->wrap_fd(fds[0], false);
+  REQUIRE(borrowed != nullptr);
+  borrowed.reset();
+  CHECK(::fcntl(fds[0], F_GETFD) >= 0);  // still open
+
+  auto owner = ctx->wrap_fd(fds[0]);  // owns_fd defaults to true, as make_fd_transport's
+  REQUIRE(owner != nullptr);
+  owner.reset();
+  errno = 0;
+  CHECK(::fcntl(fds[0], F_GETFD) == -1);
+  CHECK(errno == EBADF);
+  ::close(fds[1]);
 }
 
 // ---- error codes ------------------------------------------------------------------

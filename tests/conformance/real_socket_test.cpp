@@ -10,7 +10,12 @@
 //
 // The sockets, the peer thread, the poll loops and the bulk helpers are
 // shared with the interop suite: support/sockets.hpp.
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <array>
+#include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -469,3 +474,38 @@ REAL_SOCKET_CASES("non-blocking",
 REAL_SOCKET_CASES("non-blocking",
                   "1 MiB each way arrives intact, written in whatever pieces the socket takes",
                   nonblocking_bulk)
+
+// A client that sent its ClientHello and then reset the connection (SO_LINGER
+// 0): the server's handshake fails on the transport, and native_error() is
+// the socket's own error, ECONNRESET, on every backend. (Linux reports the
+// reset once; a second send would say EPIPE. GnuTLS writes its flight of
+// several records in one call, which must not be retried to find out why it
+// failed.)
+TEST_CASE("TCP: a client that resets after its ClientHello fails the server's handshake with transport_error, native ECONNRESET") {
+  for (const Version v : all_versions) {
+    SUBCASE(version_name(v).c_str()) {
+      if (skip_unless_supported(v)) return;
+      SocketConn conn(Kind::tcp, Mode::nonblocking, client_config(v), server_config(v), Side::client);
+      SecureSocket& client = conn.closer();
+      SecureSocket& server = conn.peer();
+      REQUIRE(outcome(client, client.handshake()) == failure(errc::want_read));  // the ClientHello is out
+
+      const int client_fd = conn.closer_fd();
+      const linger reset{1, 0};
+      REQUIRE(::setsockopt(client_fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) == 0);
+      conn.drop(Side::client);
+      // The RST has arrived once the server's socket reports it (POLLHUP or
+      // POLLERR beside the ClientHello's POLLIN).
+      pollfd p{conn.peer_fd(), POLLIN, 0};
+      const auto deadline = Clock::now() + std::chrono::seconds(2);
+      while ((p.revents & (POLLERR | POLLHUP)) == 0 && Clock::now() < deadline) {
+        p.revents = 0;
+        ::poll(&p, 1, 10);
+      }
+      REQUIRE((p.revents & (POLLERR | POLLHUP)) != 0);
+
+      CHECK(outcome(server, server.handshake()) == failure(errc::transport_error));
+      CHECK(server.native_error() == std::error_code(ECONNRESET, std::system_category()));
+    }
+  }
+}

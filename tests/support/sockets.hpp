@@ -59,9 +59,9 @@ enum class Mode { blocking, nonblocking };
 inline std::string mode_name(Mode m) { return m == Mode::blocking ? "blocking" : "non-blocking"; }
 
 // Two connected stream sockets: end 0 for the client, end 1 for the server.
-// The transports never own the fds (make_fd_transport(fd, false)); the link
-// does, so the watchdog can never shut down a descriptor number that was
-// closed and handed out again.
+// The transports never own the fds (wrap_fd(fd, false), make_fd_transport(fd,
+// false)); the link does, so the watchdog can never shut down a descriptor
+// number that was closed and handed out again.
 class SocketLink {
  public:
   SocketLink(Kind kind, Mode mode, Clock::duration deadline = default_case_deadline)
@@ -488,7 +488,10 @@ class SocketConn {
     REQUIRE_MESSAGE(client_ctx_ != nullptr, "client context: " << describe(ec) << ": " << message);
     server_ctx_ = Context::create(server, ec, &message);
     REQUIRE_MESSAGE(server_ctx_ != nullptr, "server context: " << describe(ec) << ": " << message);
-    client_ = client_ctx_->wrap(make_fd_transport(link_.fd(Side::client), false));
+    // Both ways to wrap a socket, so that every case runs through each: the
+    // client's transport in the socket's own allocation (wrap_fd(fd)), the
+    // server's made first (make_fd_transport).
+    client_ = client_ctx_->wrap_fd(link_.fd(Side::client), false);
     server_ = server_ctx_->wrap(make_fd_transport(link_.fd(Side::server), false));
     REQUIRE(client_ != nullptr);
     REQUIRE(server_ != nullptr);
