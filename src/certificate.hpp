@@ -1,0 +1,20 @@
+// The backend-neutral description of a certificate (api/unitls/certificate.hpp),
+// read by the core from the DER alone: every backend hands over the same
+// bytes, so every backend reports the same strings.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <span>
+
+#include <unitls/certificate.hpp>
+
+namespace unitls::detail {
+
+// The facts of one DER certificate; nullopt when der is not one certificate
+// (and nothing else) that this reader understands: malformed DER, a field
+// missing or of the wrong type, a validity time not in the form RFC 5280
+// 4.1.2.5 prescribes. Never reads outside der.
+std::optional<Certificate> describe_certificate(std::span<const std::byte> der);
+
+}  // namespace unitls::detail
