@@ -120,4 +120,11 @@ ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_
   }
 }
 
+std::string sni_host_name(std::span<const unsigned char> extension_body) {
+  ClientHelloScan scan;
+  if (!read_server_name(Reader{extension_body.data(), extension_body.data() + extension_body.size()}, scan))
+    return {};
+  return scan.server_name;
+}
+
 }  // namespace unitls::detail

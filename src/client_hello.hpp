@@ -28,4 +28,9 @@ struct ClientHelloScan {
 // malformed (the stack refuses it at once).
 ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_t max_record);
 
+// The host_name of a server_name extension's body (RFC 6066 3), for a stack
+// that hands over the extension rather than the name ("" none, or a body
+// that does not parse).
+std::string sni_host_name(std::span<const unsigned char> extension_body);
+
 }  // namespace unitls::detail

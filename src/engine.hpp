@@ -154,6 +154,18 @@ class Engine {
   // session (no copy: read at once, before the next call on the engine).
   virtual std::span<const unsigned char> server_session_id() const = 0;
 
+  // After the handshake: the DER of each certificate the peer sent in its
+  // Certificate message, in the order sent, leaf first (empty: none). On a
+  // resumed handshake, what the stack kept of the original one (the core
+  // keeps only the leaf of it: docs/contract.md, "Who is on the other end").
+  virtual std::vector<std::vector<std::byte>> peer_chain() const = 0;
+  // Server, after the handshake: the SNI host_name of this handshake's
+  // ClientHello ("" none).
+  virtual std::string requested_server_name() const = 0;
+  // The stack's own object for the connection (docs/backend-notes.md,
+  // "native_handle()").
+  virtual void* native_handle() const = 0;
+
   // Called once when the socket is destroyed. closed_properly is the RFC 2246
   // rule: SENT was set and the connection is not dead (a stack that keeps a
   // server session-ID cache of its own drops the session when it is false).

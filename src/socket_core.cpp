@@ -1,5 +1,8 @@
 #include "socket_core.hpp"
 
+#include "certificate.hpp"
+#include "sha256.hpp"
+
 #include <poll.h>
 
 #include <algorithm>
@@ -400,6 +403,47 @@ std::string SocketCore::alpn_selected() const {
   return state_.connected ? engine_->alpn_selected() : std::string();
 }
 bool SocketCore::session_reused() const { return state_.connected && engine_->session_reused(); }
+
+namespace {
+// A certificate the reader cannot describe (a stack accepted it unverified)
+// is still reported: its bytes and fingerprint, the facts left empty.
+Certificate described(std::vector<std::byte> der) {
+  if (auto c = describe_certificate(der)) return std::move(*c);
+  Certificate c;
+  static constexpr char hex[] = "0123456789abcdef";
+  for (const std::byte b : sha256(der)) {
+    c.sha256_fingerprint += hex[static_cast<unsigned>(b) >> 4];
+    c.sha256_fingerprint += hex[static_cast<unsigned>(b) & 15];
+  }
+  c.der = std::move(der);
+  return c;
+}
+}  // namespace
+
+// docs/contract.md, "Who is on the other end": the stacks keep different
+// parts of the original chain across a resumption (mbedTLS and OpenSSL's
+// TLS 1.3 server: the leaf only), so a resumed connection reports the leaf
+// alone on every backend.
+std::vector<Certificate> SocketCore::peer_chain() const {
+  std::vector<Certificate> chain;
+  if (!state_.connected) return chain;
+  std::vector<std::vector<std::byte>> ders = engine_->peer_chain();
+  if (engine_->session_reused() && ders.size() > 1) ders.resize(1);
+  chain.reserve(ders.size());
+  for (auto& der : ders) chain.push_back(described(std::move(der)));
+  return chain;
+}
+
+std::optional<Certificate> SocketCore::peer_certificate() const {
+  if (!state_.connected) return std::nullopt;
+  std::vector<std::vector<std::byte>> ders = engine_->peer_chain();
+  if (ders.empty()) return std::nullopt;
+  return described(std::move(ders.front()));
+}
+
+std::string SocketCore::requested_server_name() const {
+  return state_.connected ? engine_->requested_server_name() : std::string();
+}
 
 }  // namespace unitls::detail
 

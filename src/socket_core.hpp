@@ -80,6 +80,10 @@ class SocketCore final : public SecureSocket {
   std::string cipher() const override;
   std::string alpn_selected() const override;
   bool session_reused() const override;
+  std::optional<Certificate> peer_certificate() const override;
+  std::vector<Certificate> peer_chain() const override;
+  std::string requested_server_name() const override;
+  void* native_handle() const override { return engine_ ? engine_->native_handle() : nullptr; }
   void set_timeout(std::chrono::milliseconds timeout) override {
     timeout_ = timeout;
     refresh();

@@ -14,6 +14,10 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <optional>
+#include <vector>
+
+#include <unitls/certificate.hpp>
 
 #include <unitls/error.hpp>
 
@@ -77,6 +81,25 @@ class UNITLS_API SecureSocket {
   virtual std::string cipher() const = 0;                // IANA name, e.g. "TLS_AES_128_GCM_SHA256"
   virtual std::string alpn_selected() const = 0;         // "" when none
   virtual bool session_reused() const = 0;
+
+  // ---- who is on the other end (docs/contract.md, "Who is on the other end") ----
+  // After a completed handshake: the certificates the peer sent, in the
+  // order sent, leaf first, described by unitls itself (the same strings on
+  // every backend). A resumed handshake sends none: its peer_chain() is the
+  // leaf of the handshake that made the session, alone. Empty (nullopt)
+  // before the handshake completes, and when the peer sent no certificate
+  // (a client that was not asked for one).
+  virtual std::optional<Certificate> peer_certificate() const = 0;
+  virtual std::vector<Certificate> peer_chain() const = 0;
+  // Server, after a completed handshake: the host name the client asked for
+  // with SNI in this handshake's ClientHello ("" none).
+  virtual std::string requested_server_name() const = 0;
+  // The stack's own object for this connection, for what unitls does not
+  // offer: SSL* (OpenSSL), gnutls_session_t (GnuTLS), mbedtls_ssl_context*
+  // (mbedTLS). docs/backend-notes.md, "native_handle()", says what a caller
+  // may touch without breaking the contract (reading facts: yes; reading,
+  // writing, shutting down or changing its I/O: never).
+  virtual void* native_handle() const = 0;
 
   // ---- time and event loops (docs/contract.md, "Time") ----
   // This socket's limit for each blocking call, from the call's start: a

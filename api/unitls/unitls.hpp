@@ -2,6 +2,7 @@
 #pragma once
 
 #include <unitls/backend.hpp>
+#include <unitls/certificate.hpp>
 #include <unitls/context.hpp>
 #include <unitls/error.hpp>
 #include <unitls/secure_socket.hpp>

@@ -291,6 +291,28 @@ class GnuTlsEngine final : public Engine {
     return handshake_done_ && gnutls_session_is_resumed(session_) != 0;
   }
 
+  std::vector<std::vector<std::byte>> peer_chain() const override {
+    std::vector<std::vector<std::byte>> chain;
+    unsigned count = 0;
+    const gnutls_datum_t* certs = gnutls_certificate_get_peers(session_, &count);
+    for (unsigned i = 0; certs && i < count; ++i) {
+      const auto* p = reinterpret_cast<const std::byte*>(certs[i].data);
+      chain.emplace_back(p, p + certs[i].size);
+    }
+    return chain;
+  }
+  std::string requested_server_name() const override {
+    // This handshake's ClientHello (a resumption included). At most 255
+    // bytes: GnuTLS refuses a longer name as it parses the hello.
+    char name[256];
+    std::size_t size = sizeof name;
+    unsigned type = 0;
+    if (gnutls_server_name_get(session_, name, &size, &type, 0) != GNUTLS_E_SUCCESS || type != GNUTLS_NAME_DNS)
+      return {};
+    return std::string(name, size);
+  }
+  void* native_handle() const override { return session_; }
+
   void end(bool) override {}
 
   // gnutls_session_set_verify_function: the peer's chain, then the core's

@@ -378,10 +378,33 @@ class MbedTlsEngine final : public Engine {
     return {s->id, s->id_len};
   }
 
+  // The chain as parsed from the peer's Certificate message (mbedTLS keeps
+  // it: MBEDTLS_SSL_KEEP_PEER_CERTIFICATE); a resumed session has the leaf.
+  std::vector<std::vector<std::byte>> peer_chain() const override {
+    std::vector<std::vector<std::byte>> chain;
+    if (!handshake_done_) return chain;
+    for (const mbedtls_x509_crt* c = mbedtls_ssl_get_peer_cert(&ssl_); c && c->raw.len > 0; c = c->next) {
+      const auto* p = reinterpret_cast<const std::byte*>(c->raw.p);
+      chain.emplace_back(p, p + c->raw.len);
+    }
+    return chain;
+  }
+  std::string requested_server_name() const override { return requested_name_; }
+  void* native_handle() const override { return const_cast<mbedtls_ssl_context*>(&ssl_); }
+
+  // f_sni (server): mbedTLS parses the server_name extension only when it
+  // has this callback; the name points into its input buffer, so it is
+  // copied now. Never refuses (nonzero would send unrecognized_name).
+  static int on_sni(void*, mbedtls_ssl_context* ssl, const unsigned char* name, std::size_t len) {
+    static_cast<MbedTlsEngine*>(ssl->p_bio)->requested_name_.assign(reinterpret_cast<const char*>(name), len);
+    return 0;
+  }
+
   void send_alert(std::uint8_t description) override;
   void end(bool) override {}
 
  private:
+  std::string requested_name_;  // server: this handshake's SNI host_name
   bool setup(const mbedtls_ssl_config* conf);
   void export_session();
   Result read_client_hello();
@@ -792,6 +815,7 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
     // Session-ID resumption (RFC 5246 7.4.1.2) from the core's store.
     mbedtls_ssl_conf_session_cache(conf, server_sessions_.get(), &MbedTlsContext::find_session,
                                    &MbedTlsContext::store_session);
+    mbedtls_ssl_conf_sni(conf, &MbedTlsEngine::on_sni, nullptr);
   } else {
     mbedtls_ssl_conf_authmode(conf,
                               verify_peer_ ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);

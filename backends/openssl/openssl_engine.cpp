@@ -29,6 +29,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "client_hello.hpp"
 #include "engine.hpp"
 #include "session_cache.hpp"
 #include "verify.hpp"
@@ -180,6 +181,17 @@ class OpenSslContext final : public BackendContext,
 
 enum class Op { handshake, read, write, close_notify };
 
+// The DER of a certificate.
+std::vector<std::byte> der_of(X509* cert) {
+  std::vector<std::byte> der;
+  const int len = i2d_X509(cert, nullptr);
+  if (len <= 0) return der;
+  der.resize(static_cast<std::size_t>(len));
+  auto* out = reinterpret_cast<unsigned char*>(der.data());
+  if (i2d_X509(cert, &out) != len) der.clear();
+  return der;
+}
+
 class OpenSslEngine final : public Engine {
  public:
   OpenSslEngine(OpenSslContext& context, Wire& wire, SSL* ssl, SessionSink* sessions)
@@ -259,6 +271,26 @@ class OpenSslEngine final : public Engine {
   }
 
   bool session_reused() const override { return SSL_session_reused(ssl_) == 1; }
+
+  // SSL_get_peer_cert_chain has the leaf on a client and not on a server;
+  // SSL_get0_verified_chain is the chain OpenSSL built, not the one sent.
+  std::vector<std::vector<std::byte>> peer_chain() const override {
+    std::vector<std::vector<std::byte>> chain;
+    X509* leaf = SSL_get0_peer_certificate(ssl_);
+    if (!leaf) return chain;
+    chain.push_back(der_of(leaf));
+    STACK_OF(X509)* rest = SSL_get_peer_cert_chain(ssl_);
+    for (int i = SSL_is_server(ssl_) ? 0 : 1; rest && i < sk_X509_num(rest); ++i)
+      chain.push_back(der_of(sk_X509_value(rest, i)));
+    return chain;
+  }
+  std::string requested_server_name() const override { return requested_name_; }
+  void* native_handle() const override { return ssl_; }
+  // Server, from the ClientHello callback: SSL_get_servername would give
+  // nothing, or the original session's name, on a resumption.
+  static void hello_server_name(const SSL* ssl, std::string name) {
+    if (OpenSslEngine* engine = of(ssl)) engine->requested_name_ = std::move(name);
+  }
   std::size_t pending() const override {
     const int n = SSL_pending(ssl_);
     return n > 0 ? static_cast<std::size_t>(n) : 0;
@@ -388,7 +420,9 @@ class OpenSslEngine final : public Engine {
   bool key_update_flood_ = false;     // the peer passed KeyUpdateLimit
   std::size_t poison_offset_ = 0;     // of poison_record, once the flood is seen
   SessionSink* sessions_;             // client with the session cache: where new sessions go
+  std::string requested_name_;        // server: this handshake's SNI host_name
 };
+
 
 // Maps a failed call. Always by SSL_get_error, never by the return value: a
 // received fatal alert returns 0 (T3), so does a truncated stream.
@@ -689,6 +723,9 @@ int on_client_hello(SSL* ssl, int*, void*) {
       tls13 = tls13 || (ext[i] == 0x03 && ext[i + 1] == 0x04);
   }
   if (!tls13) SSL_set_options(ssl, SSL_OP_NO_TICKET);
+  OpenSslEngine::hello_server_name(ssl, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1
+                                             ? sni_host_name(std::span<const unsigned char>(ext, len))
+                                             : std::string());
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -745,7 +782,12 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   // to non-blocking ones. Moving buffer: a retried write may come from a
   // different address. AUTO_RETRY (default) stays on: tickets never surface.
   // Never SSL_OP_IGNORE_UNEXPECTED_EOF: it turns truncation into close_notify (T4).
-  SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // No auto chain: OpenSSL would complete our chain from the trust store
+  // (ca_file) and send certificates certificate_file does not hold; the
+  // other stacks send what it holds (docs/contract.md, "Who is on the other
+  // end").
+  SSL_CTX_set_mode(ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                             SSL_MODE_NO_AUTO_CHAIN);
   // Renegotiation is refused on every backend with a no_renegotiation
   // warning (a HelloRequest to a client, a second ClientHello to a server),
   // and the connection goes on if the peer accepts that.

@@ -41,7 +41,7 @@
 #                                 its only trust anchor is other_ca, which signed neither leaf
 #   encrypted.key                 server.key as PKCS#8 encrypted with AES-256 (password "unitls")
 #   encrypted_traditional.key     server.key in the traditional encrypted PEM form (Proc-Type: 4,ENCRYPTED)
-#   server.der, server_key.der, ca.der
+#   server.der, server_key.der, ca.der, client.der
 #                                 server.pem, server.key and ca.pem in DER (not PEM)
 # Keys are ECDSA P-256: quick to make, supported by every backend.
 set -eu
@@ -165,5 +165,6 @@ openssl pkey -in server.key -aes256 -passout pass:unitls -traditional -out encry
 openssl x509 -in server.pem -outform DER -out server.der
 openssl pkey -in server.key -outform DER -out server_key.der
 openssl x509 -in ca.pem -outform DER -out ca.der
+openssl x509 -in client.pem -outform DER -out client.der
 
 [ -z "$stamp" ] || touch "$stamp"

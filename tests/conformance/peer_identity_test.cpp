@@ -1,0 +1,214 @@
+// Who is on the other end (docs/contract.md, "Who is on the other end"):
+// peer_certificate(), peer_chain() and requested_server_name() give the same
+// values on every backend, as exact strings, for full and resumed
+// handshakes. The expected facts of the test PKI come from its files and,
+// where they are random (serial number, dates, fingerprint), from the openssl
+// command line, which the test PKI is made with.
+#include <cctype>
+#include <chrono>
+#include <ctime>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace unitls;
+using namespace unitls::test;
+
+namespace {
+
+// What a command prints on stdout (REQUIREs that it ran).
+std::string run(const std::string& command) {
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE_MESSAGE(pipe != nullptr, command);
+  std::string out;
+  char buf[4096];
+  while (const std::size_t n = std::fread(buf, 1, sizeof buf, pipe)) out.append(buf, n);
+  REQUIRE_MESSAGE(::pclose(pipe) == 0, command);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+// The value after "key=" in `openssl x509 -noout -<key>`'s output.
+std::string openssl_field(const std::string& pem, const std::string& option) {
+  const std::string line = run("openssl x509 -noout " + option + " -in '" + cert_path(pem) + "'");
+  return line.substr(line.find('=') + 1);
+}
+
+std::vector<std::byte> file_bytes(const std::string& name) {
+  std::ifstream in(cert_path(name), std::ios::binary);
+  REQUIRE_MESSAGE(in.good(), name);
+  const std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto* p = reinterpret_cast<const std::byte*>(s.data());
+  return {p, p + s.size()};
+}
+
+// "Nov 27 00:55:54 2026 GMT", as `openssl x509 -dates` prints a time.
+std::chrono::sys_seconds openssl_time(const std::string& text) {
+  std::tm tm{};
+  std::istringstream in(text);
+  in >> std::get_time(&tm, "%b %d %H:%M:%S %Y");
+  REQUIRE_MESSAGE(!in.fail(), text);
+  return std::chrono::sys_seconds(std::chrono::seconds(::timegm(&tm)));
+}
+
+// The facts of a test-PKI certificate as the openssl command line reads them.
+void check_matches_openssl(const Certificate& c, const std::string& pem) {
+  CHECK(c.serial == openssl_field(pem, "-serial"));
+  CHECK(c.not_before == openssl_time(openssl_field(pem, "-startdate")));
+  CHECK(c.not_after == openssl_time(openssl_field(pem, "-enddate")));
+  std::string fingerprint;
+  for (const char ch : openssl_field(pem, "-fingerprint -sha256"))
+    if (ch != ':') fingerprint += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  CHECK(c.sha256_fingerprint == fingerprint);
+}
+
+void check_server_leaf(const Certificate& c) {
+  CHECK(c.subject == "CN=localhost");
+  CHECK(c.issuer == "CN=unitls test CA");
+  CHECK(c.dns_names == std::vector<std::string>{"localhost"});
+  CHECK(c.ip_addresses == std::vector<std::string>{"127.0.0.1"});
+  CHECK(c.der == file_bytes("server.der"));
+  check_matches_openssl(c, "server.pem");
+}
+
+void check_test_ca(const Certificate& c) {
+  CHECK(c.subject == "CN=unitls test CA");
+  CHECK(c.issuer == "CN=unitls test CA");
+  CHECK(c.dns_names.empty());
+  CHECK(c.ip_addresses.empty());
+  CHECK(c.der == file_bytes("ca.der"));
+  check_matches_openssl(c, "ca.pem");
+}
+
+// The server sends its certificate and the CA's (server_chain.pem).
+void with_chain(Config&, Config& server) { server.certificate_file = cert_path("server_chain.pem"); }
+
+// The server asks for, and verifies, the client's certificate.
+void with_client_certificate(Config& client, Config& server) {
+  client.certificate_file = cert_path("client.pem");
+  client.private_key_file = cert_path("client.key");
+  server.verify_peer = true;
+  server.ca_file = cert_path("ca.pem");
+}
+
+// The client closes properly so that its session may be resumed.
+void close_properly(MemoryConn& conn) {
+  CHECK(outcome(*conn.client, conn.client->shutdown()) == success(0));
+  conn.server->set_shutdown(sent_shutdown | received_shutdown);
+  conn.client.reset();
+  conn.server.reset();
+}
+
+}  // namespace
+
+TEST_CASE("a client's peer_chain() is the server's chain as sent, leaf first, described the same on every backend") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn conn = connect_memory(v, with_chain);
+    const std::vector<Certificate> chain = conn.client->peer_chain();
+    REQUIRE(chain.size() == 2);
+    check_server_leaf(chain[0]);
+    check_test_ca(chain[1]);
+    const std::optional<Certificate> leaf = conn.client->peer_certificate();
+    REQUIRE(leaf.has_value());
+    CHECK(*leaf == chain[0]);
+  }
+}
+
+TEST_CASE("a server that verified a client certificate reports it; one that asked for none reports nothing") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn with = connect_memory(v, with_client_certificate);
+    const std::optional<Certificate> client = with.server->peer_certificate();
+    REQUIRE(client.has_value());
+    CHECK(client->subject == "CN=unitls test client");
+    CHECK(client->issuer == "CN=unitls test CA");
+    CHECK(client->dns_names == std::vector<std::string>{"client.test"});
+    CHECK(client->ip_addresses.empty());
+    CHECK(client->der == file_bytes("client.der"));
+    check_matches_openssl(*client, "client.pem");
+    CHECK(with.server->peer_chain().size() == 1);
+
+    MemoryConn without = connect_memory(v);
+    CHECK_FALSE(without.server->peer_certificate().has_value());
+    CHECK(without.server->peer_chain().empty());
+  }
+}
+
+TEST_CASE("before the handshake completes there is no peer certificate and no requested server name") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn conn = open_memory(v);
+    CHECK_FALSE(conn.client->peer_certificate().has_value());
+    CHECK(conn.client->peer_chain().empty());
+    CHECK(conn.server->requested_server_name().empty());
+    // The client's hello is out, the server has answered: neither is done.
+    CHECK(outcome(*conn.client, conn.client->handshake()) == failure(errc::want_read));
+    (void)conn.server->handshake();
+    CHECK_FALSE(conn.client->peer_certificate().has_value());
+    CHECK(conn.server->requested_server_name().empty());
+  }
+}
+
+TEST_CASE("a resumed connection reports the leaf of the handshake that made the session, alone, on both sides") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn first = connect_memory(v, [](Config& client, Config& server) {
+      with_chain(client, server);
+      with_client_certificate(client, server);
+    });
+    REQUIRE(first.client->peer_chain().size() == 2);
+    close_properly(first);
+
+    MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
+    REQUIRE(second.client->session_reused());
+    REQUIRE(second.server->session_reused());
+    const std::vector<Certificate> server_chain = second.client->peer_chain();
+    REQUIRE(server_chain.size() == 1);
+    check_server_leaf(server_chain[0]);
+    const std::vector<Certificate> client_chain = second.server->peer_chain();
+    REQUIRE(client_chain.size() == 1);
+    CHECK(client_chain[0].subject == "CN=unitls test client");
+    CHECK(client_chain[0].der == file_bytes("client.der"));
+    REQUIRE(second.server->peer_certificate().has_value());
+    CHECK(*second.server->peer_certificate() == client_chain[0]);
+  }
+}
+
+TEST_CASE("requested_server_name() is the SNI the client sent in this handshake, \"\" when it sent none") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn named = connect_memory(v);
+    CHECK(named.server->requested_server_name() == "localhost");
+    CHECK(named.client->requested_server_name().empty());  // a client is asked nothing
+    close_properly(named);
+    // A resumption sends its own ClientHello, and its name is what counts.
+    MemoryConn again = connect_memory(named.client_ctx, named.server_ctx);
+    REQUIRE(again.server->session_reused());
+    CHECK(again.server->requested_server_name() == "localhost");
+
+    MemoryConn anonymous = connect_memory(v, [](Config& client, Config&) {
+      client.server_name.clear();
+      client.verify_peer = false;
+    });
+    CHECK(anonymous.server->requested_server_name().empty());
+  }
+}
+
+TEST_CASE("native_handle() is the stack's object for the connection, from wrap() on") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn conn = open_memory(v);
+    CHECK(conn.client->native_handle() != nullptr);
+    CHECK(conn.server->native_handle() != nullptr);
+    CHECK(conn.client->native_handle() != conn.server->native_handle());
+  }
+}
