@@ -17,17 +17,6 @@ namespace unitls::detail {
 
 namespace {
 
-constexpr std::uint8_t tag_utf8_string = 0x0c;
-constexpr std::uint8_t tag_numeric_string = 0x12;
-constexpr std::uint8_t tag_printable_string = 0x13;
-constexpr std::uint8_t tag_teletex_string = 0x14;
-constexpr std::uint8_t tag_ia5_string = 0x16;
-constexpr std::uint8_t tag_utc_time = 0x17;
-constexpr std::uint8_t tag_generalized_time = 0x18;
-constexpr std::uint8_t tag_visible_string = 0x1a;
-constexpr std::uint8_t tag_universal_string = 0x1c;
-constexpr std::uint8_t tag_bmp_string = 0x1e;
-
 std::uint8_t octet(std::byte b) { return static_cast<std::uint8_t>(b); }
 
 void append_hex(std::string& out, std::span<const std::byte> bytes, std::string_view digits) {

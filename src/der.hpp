@@ -65,6 +65,17 @@ constexpr std::uint8_t tag_octet_string = 0x04;
 constexpr std::uint8_t tag_oid = 0x06;
 constexpr std::uint8_t tag_sequence = 0x30;
 constexpr std::uint8_t tag_set = 0x31;
+// The string and time types of X.520 names and X.509 validity.
+constexpr std::uint8_t tag_utf8_string = 0x0c;
+constexpr std::uint8_t tag_numeric_string = 0x12;
+constexpr std::uint8_t tag_printable_string = 0x13;
+constexpr std::uint8_t tag_teletex_string = 0x14;
+constexpr std::uint8_t tag_ia5_string = 0x16;
+constexpr std::uint8_t tag_utc_time = 0x17;
+constexpr std::uint8_t tag_generalized_time = 0x18;
+constexpr std::uint8_t tag_visible_string = 0x1a;
+constexpr std::uint8_t tag_universal_string = 0x1c;
+constexpr std::uint8_t tag_bmp_string = 0x1e;
 
 inline bool oid_is(const Tlv& t, std::initializer_list<std::uint8_t> oid) {
   if (t.tag != tag_oid || t.value.size() != oid.size()) return false;

@@ -99,14 +99,6 @@ void with_client_certificate(Config& client, Config& server) {
   server.ca_file = cert_path("ca.pem");
 }
 
-// The client closes properly so that its session may be resumed.
-void close_properly(MemoryConn& conn) {
-  CHECK(outcome(*conn.client, conn.client->shutdown()) == success(0));
-  conn.server->set_shutdown(sent_shutdown | received_shutdown);
-  conn.client.reset();
-  conn.server.reset();
-}
-
 }  // namespace
 
 TEST_CASE("a client's peer_chain() is the server's chain as sent, leaf first, described the same on every backend") {
@@ -166,7 +158,7 @@ TEST_CASE("a resumed connection reports the leaf of the handshake that made the 
       with_client_certificate(client, server);
     });
     REQUIRE(first.client->peer_chain().size() == 2);
-    close_properly(first);
+    end_properly(first);
 
     MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
     REQUIRE(second.client->session_reused());
@@ -189,7 +181,7 @@ TEST_CASE("requested_server_name() is the SNI the client sent in this handshake,
     MemoryConn named = connect_memory(v);
     CHECK(named.server->requested_server_name() == "localhost");
     CHECK(named.client->requested_server_name().empty());  // a client is asked nothing
-    close_properly(named);
+    end_properly(named);
     // A resumption sends its own ClientHello, and its name is what counts.
     MemoryConn again = connect_memory(named.client_ctx, named.server_ctx);
     REQUIRE(again.server->session_reused());

@@ -14,14 +14,6 @@ bool resumed(const MemoryConn& conn) {
   return conn.client->session_reused();
 }
 
-// The client closes properly (SENT set); the server too.
-void close_properly(MemoryConn& conn) {
-  CHECK(outcome(*conn.client, conn.client->shutdown()) == success(0));
-  conn.server->set_shutdown(sent_shutdown | received_shutdown);
-  conn.client.reset();
-  conn.server.reset();
-}
-
 // The client is destroyed with SENT unset (the server closes properly).
 void drop(MemoryConn& conn) {
   conn.server->set_shutdown(sent_shutdown | received_shutdown);
@@ -39,8 +31,8 @@ TEST_CASE("a session is available to the next connection as soon as its handshak
     // The first is still open.
     MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
     CHECK(resumed(second));
-    close_properly(second);
-    close_properly(first);
+    end_properly(second);
+    end_properly(first);
   }
 }
 
@@ -55,10 +47,10 @@ TEST_CASE("an improperly ended connection takes its sessions along, not the ones
     MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
     CHECK(resumed(second));
     drop(first);
-    close_properly(second);
+    end_properly(second);
     MemoryConn third = connect_memory(second.client_ctx, second.server_ctx);
     CHECK(resumed(third) == (v == Version::tls1_3));
-    close_properly(third);
+    end_properly(third);
   }
 }
 
@@ -66,7 +58,7 @@ TEST_CASE("a connection that resumed and was dropped takes the session it used a
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
     if (skip_unless_supported(v)) return;
     MemoryConn first = connect_memory(v);
-    close_properly(first);
+    end_properly(first);
     MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
     CHECK(resumed(second));
     MemoryConn third = connect_memory(first.client_ctx, first.server_ctx);  // while the 2nd is open
@@ -76,8 +68,8 @@ TEST_CASE("a connection that resumed and was dropped takes the session it used a
     // received tickets of its own after the 2nd's, and those stay.
     MemoryConn fourth = connect_memory(first.client_ctx, first.server_ctx);
     CHECK(resumed(fourth) == (v == Version::tls1_3));
-    close_properly(third);
-    close_properly(fourth);
+    end_properly(third);
+    end_properly(fourth);
   }
 }
 
@@ -85,7 +77,7 @@ TEST_CASE("a handshake that never completed leaves the session it offered in the
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
     if (skip_unless_supported(v)) return;
     MemoryConn first = connect_memory(v);
-    close_properly(first);
+    end_properly(first);
     {
       // Offers the cached session, then is destroyed before any answer.
       MemoryConn abandoned = open_memory(first.client_ctx, first.server_ctx);
@@ -93,7 +85,7 @@ TEST_CASE("a handshake that never completed leaves the session it offered in the
     }
     MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
     CHECK(resumed(second));
-    close_properly(second);
+    end_properly(second);
   }
 }
 
@@ -101,10 +93,10 @@ TEST_CASE("a client Context with session_cache off never resumes") {
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
     if (skip_unless_supported(v)) return;
     MemoryConn first = connect_memory(v, [](Config& c, Config&) { c.session_cache = false; });
-    close_properly(first);
+    end_properly(first);
     MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
     CHECK_FALSE(resumed(second));
-    close_properly(second);
+    end_properly(second);
   }
 }
 
@@ -127,7 +119,7 @@ TEST_CASE("a server forgets the session of a connection it did not close properl
     first.client.reset();
     MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
     CHECK(resumed(second) == c.server_proper);
-    close_properly(second);
+    end_properly(second);
   }
 }
 
@@ -139,5 +131,5 @@ TEST_CASE("a TLS 1.3 session is resumed from a stateless ticket whatever the ser
   first.client.reset();
   MemoryConn second = connect_memory(first.client_ctx, first.server_ctx);
   CHECK(resumed(second));
-  close_properly(second);
+  end_properly(second);
 }

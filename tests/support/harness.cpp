@@ -191,6 +191,13 @@ HandshakeEnd run_handshake(MemoryConn& conn) {
   return end;
 }
 
+void end_properly(MemoryConn& conn) {
+  CHECK(outcome(*conn.client, conn.client->shutdown()) == success(0));
+  conn.server->set_shutdown(sent_shutdown | received_shutdown);
+  conn.client.reset();
+  conn.server.reset();
+}
+
 void exchange(MemoryConn& conn) {
   REQUIRE(write_all(*conn.server, "ping"));
   REQUIRE(read_exact(*conn.client, 4) == "ping");

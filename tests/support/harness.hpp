@@ -141,6 +141,11 @@ void exchange(MemoryConn& conn);
 MemoryConn connect_memory(Version v, const ConfigTweak& tweak = {});
 MemoryConn connect_memory(std::shared_ptr<Context> client_ctx, std::shared_ptr<Context> server_ctx);
 
+// The client closes properly (its shutdown() sends close_notify: SENT, so
+// its session may be resumed), the server is marked closed too, and both
+// sockets are destroyed.
+void end_properly(MemoryConn& conn);
+
 // ---- outcomes -----------------------------------------------------------------
 
 // A call's return value together with last_error() read right after it, so
