@@ -256,9 +256,18 @@ bool prepare(const Config& c, detail::Prepared& out, std::string& message) {
                 "': its extendedKeyUsage does not allow serverAuth (TLS server)";
       return false;
     }
+    // What goes out is the leaf and its issuers in order, the same on every
+    // backend (docs/contract.md, "Who is on the other end"): GnuTLS sends a
+    // configured chain that way whatever the file's order.
+    std::vector<const detail::PemBlock*> certificates;
+    std::vector<std::span<const std::byte>> ders;
     for (const auto& block : blocks) {
       if (block.label != "CERTIFICATE") continue;
-      out.chain_pem += block.text;
+      certificates.push_back(&block);
+      ders.emplace_back(block.der);
+    }
+    for (const std::size_t i : detail::issuance_order(ders)) {
+      out.chain_pem += certificates[i]->text;
       out.chain_pem += '\n';
     }
   }

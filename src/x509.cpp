@@ -175,6 +175,8 @@ std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der
   if (issuer.tag != tag_sequence || subject.tag != tag_sequence) return std::nullopt;
   f.self_issued = issuer.whole.size() == subject.whole.size() &&
                   std::memcmp(issuer.whole.data(), subject.whole.data(), issuer.whole.size()) == 0;
+  f.subject = subject.whole;
+  f.issuer = issuer.whole;
   if (!read_common_name(subject.value, f.common_name)) return std::nullopt;
 
   while (!fields.empty()) {
@@ -202,6 +204,28 @@ std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der
     }
   }
   return f;
+}
+
+std::vector<std::size_t> issuance_order(const std::vector<std::span<const std::byte>>& ders) {
+  std::vector<std::optional<CertificateFacts>> facts;
+  facts.reserve(ders.size());
+  for (const auto& der : ders) facts.push_back(parse_certificate(der));
+  std::vector<std::size_t> order;
+  if (facts.empty() || !facts[0]) return order;
+  std::vector<bool> used(ders.size(), false);
+  std::size_t current = 0;
+  order.push_back(0);
+  used[0] = true;
+  while (!facts[current]->self_issued) {
+    std::size_t next = ders.size();
+    for (std::size_t i = 0; i < ders.size() && next == ders.size(); ++i)
+      if (!used[i] && facts[i] && std::ranges::equal(facts[i]->subject, facts[current]->issuer)) next = i;
+    if (next == ders.size()) break;
+    order.push_back(next);
+    used[next] = true;
+    current = next;
+  }
+  return order;
 }
 
 }  // namespace unitls::detail

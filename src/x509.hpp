@@ -44,9 +44,21 @@ struct CertificateFacts {
   bool eku_client = false;  // id-kp-clientAuth listed
   bool is_ca = false;       // basicConstraints cA = TRUE
   bool self_issued = false; // subject == issuer (byte for byte)
+  // The subject and issuer Names' DER: views into the der given to
+  // parse_certificate (valid as long as it is).
+  std::span<const std::byte> subject;
+  std::span<const std::byte> issuer;
 };
 
 // nullopt when der is not a certificate the parser understands.
 std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der);
+
+// A certificate chain as a stack sends it: the leaf (first of ders), then
+// the certificate that issued it, then that one's issuer, ... up to a
+// self-issued one or one whose issuer is not there; the certificates that
+// are not on that path are left out. Indices into ders; empty when the
+// first does not parse. (GnuTLS orders and prunes a configured chain this
+// way and cannot be told not to: every backend sends the same.)
+std::vector<std::size_t> issuance_order(const std::vector<std::span<const std::byte>>& ders);
 
 }  // namespace unitls::detail

@@ -31,6 +31,8 @@
 #   intermediate.pem/.key         an intermediate CA (CA:TRUE, pathlen 0) signed by ca
 #   intermediate_leaf.pem/.key    signed by intermediate
 #   intermediate_chain.pem        intermediate_leaf.pem followed by intermediate.pem
+#   unordered_chain.pem           intermediate_leaf.pem, ca.pem, other_ca.pem, intermediate.pem:
+#                                 out of order, with a certificate of no use in it
 #   eku_server_only.pem/.key      EKU serverAuth only
 #   eku_client_only.pem/.key      EKU clientAuth only
 #   eku_both.pem/.key             EKU serverAuth and clientAuth
@@ -148,6 +150,7 @@ issue intermediate ca "unitls intermediate CA" "basicConstraints=critical,CA:TRU
 keyUsage=critical,keyCertSign,cRLSign"
 leaf intermediate_leaf intermediate localhost DNS:localhost $both
 cat intermediate_leaf.pem intermediate.pem > intermediate_chain.pem
+cat intermediate_leaf.pem ca.pem other_ca.pem intermediate.pem > unordered_chain.pem
 leaf untrusted_client other_ca "unitls untrusted client" DNS:client.test clientAuth
 cat server.pem client.pem other_ca.pem > leaf_bundle.pem
 

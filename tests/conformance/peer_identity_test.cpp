@@ -204,3 +204,22 @@ TEST_CASE("native_handle() is the stack's object for the connection, from wrap()
     CHECK(conn.client->native_handle() != conn.server->native_handle());
   }
 }
+
+TEST_CASE("a server sends its leaf and the leaf's issuers in order, whatever the order of certificate_file") {
+  // unordered_chain.pem: the leaf, the root, an unrelated CA, the
+  // intermediate. Sent (every backend): leaf, intermediate, root.
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn conn = connect_memory(v, [](Config&, Config& server) {
+      server.certificate_file = cert_path("unordered_chain.pem");
+      server.private_key_file = cert_path("intermediate_leaf.key");
+    });
+    const std::vector<Certificate> chain = conn.client->peer_chain();
+    REQUIRE(chain.size() == 3);
+    CHECK(chain[0].subject == "CN=localhost");
+    CHECK(chain[0].issuer == "CN=unitls intermediate CA");
+    CHECK(chain[1].subject == "CN=unitls intermediate CA");
+    CHECK(chain[1].issuer == "CN=unitls test CA");
+    check_test_ca(chain[2]);
+  }
+}
