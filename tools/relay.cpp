@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -30,7 +32,27 @@ struct RelayOptions {
   unsigned short listen_port = 0;  // server: PORT
   int timeout_ms = -1;             // --timeout: -1 none
   bool ign_eof = false;            // --ign-eof
+  bool show_certs = false;         // --showcerts
 };
+
+// After the handshake, as `openssl s_client` says it: whether the peer's
+// certificate was verified, and with --showcerts the chain it sent.
+void print_peer(const unitls::SecureSocket& tls, bool verified, bool show_certs) {
+  if (verified) std::fprintf(stderr, "Verification: OK\n");
+  if (!show_certs) return;
+  const std::vector<unitls::Certificate> chain = tls.peer_chain();
+  std::fprintf(stderr, "Certificate chain (%zu)%s\n", chain.size(),
+               tls.session_reused() ? ", from the resumed session: the leaf alone" : "");
+  for (std::size_t i = 0; i < chain.size(); ++i) {
+    const unitls::Certificate& c = chain[i];
+    std::fprintf(stderr, " %zu s:%s\n   i:%s\n", i, c.subject.c_str(), c.issuer.c_str());
+    std::string names;
+    for (const auto& n : c.dns_names) names += (names.empty() ? "DNS:" : ", DNS:") + n;
+    for (const auto& n : c.ip_addresses) names += (names.empty() ? "IP:" : ", IP:") + n;
+    if (!names.empty()) std::fprintf(stderr, "   names: %s\n", names.c_str());
+    std::fprintf(stderr, "   serial: %s\n   sha256: %s\n", c.serial.c_str(), c.sha256_fingerprint.c_str());
+  }
+}
 
 // The options of both commands; the caller rejects those of the other role.
 std::vector<OptionSpec> relay_option_specs(RelayOptions* options) {
@@ -62,6 +84,7 @@ std::vector<OptionSpec> relay_option_specs(RelayOptions* options) {
                      return std::string();
                    }});
   specs.push_back({"--ign-eof", false, flag(&options->ign_eof)});
+  specs.push_back({"--showcerts", false, flag(&options->show_certs)});
   specs.push_back({"--no-require-close-notify", false, flag(&options->tls.no_require_close_notify)});
   specs.push_back({"--help", false, flag(&options->help)});
   specs.push_back({"-h", false, flag(&options->help)});
@@ -140,12 +163,16 @@ int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, i
   }
   bool stdout_open = true;
   bool connected = false;
+  // The socket, for the connected event (the Endpoint owns it from here).
+  const unitls::SecureSocket* peer = tls.get();
+  const bool verified = command == "client" ? !options.tls.no_verify : options.tls.verify_client;
   Endpoint::Events events;
   events.connected = [&](const Facts& facts) {
     connected = true;
     std::fprintf(stderr, "connected: %s %s alpn=%s backend=%s\n", facts.version.c_str(),
                  facts.cipher.c_str(), facts.alpn.empty() ? "-" : facts.alpn.c_str(),
                  facts.backend.c_str());
+    if (peer) print_peer(*peer, verified, options.show_certs);
   };
   events.data = [&](std::span<const std::byte> bytes) { write_stdout(bytes, stdout_open); };
   if (options.trace) {
