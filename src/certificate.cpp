@@ -88,9 +88,15 @@ std::optional<std::string> dotted_oid(std::span<const std::byte> v) {
   Decimal arc;
   bool first = true;
   bool at_start = true;
+  std::size_t arc_octets = 0;
   for (std::byte b : v) {
     if (at_start && octet(b) == 0x80) return std::nullopt;
     at_start = false;
+    // At most 20 octets (140 bits) an arc: the longest in use are the 128-bit
+    // UUID arcs under 2.25. Longer ones are refused, not converted: each
+    // octet costs a pass over the digits so far, and a peer's certificate
+    // could make one arc of its whole size (the CVE-2023-2650 class).
+    if (++arc_octets > 20) return std::nullopt;
     arc.times128_plus(octet(b) & 0x7f);
     if (octet(b) & 0x80) continue;
     if (first) {
@@ -103,6 +109,7 @@ std::optional<std::string> dotted_oid(std::span<const std::byte> v) {
     out += arc.text();
     arc = Decimal();
     at_start = true;
+    arc_octets = 0;
   }
   if (!at_start) return std::nullopt;  // the last subidentifier runs past the end
   return out;

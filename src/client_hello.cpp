@@ -51,15 +51,20 @@ bool read_alpn(Reader body, ClientHelloScan& scan) {
   return true;
 }
 
+// The first host_name entry counts (RFC 6066 3 allows one; OpenSSL takes
+// the first), an empty one included.
 bool read_server_name(Reader body, ClientHelloScan& scan) {
   Reader list{};
   if (!body.vector16(list) || body.left() != 0) return false;
+  bool seen = false;
   while (list.left() > 0) {
     std::size_t type = 0;
     Reader name{};
     if (!list.u8(type) || !list.vector16(name)) return false;
-    if (type == 0 && scan.server_name.empty())  // host_name
+    if (type == 0 && !seen) {  // host_name
       scan.server_name.assign(reinterpret_cast<const char*>(name.p), name.left());
+      seen = true;
+    }
   }
   return true;
 }

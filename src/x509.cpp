@@ -156,6 +156,24 @@ bool read_basic_constraints(std::span<const std::byte> value, CertificateFacts& 
   return true;
 }
 
+// Key identifiers, read leniently: they only order chains, and a certificate
+// that carries a damaged one is no less usable than before they were read.
+// SubjectKeyIdentifier ::= OCTET STRING.
+void read_subject_key_id(std::span<const std::byte> value, CertificateFacts& f) {
+  Der outer(value);
+  Tlv id;
+  if (outer.next(id) && id.tag == tag_octet_string) f.subject_key_id = id.value;
+}
+
+// AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT OCTET STRING OPTIONAL, ... }.
+void read_authority_key_id(std::span<const std::byte> value, CertificateFacts& f) {
+  Der outer(value);
+  Tlv seq, id;
+  if (!outer.next(seq) || seq.tag != tag_sequence) return;
+  Der fields(seq.value);
+  if (fields.next_if(0x80, id)) f.authority_key_id = id.value;
+}
+
 }  // namespace
 
 std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der) {
@@ -200,11 +218,23 @@ std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der
         ok = read_extended_key_usage(value.value, f);
       else if (oid_is(id, {0x55, 0x1d, 0x13}))
         ok = read_basic_constraints(value.value, f);
+      else if (oid_is(id, {0x55, 0x1d, 0x0e}))
+        read_subject_key_id(value.value, f);
+      else if (oid_is(id, {0x55, 0x1d, 0x23}))
+        read_authority_key_id(value.value, f);
       if (!ok) return std::nullopt;
     }
   }
   return f;
 }
+
+namespace {
+bool issued(const CertificateFacts& child, const CertificateFacts& parent) {
+  if (!std::ranges::equal(parent.subject, child.issuer)) return false;
+  return child.authority_key_id.empty() || parent.subject_key_id.empty() ||
+         std::ranges::equal(parent.subject_key_id, child.authority_key_id);
+}
+}  // namespace
 
 std::vector<std::size_t> issuance_order(const std::vector<std::span<const std::byte>>& ders) {
   std::vector<std::optional<CertificateFacts>> facts;
@@ -219,7 +249,7 @@ std::vector<std::size_t> issuance_order(const std::vector<std::span<const std::b
   while (!facts[current]->self_issued) {
     std::size_t next = ders.size();
     for (std::size_t i = 0; i < ders.size() && next == ders.size(); ++i)
-      if (!used[i] && facts[i] && std::ranges::equal(facts[i]->subject, facts[current]->issuer)) next = i;
+      if (!used[i] && facts[i] && issued(*facts[current], *facts[i])) next = i;
     if (next == ders.size()) break;
     order.push_back(next);
     used[next] = true;

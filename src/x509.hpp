@@ -48,6 +48,10 @@ struct CertificateFacts {
   // parse_certificate (valid as long as it is).
   std::span<const std::byte> subject;
   std::span<const std::byte> issuer;
+  // subjectKeyIdentifier and authorityKeyIdentifier's keyIdentifier (views
+  // too; empty when absent or unreadable: they only order chains).
+  std::span<const std::byte> subject_key_id;
+  std::span<const std::byte> authority_key_id;
 };
 
 // nullopt when der is not a certificate the parser understands.
@@ -56,9 +60,12 @@ std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der
 // A certificate chain as a stack sends it: the leaf (first of ders), then
 // the certificate that issued it, then that one's issuer, ... up to a
 // self-issued one or one whose issuer is not there; the certificates that
-// are not on that path are left out. Indices into ders; empty when the
-// first does not parse. (GnuTLS orders and prunes a configured chain this
-// way and cannot be told not to: every backend sends the same.)
+// are not on that path are left out. An issuer is the first certificate
+// whose subject is the issuer name byte for byte and, when both carry key
+// identifiers, whose subjectKeyIdentifier is the authorityKeyIdentifier (a
+// renewed intermediate under the same name). Indices into ders; empty when
+// the first does not parse. (GnuTLS orders and prunes a configured chain
+// this way and cannot be told not to: every backend sends the same.)
 std::vector<std::size_t> issuance_order(const std::vector<std::span<const std::byte>>& ders);
 
 }  // namespace unitls::detail

@@ -302,14 +302,19 @@ class GnuTlsEngine final : public Engine {
     return chain;
   }
   std::string requested_server_name() const override {
-    // This handshake's ClientHello (a resumption included). At most 255
-    // bytes: GnuTLS refuses a longer name as it parses the hello.
-    char name[256];
-    std::size_t size = sizeof name;
+    // This handshake's ClientHello (a resumption included), whatever its
+    // length: GnuTLS takes names of more than 255 bytes.
+    std::string name(256, '\0');
+    std::size_t size = name.size();
     unsigned type = 0;
-    if (gnutls_server_name_get(session_, name, &size, &type, 0) != GNUTLS_E_SUCCESS || type != GNUTLS_NAME_DNS)
-      return {};
-    return std::string(name, size);
+    int ret = gnutls_server_name_get(session_, name.data(), &size, &type, 0);
+    if (ret == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+      name.resize(size);
+      ret = gnutls_server_name_get(session_, name.data(), &size, &type, 0);
+    }
+    if (ret != GNUTLS_E_SUCCESS || type != GNUTLS_NAME_DNS) return {};
+    name.resize(std::min(size, name.size()));
+    return name;
   }
   void* native_handle() const override { return session_; }
 

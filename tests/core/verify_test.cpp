@@ -2,8 +2,10 @@
 // and the X.509 facts it reads (src/x509.hpp): no backend involved.
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "doctest.hpp"
 #include "verify.hpp"
@@ -38,8 +40,12 @@ std::vector<std::byte> der_of(const std::string& file) {
   return (*blocks)[0].der;
 }
 
+// The facts of a file's first certificate. Their views (subject, issuer,
+// key identifiers) point into the DER, so it is kept for the whole run.
 CertificateFacts facts_of(const std::string& file) {
-  auto facts = parse_certificate(der_of(file));
+  static std::vector<std::unique_ptr<std::vector<std::byte>>> kept;
+  kept.push_back(std::make_unique<std::vector<std::byte>>(der_of(file)));
+  auto facts = parse_certificate(*kept.back());
   REQUIRE(facts.has_value());
   return *facts;
 }
