@@ -599,6 +599,21 @@ TEST_CASE("types outside RFC 4514 section 3 are dotted OIDs with the value's DER
   CHECK(subject_of(name({{utf8(unhex("28"), "x")}})) == "1.0=#0C0178");
 }
 
+TEST_CASE("an object identifier arc of more than 20 octets makes the certificate undescribed, at once") {
+  // 20 octets (140 bits) still read; 21 do not. A peer could otherwise send
+  // one arc as long as its certificate: each octet costs a pass over the
+  // decimal digits so far (60 000 octets took minutes before the limit).
+  Bytes arc20(19, std::byte{0xff});
+  arc20.push_back(std::byte{0x7f});
+  CHECK(describe_certificate(with_subject(name({{utf8(cat({unhex("2a"), arc20}), "x")}}))).has_value());
+  Bytes arc21(20, std::byte{0xff});
+  arc21.push_back(std::byte{0x7f});
+  CHECK_FALSE(describe_certificate(with_subject(name({{utf8(cat({unhex("2a"), arc21}), "x")}}))).has_value());
+  Bytes huge(60000, std::byte{0xff});
+  huge.push_back(std::byte{0x7f});
+  CHECK_FALSE(describe_certificate(with_subject(name({{utf8(cat({unhex("2a"), huge}), "x")}}))).has_value());
+}
+
 TEST_CASE("a value that is not a string, or not valid for its string type, is written in hex") {
   CHECK(subject_of(name({{atv(cn_oid, 0x02, unhex("05"))}})) == "CN=#020105");  // INTEGER
   CHECK(subject_of(name({{atv(cn_oid, 0x04, raw("ab"))}})) == "CN=#04026162");  // OCTET STRING
