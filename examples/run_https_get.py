@@ -7,43 +7,28 @@ with close_notify (--close bidi); https_get must print the body and exit 0
 (a clean close), every time.
 """
 import os
-import re
 import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from unitls_server import UnitlsServer  # noqa: E402
 
 RESPONSE = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello from unitls\n"
 
 
 def run_once(https_get, unitls, certs, backend):
-    server = subprocess.Popen(
-        [unitls, "server", "0", "--backend", backend,
-         "--cert", os.path.join(certs, "server.pem"), "--key", os.path.join(certs, "server.key"),
-         "--timeout", "10000"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        line = server.stderr.readline().decode()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if not match:
-            return f"server did not listen: {line!r}"
-        # The response goes out right after the handshake; then stdin ends and
-        # the server closes (bidi): close_notify, then it waits for ours.
-        server.stdin.write(RESPONSE)
-        server.stdin.close()
+    with UnitlsServer(unitls, backend, os.path.join(certs, "server.pem"),
+                      os.path.join(certs, "server.key"), RESPONSE) as server:
+        if server.problem:
+            return server.problem
         client = subprocess.run(
-            [https_get, "127.0.0.1", match.group(1), os.path.join(certs, "ca.pem")],
+            [https_get, "127.0.0.1", server.port, os.path.join(certs, "ca.pem")],
             capture_output=True, timeout=30)
         if client.returncode != 0:
             return f"https_get exit {client.returncode}: {client.stderr.decode().strip()}"
         if b"hello from unitls" not in client.stdout:
             return f"https_get printed {client.stdout!r}"
-        rest = server.stderr.read().decode()
-        if server.wait(timeout=30) != 0:
-            return f"server exit {server.returncode}: {rest.strip()}"
-        return None
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        return server.finish()
 
 
 def main():

@@ -8,9 +8,10 @@ the facts the openssl command line reads from the same files; with
 --no-verify there is no "Verification: OK".
 """
 import os
-import re
 import subprocess
 import sys
+
+from unitls_server import UnitlsServer
 
 
 def openssl(pem, option):
@@ -24,19 +25,11 @@ def fingerprint(pem):
 
 
 def run_once(unitls, certs, backend, verify):
-    server = subprocess.Popen(
-        [unitls, "server", "0", "--backend", backend,
-         "--cert", os.path.join(certs, "server_chain.pem"), "--key", os.path.join(certs, "server.key"),
-         "--timeout", "10000"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        line = server.stderr.readline().decode()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if not match:
-            return f"server did not listen: {line!r}"
-        server.stdin.write(b"hello\n")
-        server.stdin.close()
-        args = [unitls, "client", "localhost:" + match.group(1), "--backend", backend, "--showcerts",
+    with UnitlsServer(unitls, backend, os.path.join(certs, "server_chain.pem"),
+                      os.path.join(certs, "server.key"), b"hello\n") as server:
+        if server.problem:
+            return server.problem
+        args = [unitls, "client", "localhost:" + server.port, "--backend", backend, "--showcerts",
                 "--timeout", "10000"]
         args += ["--cafile", os.path.join(certs, "ca.pem")] if verify else ["--no-verify"]
         client = subprocess.run(args, input=b"", capture_output=True, timeout=30)
@@ -62,14 +55,7 @@ def run_once(unitls, certs, backend, verify):
                 return f"no line {want!r} in:\n{err}"
         if ("Verification: OK" in lines) != verify:
             return f"'Verification: OK' {'missing' if verify else 'printed without verification'}:\n{err}"
-        server.stderr.read()
-        if server.wait(timeout=30) != 0:
-            return f"server exit {server.returncode}"
-        return None
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
+        return server.finish()
 
 
 def main():

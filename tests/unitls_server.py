@@ -1,0 +1,47 @@
+"""A `unitls server 0` (any free port) for the Python test drivers.
+
+    with UnitlsServer(unitls, backend, cert, key, stdin_bytes) as server:
+        if server.problem: ...          # it did not listen
+        ... connect to 127.0.0.1:server.port ...
+        problem = server.finish()       # None, or why it did not exit 0
+
+What it is given for stdin goes out right after the handshake; then stdin
+ends and the server closes (--close bidi: close_notify, then it waits for
+the peer's). A server still running when the block ends is killed.
+"""
+import re
+import subprocess
+
+
+class UnitlsServer:
+    def __init__(self, unitls, backend, cert, key, stdin_bytes, timeout_ms=10000):
+        self.process = subprocess.Popen(
+            [unitls, "server", "0", "--backend", backend, "--cert", cert, "--key", key,
+             "--timeout", str(timeout_ms)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._stdin_bytes = stdin_bytes
+        self.port = None
+        self.problem = None
+
+    def __enter__(self):
+        line = self.process.stderr.readline().decode()
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if not match:
+            self.problem = f"server did not listen: {line!r}"
+            return self
+        self.port = match.group(1)
+        self.process.stdin.write(self._stdin_bytes)
+        self.process.stdin.close()
+        return self
+
+    def finish(self, timeout=30):
+        rest = self.process.stderr.read().decode()
+        if self.process.wait(timeout=timeout) != 0:
+            return f"server exit {self.process.returncode}: {rest.strip()}"
+        return None
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        return False
