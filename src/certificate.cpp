@@ -435,9 +435,15 @@ std::optional<Certificate> describe_certificate(std::span<const std::byte> der) 
   c.serial = std::move(*serial_hex);
   c.not_before = *from;
   c.not_after = *until;
-  append_hex(c.sha256_fingerprint, sha256(der), lower_hex);
+  c.sha256_fingerprint = sha256_fingerprint(der);
   c.der.assign(der.begin(), der.end());
   return c;
+}
+
+std::string sha256_fingerprint(std::span<const std::byte> der) {
+  std::string hex;
+  append_hex(hex, sha256(der), lower_hex);
+  return hex;
 }
 
 }  // namespace unitls::detail

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <string>
 
 #include <unitls/certificate.hpp>
 
@@ -16,5 +17,8 @@ namespace unitls::detail {
 // missing or of the wrong type, a validity time not in the form RFC 5280
 // 4.1.2.5 prescribes. Never reads outside der.
 std::optional<Certificate> describe_certificate(std::span<const std::byte> der);
+
+// Certificate::sha256_fingerprint of der: lower-case hex of its SHA-256.
+std::string sha256_fingerprint(std::span<const std::byte> der);
 
 }  // namespace unitls::detail

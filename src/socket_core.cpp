@@ -1,7 +1,6 @@
 #include "socket_core.hpp"
 
 #include "certificate.hpp"
-#include "sha256.hpp"
 
 #include <poll.h>
 
@@ -410,11 +409,7 @@ namespace {
 Certificate described(std::vector<std::byte> der) {
   if (auto c = describe_certificate(der)) return std::move(*c);
   Certificate c;
-  static constexpr char hex[] = "0123456789abcdef";
-  for (const std::byte b : sha256(der)) {
-    c.sha256_fingerprint += hex[static_cast<unsigned>(b) >> 4];
-    c.sha256_fingerprint += hex[static_cast<unsigned>(b) & 15];
-  }
+  c.sha256_fingerprint = sha256_fingerprint(der);
   c.der = std::move(der);
   return c;
 }
