@@ -1,5 +1,7 @@
 #include "client_hello.hpp"
 
+#include <string>
+
 namespace unitls::detail {
 
 namespace {
@@ -51,23 +53,64 @@ bool read_alpn(Reader body, ClientHelloScan& scan) {
   return true;
 }
 
-// The first host_name entry counts (RFC 6066 3 allows one; OpenSSL takes
-// the first), an empty one included.
-bool read_server_name(Reader body, ClientHelloScan& scan) {
+bool host_name_byte(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+}
+
+class HelloCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "unitls.hello"; }
+  std::string message(int value) const override {
+    switch (static_cast<HelloFault>(value)) {
+      case HelloFault::none: return "no fault";
+      case HelloFault::server_name_malformed:
+        return "the ClientHello's server_name extension is malformed or does not start with a host_name";
+      case HelloFault::server_name_refused:
+        return "the ClientHello's server name is not a host name (over 255 bytes, or a byte other than "
+               "a letter, a digit, '-' or '.')";
+    }
+    return "unknown ClientHello fault " + std::to_string(value);
+  }
+};
+
+constinit const HelloCategory hello_category_instance;
+
+}  // namespace
+
+const std::error_category& hello_category() noexcept { return hello_category_instance; }
+
+// ServerNameList <1..2^16-1> of {NameType, opaque HostName<1..2^16-1>}: one
+// entry, a host_name (RFC 6066 3 defines no other type; OpenSSL refuses a
+// list of more than one entry, or of another type, with decode_error and
+// cannot be told otherwise).
+ServerNameVerdict judge_server_name(std::span<const unsigned char> extension_body) {
+  constexpr std::size_t max_host_name = 255;
+  ServerNameVerdict verdict;
+  verdict.fault = HelloFault::server_name_malformed;
+  Reader body{extension_body.data(), extension_body.data() + extension_body.size()};
   Reader list{};
-  if (!body.vector16(list) || body.left() != 0) return false;
-  bool seen = false;
-  while (list.left() > 0) {
-    std::size_t type = 0;
-    Reader name{};
-    if (!list.u8(type) || !list.vector16(name)) return false;
-    if (type == 0 && !seen) {  // host_name
-      scan.server_name.assign(reinterpret_cast<const char*>(name.p), name.left());
-      seen = true;
+  std::size_t type = 0;
+  Reader name{};
+  if (!body.vector16(list) || body.left() != 0 || !list.u8(type) || !list.vector16(name) ||
+      list.left() != 0 || name.left() == 0)
+    return verdict;
+  if (type != 0) return verdict;  // not a host_name
+  if (name.left() > max_host_name) {
+    verdict.fault = HelloFault::server_name_refused;
+    return verdict;
+  }
+  for (const unsigned char* c = name.p; c != name.end; ++c) {
+    if (!host_name_byte(*c)) {
+      verdict.fault = HelloFault::server_name_refused;
+      return verdict;
     }
   }
-  return true;
+  verdict.fault = HelloFault::none;
+  verdict.name.assign(reinterpret_cast<const char*>(name.p), name.left());
+  return verdict;
 }
+
+namespace {
 
 // The body of a complete ClientHello.
 bool read_hello(Reader r, ClientHelloScan& scan) {
@@ -84,7 +127,12 @@ bool read_hello(Reader r, ClientHelloScan& scan) {
     Reader body{};
     if (!extensions.u16(type) || !extensions.vector16(body)) return false;
     if (type == ext_alpn && !read_alpn(body, scan)) return false;
-    if (type == ext_server_name && !read_server_name(body, scan)) return false;
+    if (type == ext_server_name) {
+      // Judged, never malformed for the scan: the fault is the core's answer.
+      ServerNameVerdict verdict = judge_server_name(std::span<const unsigned char>(body.p, body.left()));
+      scan.server_name = std::move(verdict.name);
+      scan.server_name_fault = verdict.fault;
+    }
   }
   return true;
 }
@@ -123,13 +171,6 @@ ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_
     scan.state = ClientHelloScan::State::complete;
     return scan;
   }
-}
-
-std::string sni_host_name(std::span<const unsigned char> extension_body) {
-  ClientHelloScan scan;
-  if (!read_server_name(Reader{extension_body.data(), extension_body.data() + extension_body.size()}, scan))
-    return {};
-  return scan.server_name;
 }
 
 }  // namespace unitls::detail

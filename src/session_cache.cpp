@@ -67,7 +67,7 @@ void SessionLedger::end(bool closed_properly) {
 }
 
 void ServerSessionStore::store(std::span<const unsigned char> id, std::span<const unsigned char> session,
-                               std::shared_ptr<void> native) {
+                               std::shared_ptr<void> native, std::string_view server_name) {
   if (id.empty() || (session.empty() && !native)) return;
   auto copy = std::make_shared<const StoredSession>(
       StoredSession{SessionBytes(session.begin(), session.end()), std::move(native)});
@@ -82,7 +82,7 @@ void ServerSessionStore::store(std::span<const unsigned char> id, std::span<cons
   if (order_.size() > 2 * capacity) {  // ids removed long ago
     std::erase_if(order_, [&](const std::string& k) { return !entries_.contains(k); });
   }
-  entries_[key] = Entry{std::move(copy), now + lifetime};
+  entries_[key] = Entry{std::move(copy), now + lifetime, std::string(server_name)};
   order_.push_back(std::move(key));
 }
 
@@ -94,7 +94,8 @@ std::string_view key_of(std::span<const unsigned char> id) {
 }
 }  // namespace
 
-std::shared_ptr<const StoredSession> ServerSessionStore::find(std::span<const unsigned char> id) {
+std::shared_ptr<const StoredSession> ServerSessionStore::find(std::span<const unsigned char> id,
+                                                              std::string_view server_name) {
   const std::string_view key = key_of(id);
   std::lock_guard lock(mutex_);
   auto it = entries_.find(key);
@@ -103,6 +104,8 @@ std::shared_ptr<const StoredSession> ServerSessionStore::find(std::span<const un
     entries_.erase(it);
     return nullptr;
   }
+  // Byte for byte, as GnuTLS compares them on its own.
+  if (it->second.server_name != server_name) return nullptr;
   return it->second.session;
 }
 

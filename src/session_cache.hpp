@@ -16,6 +16,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine.hpp"
@@ -95,10 +96,14 @@ class ServerSessionStore {
   static constexpr std::size_t capacity = 20480;  // OpenSSL's default
   static constexpr std::chrono::seconds lifetime{7200};
 
+  // server_name: the SNI host_name of the handshake that made the session
+  // ("" none).
   void store(std::span<const unsigned char> id, std::span<const unsigned char> session,
-             std::shared_ptr<void> native = nullptr);
-  // The session stored under id (null: none, or expired).
-  std::shared_ptr<const StoredSession> find(std::span<const unsigned char> id);
+             std::shared_ptr<void> native, std::string_view server_name);
+  // The session stored under id for a ClientHello naming server_name (null:
+  // none, expired, or made under another name: RFC 6066 3 forbids resuming
+  // it, docs/contract.md "Server names").
+  std::shared_ptr<const StoredSession> find(std::span<const unsigned char> id, std::string_view server_name);
   void remove(std::span<const unsigned char> id);
   std::size_t size() const;
 
@@ -106,6 +111,7 @@ class ServerSessionStore {
   struct Entry {
     std::shared_ptr<const StoredSession> session;
     std::chrono::steady_clock::time_point expires;
+    std::string server_name;
   };
   mutable std::mutex mutex_;
   // Keyed by the ID's bytes (as a string: ordered, hashed and compared by

@@ -20,6 +20,7 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "client_hello.hpp"
 #include "engine.hpp"
 #include "session_cache.hpp"
 #include "verify.hpp"
@@ -263,9 +264,12 @@ class GnuTlsEngine final : public Engine {
     return {id.data, id.size};
   }
 
-  // The session-ID cache (gnutls_db_set_*): the core's ServerSessionStore.
-  static gnutls_datum_t db_find(void* store, gnutls_datum_t key) {
-    const auto found = static_cast<ServerSessionStore*>(store)->find(std::span<const unsigned char>(key.data, key.size));
+  // The session-ID cache (gnutls_db_set_*, with the engine as its pointer):
+  // the core's ServerSessionStore.
+  static gnutls_datum_t db_find(void* engine, gnutls_datum_t key) {
+    const auto* self = static_cast<GnuTlsEngine*>(engine);
+    const auto found = self->context_->server_sessions_->find(std::span<const unsigned char>(key.data, key.size),
+                                                              self->requested_name_);
     gnutls_datum_t out{};
     if (!found || found->bytes.empty()) return out;
     const SessionBytes* bytes = &found->bytes;
@@ -275,13 +279,16 @@ class GnuTlsEngine final : public Engine {
     out.size = static_cast<unsigned>(bytes->size());
     return out;
   }
-  static int db_store(void* store, gnutls_datum_t key, gnutls_datum_t data) {
-    static_cast<ServerSessionStore*>(store)->store(std::span<const unsigned char>(key.data, key.size),
-                                                   std::span<const unsigned char>(data.data, data.size));
+  static int db_store(void* engine, gnutls_datum_t key, gnutls_datum_t data) {
+    const auto* self = static_cast<GnuTlsEngine*>(engine);
+    self->context_->server_sessions_->store(std::span<const unsigned char>(key.data, key.size),
+                                            std::span<const unsigned char>(data.data, data.size), nullptr,
+                                            self->requested_name_);
     return 0;
   }
-  static int db_remove(void* store, gnutls_datum_t key) {
-    static_cast<ServerSessionStore*>(store)->remove(std::span<const unsigned char>(key.data, key.size));
+  static int db_remove(void* engine, gnutls_datum_t key) {
+    static_cast<GnuTlsEngine*>(engine)->context_->server_sessions_->remove(
+        std::span<const unsigned char>(key.data, key.size));
     return 0;
   }
 
@@ -301,21 +308,7 @@ class GnuTlsEngine final : public Engine {
     }
     return chain;
   }
-  std::string requested_server_name() const override {
-    // This handshake's ClientHello (a resumption included), whatever its
-    // length: GnuTLS takes names of more than 255 bytes.
-    std::string name(256, '\0');
-    std::size_t size = name.size();
-    unsigned type = 0;
-    int ret = gnutls_server_name_get(session_, name.data(), &size, &type, 0);
-    if (ret == GNUTLS_E_SHORT_MEMORY_BUFFER) {
-      name.resize(size);
-      ret = gnutls_server_name_get(session_, name.data(), &size, &type, 0);
-    }
-    if (ret != GNUTLS_E_SUCCESS || type != GNUTLS_NAME_DNS) return {};
-    name.resize(std::min(size, name.size()));
-    return name;
-  }
+  std::string requested_server_name() const override { return requested_name_; }
   void* native_handle() const override { return session_; }
 
   void end(bool) override {}
@@ -345,6 +338,28 @@ class GnuTlsEngine final : public Engine {
     if (incoming) static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session))->ticket_received_ = true;
     return 0;
   }
+  // gnutls_handshake_set_hook_function (server): each ClientHello, before
+  // GnuTLS reads it. The server name is the core's to judge
+  // (docs/contract.md, "Server names"): GnuTLS refuses fewer names than the
+  // rule (longer than 255 bytes, a first entry that is not a host_name) and
+  // would answer them with its own alerts.
+  static int on_client_hello(gnutls_session_t session, unsigned, unsigned, unsigned incoming,
+                             const gnutls_datum_t* msg) {
+    if (!incoming || !msg) return 0;
+    auto* self = static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session));
+    self->requested_name_.clear();
+    (void)gnutls_ext_raw_parse(self, &GnuTlsEngine::on_hello_extension, msg,
+                               GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
+    return self->hello_fault_ == HelloFault::none ? 0 : GNUTLS_E_RECEIVED_DISALLOWED_NAME;
+  }
+  static int on_hello_extension(void* ctx, unsigned type, const unsigned char* data, unsigned size) {
+    if (type != 0) return 0;  // server_name
+    auto* self = static_cast<GnuTlsEngine*>(ctx);
+    ServerNameVerdict verdict = judge_server_name(std::span<const unsigned char>(data, size));
+    self->hello_fault_ = verdict.fault;
+    self->requested_name_ = std::move(verdict.name);
+    return 0;
+  }
   // Off the path where bytes move (the callbacks then need a smaller frame).
   [[gnu::noinline]] int would_block_or_failed();
 
@@ -356,6 +371,8 @@ class GnuTlsEngine final : public Engine {
   bool handshake_done_ = false;
   bool ticket_pending_ = false;  // TLS 1.3 client: no NewSessionTicket seen yet
   bool ticket_received_ = false; // TLS 1.2 client: the server sent a NewSessionTicket
+  std::string requested_name_;   // server: this handshake's SNI host_name
+  HelloFault hello_fault_ = HelloFault::none;  // server: the core refused the ClientHello's server_name
   unsigned verify_status_ = 0;   // gnutls_certificate_status_t of a rejected peer certificate
   SessionSink* sessions_;        // client with the session cache: where new sessions go
 };
@@ -372,6 +389,8 @@ void GnuTlsEngine::export_session() {
 
 // Maps a fatal result.
 Result GnuTlsEngine::translate(int ret, Op op) {
+  if (hello_fault_ != HelloFault::none) [[unlikely]]
+    return Result::answer(errc::protocol_error, make_error_code(hello_fault_), static_cast<int>(hello_fault_));
   switch (ret) {
     case GNUTLS_E_PUSH_ERROR:
     case GNUTLS_E_PULL_ERROR:
@@ -573,10 +592,12 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   if (c.role_ == Role::server) {
     // TLS 1.3: stateless tickets (GnuTLS has no other kind).
     if (gnutls_session_ticket_enable_server(session_, &c.ticket_key_) != GNUTLS_E_SUCCESS) return false;
-    gnutls_db_set_ptr(session_, c.server_sessions_.get());
+    gnutls_db_set_ptr(session_, this);
     gnutls_db_set_retrieve_function(session_, &GnuTlsEngine::db_find);
     gnutls_db_set_store_function(session_, &GnuTlsEngine::db_store);
     gnutls_db_set_remove_function(session_, &GnuTlsEngine::db_remove);
+    gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
+                                       &GnuTlsEngine::on_client_hello);
     if (c.verify_peer_) {
       gnutls_certificate_server_set_request(session_, GNUTLS_CERT_REQUIRE);
       gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);

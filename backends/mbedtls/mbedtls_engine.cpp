@@ -217,6 +217,22 @@ class MbedTlsEngine;
 
 // ---- the context --------------------------------------------------------------
 
+// The server name of the handshake this thread is stepping (the session
+// cache's callbacks get no connection: mbedtls_ssl_conf_session_cache), for
+// the core's rule that a session resumes only under the name it was made
+// with (docs/contract.md, "Server names").
+thread_local const std::string* stepping_name = nullptr;
+
+struct SteppingServer {
+  explicit SteppingServer(const std::string& name) : saved(stepping_name) { stepping_name = &name; }
+  ~SteppingServer() { stepping_name = saved; }
+  SteppingServer(const SteppingServer&) = delete;
+  SteppingServer& operator=(const SteppingServer&) = delete;
+  const std::string* saved;
+};
+
+std::string_view stepping_server_name() { return stepping_name ? std::string_view(*stepping_name) : std::string_view(); }
+
 class MbedTlsContext final : public BackendContext,
                              public ContextFacts {
  public:
@@ -274,14 +290,15 @@ class MbedTlsContext final : public BackendContext,
     SessionBytes bytes(len);
     if (len == 0 || mbedtls_ssl_session_save(session, bytes.data(), bytes.size(), &len) != 0) return 1;
     static_cast<ServerSessionStore*>(store)->store(std::span<const unsigned char>(session->id, session->id_len),
-                                                   std::span<const unsigned char>(bytes.data(), len));
+                                                   std::span<const unsigned char>(bytes.data(), len), nullptr,
+                                                   stepping_server_name());
     return 0;
   }
   // session: the one being negotiated, with the ID the client offered;
   // filled in when the ID is known (as mbedtls_ssl_cache_get does).
   static int find_session(void* store, mbedtls_ssl_session* session) {
-    const auto stored =
-        static_cast<ServerSessionStore*>(store)->find(std::span<const unsigned char>(session->id, session->id_len));
+    const auto stored = static_cast<ServerSessionStore*>(store)->find(
+        std::span<const unsigned char>(session->id, session->id_len), stepping_server_name());
     if (!stored) return 1;
     const SessionBytes* bytes = &stored->bytes;
     Session found;
@@ -392,14 +409,6 @@ class MbedTlsEngine final : public Engine {
   std::string requested_server_name() const override { return requested_name_; }
   void* native_handle() const override { return const_cast<mbedtls_ssl_context*>(&ssl_); }
 
-  // f_sni (server): mbedTLS parses the server_name extension only when it
-  // has this callback; the name points into its input buffer, so it is
-  // copied now. Never refuses (nonzero would send unrecognized_name).
-  static int on_sni(void*, mbedtls_ssl_context* ssl, const unsigned char* name, std::size_t len) {
-    static_cast<MbedTlsEngine*>(ssl->p_bio)->requested_name_.assign(reinterpret_cast<const char*>(name), len);
-    return 0;
-  }
-
   void send_alert(std::uint8_t description) override;
   void end(bool) override {}
 
@@ -430,7 +439,7 @@ class MbedTlsEngine final : public Engine {
   MbedTlsContext* context_;
   Wire& wire_;
   mbedtls_ssl_context ssl_;
-  bool set_up_ = false;       // mbedtls_ssl_setup done (a server with ALPN waits for the hello)
+  bool set_up_ = false;       // mbedtls_ssl_setup done (a server waits for the hello)
   bool sent_ = false;         // mbedTLS wrote (or tried to) during the current step
   bool handshake_done_ = false;
   bool full_handshake_ = false;       // a Certificate message was due: no resumption
@@ -450,7 +459,7 @@ bool MbedTlsEngine::setup(const mbedtls_ssl_config* conf) {
 
 bool MbedTlsEngine::init(const StoredSession* offer) {
   MbedTlsContext& c = *context_;
-  if (c.role_ == Role::server) return c.alpn_.empty() ? setup(&c.conf_) : true;
+  if (c.role_ == Role::server) return true;  // read_client_hello sets it up
 
   if (!setup(&c.conf_)) return false;
   // Without a host name mbedTLS checks no name; verify_leaf checks every name.
@@ -472,22 +481,35 @@ void MbedTlsEngine::export_session() {
   sessions_->session_made({}, std::move(session));
 }
 
-// mbedTLS 2.28 answers a client that shares no ALPN protocol with the server
-// with a fatal no_application_protocol alert (ssl_parse_alpn_ext). RFC 7301
-// 3.2 allows that, but OpenSSL and GnuTLS servers here go on without ALPN,
-// and so must we. A server with ALPN therefore gathers the ClientHello from
-// the transport before mbedTLS sees it (the core's scan_client_hello), then
-// sets ssl_ up with the configuration that fits it: without ALPN when there
-// is no overlap (mbedTLS ignores the client's extension then). The bytes are given to mbedTLS
-// unchanged (the handshake transcript covers them).
+// A server gathers the ClientHello from the transport before mbedTLS sees
+// it (the core's scan_client_hello), for two things mbedTLS does its own way:
+// - the server name is the core's to judge (docs/contract.md, "Server
+//   names"): mbedTLS takes any bytes, and could only answer a refused name
+//   with unrecognized_name, never decode_error. mbedTLS is given no f_sni
+//   callback, so it ignores the extension; the name comes from the scan.
+// - mbedTLS 2.28 answers a client that shares no ALPN protocol with the
+//   server with a fatal no_application_protocol alert (ssl_parse_alpn_ext).
+//   RFC 7301 3.2 allows that, but OpenSSL and GnuTLS servers here go on
+//   without ALPN, and so must we: ssl_ is set up with the configuration that
+//   fits the hello, without ALPN when there is no overlap (mbedTLS ignores
+//   the client's extension then).
+// The bytes are given to mbedTLS unchanged (the handshake transcript covers
+// them).
 Result MbedTlsEngine::read_client_hello() {
   const MbedTlsContext& c = *context_;
   for (;;) {
     const ClientHelloScan scan = scan_client_hello(ahead_, MBEDTLS_SSL_IN_CONTENT_LEN);
     if (scan.state != ClientHelloScan::State::need_more) {
+      if (scan.server_name_fault != HelloFault::none) {
+        // Set up all the same: the core sends the alert through ssl_.
+        if (!setup(&c.conf_)) return Result::fail(errc::protocol_error, mbedtls_code(MBEDTLS_ERR_SSL_ALLOC_FAILED));
+        return Result::answer(errc::protocol_error, make_error_code(scan.server_name_fault),
+                              static_cast<int>(scan.server_name_fault));
+      }
+      requested_name_ = scan.server_name;
       // Anything malformed or without the extension: with ALPN, and mbedTLS
       // decides (it ignores a missing extension, and rejects a bad hello).
-      bool with_alpn = scan.state == ClientHelloScan::State::malformed || !scan.has_alpn;
+      bool with_alpn = c.alpn_.empty() || scan.state == ClientHelloScan::State::malformed || !scan.has_alpn;
       for (const auto& offered : scan.alpn)
         with_alpn = with_alpn || std::find(c.alpn_.begin(), c.alpn_.end(), offered) != c.alpn_.end();
       if (!setup(with_alpn ? &c.conf_ : &c.conf_no_alpn_))
@@ -515,6 +537,7 @@ Result MbedTlsEngine::handshake() {
   // mbedTLS 2.28 has no "session reused" call, and a resumed handshake (RFC
   // 5246 7.3) goes from ServerHello straight to ChangeCipherSpec, never
   // through the server's Certificate, on both sides.
+  const SteppingServer stepping(requested_name_);
   while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
     // A client reads a NewSessionTicket only when the ServerHello announced one.
@@ -815,7 +838,6 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
     // Session-ID resumption (RFC 5246 7.4.1.2) from the core's store.
     mbedtls_ssl_conf_session_cache(conf, server_sessions_.get(), &MbedTlsContext::find_session,
                                    &MbedTlsContext::store_session);
-    mbedtls_ssl_conf_sni(conf, &MbedTlsEngine::on_sni, nullptr);
   } else {
     mbedtls_ssl_conf_authmode(conf,
                               verify_peer_ ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);

@@ -288,8 +288,11 @@ class OpenSslEngine final : public Engine {
   void* native_handle() const override { return ssl_; }
   // Server, from the ClientHello callback: SSL_get_servername would give
   // nothing, or the original session's name, on a resumption.
-  static void hello_server_name(const SSL* ssl, std::string name) {
-    if (OpenSslEngine* engine = of(ssl)) engine->requested_name_ = std::move(name);
+  static void hello_server_name(const SSL* ssl, ServerNameVerdict verdict) {
+    if (OpenSslEngine* engine = of(ssl)) {
+      engine->requested_name_ = std::move(verdict.name);
+      engine->hello_fault_ = verdict.fault;
+    }
   }
   std::size_t pending() const override {
     const int n = SSL_pending(ssl_);
@@ -332,7 +335,7 @@ class OpenSslEngine final : public Engine {
     if (ServerSessionStore* store = self->context_->server_sessions_.get()) {
       unsigned id_len = 0;
       const unsigned char* id = SSL_SESSION_get_id(session, &id_len);
-      store->store(std::span<const unsigned char>(id, id_len), {}, shared(session));
+      store->store(std::span<const unsigned char>(id, id_len), {}, shared(session), self->requested_name_);
     }
     return 0;
   }
@@ -352,9 +355,10 @@ class OpenSslEngine final : public Engine {
   // SSL_CTX_sess_set_get_cb (server): a session ID the client offered.
   static SSL_SESSION* find_session(SSL* ssl, const unsigned char* id, int len, int* copy) {
     *copy = 0;  // the reference returned is OpenSSL's
-    const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
-    if (!context || len <= 0) return nullptr;
-    const auto found = context->server_sessions_->find(std::span<const unsigned char>(id, static_cast<std::size_t>(len)));
+    const OpenSslEngine* self = of(ssl);
+    if (!self || len <= 0) return nullptr;
+    const auto found = self->context_->server_sessions_->find(
+        std::span<const unsigned char>(id, static_cast<std::size_t>(len)), self->requested_name_);
     // Shared between the connections that resume it, as in OpenSSL's own
     // cache; OpenSSL gets a reference of its own.
     return found ? session_of(*found) : nullptr;
@@ -421,6 +425,7 @@ class OpenSslEngine final : public Engine {
   std::size_t poison_offset_ = 0;     // of poison_record, once the flood is seen
   SessionSink* sessions_;             // client with the session cache: where new sessions go
   std::string requested_name_;        // server: this handshake's SNI host_name
+  HelloFault hello_fault_ = HelloFault::none;  // server: the core refused the ClientHello's server_name
 };
 
 
@@ -478,6 +483,9 @@ Result OpenSslEngine::translate(int ret, Op op) {
       return Result::of(Status::eof, ssl_error_code(err));
     case SSL_ERROR_SSL: {
       if (q.unexpected_eof) return Result::of(Status::eof);
+      // The ClientHello callback refused the server name (OpenSSL sent the
+      // alert the callback named).
+      if (hello_fault_ != HelloFault::none) return Result::fail(errc::protocol_error, make_error_code(hello_fault_));
       if (op == Op::handshake) {
         const long verify = SSL_get_verify_result(ssl_);
         if ((SSL_get_verify_mode(ssl_) & SSL_VERIFY_PEER) && verify != X509_V_OK)
@@ -708,11 +716,11 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_NOACK;
 }
 
-// SSL_CTX_set_client_hello_cb (server): a connection that will be TLS 1.2
+// SSL_CTX_set_client_hello_cb (server): the server name judged; a connection that will be TLS 1.2
 // gets no session ticket (SSL_OP_NO_TICKET on it alone: on the context it
 // would also make TLS 1.3 tickets stateful). TLS 1.3 is what it will be when
 // this server allows it and the client offers it (supported_versions).
-int on_client_hello(SSL* ssl, int*, void*) {
+int on_client_hello(SSL* ssl, int* alert, void*) {
   bool tls13 = false;
   const unsigned char* ext = nullptr;
   std::size_t len = 0;
@@ -723,9 +731,17 @@ int on_client_hello(SSL* ssl, int*, void*) {
       tls13 = tls13 || (ext[i] == 0x03 && ext[i + 1] == 0x04);
   }
   if (!tls13) SSL_set_options(ssl, SSL_OP_NO_TICKET);
-  OpenSslEngine::hello_server_name(ssl, SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1
-                                             ? sni_host_name(std::span<const unsigned char>(ext, len))
-                                             : std::string());
+  // The server name by the core's rule (docs/contract.md, "Server names"),
+  // before OpenSSL's own (it refuses fewer names).
+  ServerNameVerdict verdict;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1)
+    verdict = judge_server_name(std::span<const unsigned char>(ext, len));
+  const HelloFault fault = verdict.fault;
+  OpenSslEngine::hello_server_name(ssl, std::move(verdict));
+  if (fault != HelloFault::none) {
+    *alert = static_cast<int>(fault);
+    return SSL_CLIENT_HELLO_ERROR;
+  }
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 

@@ -22,6 +22,7 @@
 #include <functional>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -773,4 +774,167 @@ TEST_CASE("the handshake takes no bytes from the transport past the records it n
   CHECK(left > 0);
   CHECK(left < with_data);
   CHECK(read_exact(*conn.client, 5) == "after");
+}
+
+// ---- the server name a ClientHello carries (docs/contract.md, "Server names") ------
+
+namespace {
+
+// The first flight of a client from `context` (a ClientHello: one record),
+// with the body of its server_name extension replaced by `sni` (added when
+// the client sent none; left out when sni is nullopt). Without a PSK binder over the bytes changed: a
+// fresh client, or a TLS 1.2 one offering a session ID.
+Bytes hello_with_server_name(Context& context, const std::optional<Bytes>& sni) {
+  MemoryPair pair = make_memory_pair();
+  auto client = context.wrap(std::move(pair.client));
+  REQUIRE(outcome(*client, client->handshake()) == failure(errc::want_read));
+  const Bytes flight = drain(*pair.server);
+  const Records records = split_records(flight);
+  REQUIRE(records.trailing == 0);
+  REQUIRE(records.complete.size() == 1);
+  const Bytes& msg = records.complete.front().body;
+  REQUIRE(msg.size() > 4);
+  REQUIRE(std::to_integer<unsigned>(msg[0]) == 1);  // client_hello
+  const auto u8 = [&](std::size_t i) { return std::to_integer<std::size_t>(msg.at(i)); };
+  const auto u16 = [&](std::size_t i) { return u8(i) << 8 | u8(i + 1); };
+  std::size_t pos = 4 + 2 + 32;      // header, legacy_version, random
+  pos += 1 + u8(pos);                // legacy_session_id
+  pos += 2 + u16(pos);               // cipher_suites
+  pos += 1 + u8(pos);                // legacy_compression_methods
+  const std::size_t ext_end = pos + 2 + u16(pos);
+  REQUIRE(ext_end == msg.size());
+  Bytes extensions;
+  const auto add = [&](std::size_t type, const Bytes& body) {
+    extensions = extensions + bytes_of({static_cast<unsigned>(type >> 8), static_cast<unsigned>(type & 0xff),
+                                        static_cast<unsigned>(body.size() >> 8),
+                                        static_cast<unsigned>(body.size() & 0xff)}) + body;
+  };
+  if (sni) add(0, *sni);  // first: a server reads it before anything else anyway
+  for (std::size_t at = pos + 2; at < ext_end;) {
+    const std::size_t type = u16(at), len = u16(at + 2);
+    if (type != 0) add(type, Bytes(msg.begin() + static_cast<std::ptrdiff_t>(at + 4),
+                                   msg.begin() + static_cast<std::ptrdiff_t>(at + 4 + len)));
+    at += 4 + len;
+  }
+  Bytes body(msg.begin() + 4, msg.begin() + static_cast<std::ptrdiff_t>(pos));
+  body = body + bytes_of({static_cast<unsigned>(extensions.size() >> 8),
+                          static_cast<unsigned>(extensions.size() & 0xff)}) + extensions;
+  const Bytes hello = bytes_of({1, static_cast<unsigned>(body.size() >> 16), static_cast<unsigned>((body.size() >> 8) & 0xff),
+                                static_cast<unsigned>(body.size() & 0xff)}) + body;
+  return record(handshake, hello, records.complete.front().version);
+}
+
+Bytes hello_with_server_name(Version v, const Bytes& sni) {
+  std::error_code ec;
+  auto context = Context::create(client_config(v), ec);
+  REQUIRE(context != nullptr);
+  return hello_with_server_name(*context, sni);
+}
+
+// A server_name extension body: ServerNameList of (type, name) entries.
+Bytes server_name_list(std::initializer_list<std::pair<unsigned, std::string_view>> entries) {
+  Bytes list;
+  for (const auto& [type, name] : entries) {
+    list = list + bytes_of({type, static_cast<unsigned>(name.size() >> 8), static_cast<unsigned>(name.size() & 0xff)});
+    for (char c : name) list.push_back(static_cast<std::byte>(c));
+  }
+  return bytes_of({static_cast<unsigned>(list.size() >> 8), static_cast<unsigned>(list.size() & 0xff)}) + list;
+}
+
+Bytes host_name(std::string_view name) { return server_name_list({{0, name}}); }
+
+struct NameCase {
+  std::string name;
+  Bytes extension;
+  int alert;  // the fatal alert that answers it; -1: accepted
+};
+
+constexpr int decode_error = 50;
+constexpr int unrecognized_name = 112;
+
+}  // namespace
+
+TEST_CASE("a server takes a ClientHello's server name by one rule: anything else is protocol_error with one alert") {
+  using namespace std::string_literals;
+  // RFC 6066 3: HostName<1..2^16-1> is an ASCII host name. Taken: one
+  // host_name entry (decode_error otherwise: OpenSSL refuses more, GnuTLS
+  // and mbedTLS took the first host_name anywhere in the list) of 1 to 255
+  // bytes of letters, digits, '-' and '.' (unrecognized_name otherwise:
+  // GnuTLS refuses every other byte, '_' included, and cannot be told
+  // otherwise; OpenSSL took them all but NUL, mbedTLS everything).
+  const std::vector<NameCase> cases = {
+      {"example.com", host_name("example.com"), -1},
+      {"EXAMPLE-1.com (upper case, digit, hyphen)", host_name("EXAMPLE-1.com"), -1},
+      {"a trailing dot", host_name("example.com."), -1},
+      {"an IPv4 literal", host_name("127.0.0.1"), -1},
+      {"255 bytes", host_name(std::string(255, 'a')), -1},
+      {"256 bytes", host_name(std::string(256, 'a')), unrecognized_name},
+      {"an underscore", host_name("a_b.example"), unrecognized_name},
+      {"a space", host_name("exa mple.com"), unrecognized_name},
+      {"a NUL byte", host_name("example.com\0evil"s), unrecognized_name},
+      {"UTF-8", host_name("\xc3\xa9t\xc3\xa9.example"), unrecognized_name},
+      {"a wildcard", host_name("*.example.com"), unrecognized_name},
+      {"an empty name", host_name(""), decode_error},
+      {"an entry of another type first", server_name_list({{1, "other"}, {0, "example.com"}}), decode_error},
+      {"a host_name, then an entry of another type", server_name_list({{0, "example.com"}, {1, "other"}}),
+       decode_error},
+      {"two host_names", server_name_list({{0, "example.com"}, {0, "example.org"}}), decode_error},
+      {"an empty list", bytes_of({0, 0}), decode_error},
+      {"an empty extension", Bytes{}, decode_error},
+      {"a list longer than the extension", bytes_of({0, 9, 0, 0, 1, 'a'}), decode_error},
+      {"bytes after the list", host_name("example.com") + bytes_of({0}), decode_error},
+  };
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    for (const NameCase& c : cases) {
+      CAPTURE(c.name);
+      Victim victim(Side::server, v);
+      SecureSocket& s = victim.socket();
+      victim.send(hello_with_server_name(v, c.extension));
+      const Outcome got = outcome(s, s.handshake());
+      const Bytes wire = victim.take_written();
+      INFO(row(s, got, wire));
+      if (c.alert < 0) {
+        CHECK(got == failure(errc::want_read));
+        const Records records = split_records(wire);
+        REQUIRE_FALSE(records.complete.empty());
+        CHECK(records.complete.front().type == handshake);  // the ServerHello
+        continue;
+      }
+      CHECK(got == failure(errc::protocol_error));
+      REQUIRE(is_one_fatal_alert(wire));
+      CHECK(std::to_integer<int>(split_records(wire).complete.front().body[1]) == c.alert);
+      CHECK(s.native_error().category().name() == std::string_view("unitls.hello"));
+      CHECK(s.native_error().value() == c.alert);
+      expect_dead(victim, errc::protocol_error);
+    }
+  }
+}
+
+TEST_CASE("TLS 1.2: a server resumes a session only under the server name it was made for") {
+  // RFC 6066 3: "the server MUST NOT accept the request to resume the
+  // session if the server_name extension contains a different name" (only
+  // GnuTLS checked; the core's session-ID cache does it for every backend).
+  // The resumption offers the session ID of a properly closed connection to
+  // "localhost" under another name: the server's answer is a full handshake
+  // (a Certificate, no ChangeCipherSpec in its flight). Under the same name
+  // it resumes. (TLS 1.3 leaves the check to the client, RFC 8446 4.6.1: its
+  // PSK binder covers the ClientHello, so this rewrite cannot be made.)
+  if (skip_unless_supported(Version::tls1_2)) return;
+  MemoryConn first = connect_memory(Version::tls1_2);
+  end_properly(first);
+  for (const std::string_view name : {"localhost", "other.example", "LOCALHOST", ""}) {
+    CAPTURE(name);  // "": no server_name extension
+    const Bytes hello = hello_with_server_name(
+        *first.client_ctx, name.empty() ? std::nullopt : std::optional<Bytes>(host_name(name)));
+    MemoryPair pair = make_memory_pair();
+    auto server = first.server_ctx->wrap(std::move(pair.server));
+    pair.link->client_to_server().inject_bytes(hello);
+    CHECK(outcome(*server, server->handshake()) == failure(errc::want_read));
+    const Records flight = split_records(drain(*pair.client));
+    REQUIRE_FALSE(flight.complete.empty());
+    const bool resumed = std::any_of(flight.complete.begin(), flight.complete.end(),
+                                     [](const Record& r) { return r.type == change_cipher_spec; });
+    CHECK(resumed == (name == "localhost"));
+  }
 }

@@ -56,15 +56,29 @@ TEST_CASE("a ledger forgets what its connection used or received, and only on an
 
 TEST_CASE("the server store finds by ID, removes, and evicts the oldest when full") {
   ServerSessionStore store;
-  store.store(bytes("id-1"), bytes("s1"));
-  REQUIRE(store.find(bytes("id-1")));
-  CHECK(store.find(bytes("id-1"))->bytes == bytes("s1"));
-  CHECK_FALSE(store.find(bytes("id-2")));
+  store.store(bytes("id-1"), bytes("s1"), nullptr, "");
+  REQUIRE(store.find(bytes("id-1"), ""));
+  CHECK(store.find(bytes("id-1"), "")->bytes == bytes("s1"));
+  CHECK_FALSE(store.find(bytes("id-2"), ""));
   store.remove(bytes("id-1"));
-  CHECK_FALSE(store.find(bytes("id-1")));
+  CHECK_FALSE(store.find(bytes("id-1"), ""));
   for (std::size_t i = 0; i < ServerSessionStore::capacity + 10; ++i)
-    store.store(bytes("k" + std::to_string(i)), bytes("v"));
+    store.store(bytes("k" + std::to_string(i)), bytes("v"), nullptr, "");
   CHECK(store.size() == ServerSessionStore::capacity);
-  CHECK_FALSE(store.find(bytes("k0")));
-  CHECK(store.find(bytes("k" + std::to_string(ServerSessionStore::capacity + 9))));
+  CHECK_FALSE(store.find(bytes("k0"), ""));
+  CHECK(store.find(bytes("k" + std::to_string(ServerSessionStore::capacity + 9)), ""));
+}
+
+TEST_CASE("the server store gives a session only to a ClientHello naming the server it was made for") {
+  // RFC 6066 3: a server MUST NOT resume a session under another name.
+  ServerSessionStore store;
+  store.store(bytes("a"), bytes("s"), nullptr, "one.example");
+  store.store(bytes("b"), bytes("s"), nullptr, "");
+  CHECK(store.find(bytes("a"), "one.example"));
+  CHECK_FALSE(store.find(bytes("a"), "two.example"));
+  CHECK_FALSE(store.find(bytes("a"), "ONE.example"));  // byte for byte, as GnuTLS
+  CHECK_FALSE(store.find(bytes("a"), ""));
+  CHECK(store.find(bytes("b"), ""));
+  CHECK_FALSE(store.find(bytes("b"), "one.example"));
+  CHECK(store.find(bytes("a"), "one.example"));  // a refusal leaves the session there
 }
