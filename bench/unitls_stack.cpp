@@ -107,7 +107,6 @@ class UnitlsStack final : public Stack {
     server.backend = std::string(backend);
     server.certificate_file = certs.certificate;
     server.private_key_file = certs.key;
-    server.verify_peer = false;
     server.min_version = server.max_version = options.version;
     client_ = make(client);
     server_ = make(server);

@@ -81,7 +81,6 @@ int main(int argc, char** argv) {
   config.role = unitls::Role::server;
   config.certificate_file = argv[1];
   config.private_key_file = argv[2];
-  config.verify_peer = false;  // no client certificates
   if (argc > 4) config.backend = argv[4];
   std::error_code ec;
   std::string why;

@@ -99,7 +99,7 @@ std::shared_ptr<Context> context_for(const std::string& backend, Role role, cons
   } else {
     c.certificate_file = cert_path("server.pem");
     c.private_key_file = cert_path("server.key");
-    c.verify_peer = v.client_auth;
+    if (v.client_auth) c.client_auth = ClientAuth::required;
     if (v.client_auth) c.ca_file = cert_path("ca.pem");
   }
   std::error_code ec;

@@ -136,6 +136,11 @@ bool check_enums(const Config& c, std::string& message) {
     message = "role: " + std::to_string(static_cast<int>(c.role)) + " is not a Role";
     return false;
   }
+  if (c.client_auth != ClientAuth::none && c.client_auth != ClientAuth::optional &&
+      c.client_auth != ClientAuth::required) {
+    message = "client_auth: " + std::to_string(static_cast<int>(c.client_auth)) + " is not a ClientAuth";
+    return false;
+  }
   if (!version_ok(c.min_version) || !version_ok(c.max_version)) {
     message = std::string(version_ok(c.min_version) ? "max_version" : "min_version") + ": " +
               std::to_string(static_cast<int>(version_ok(c.min_version) ? c.max_version : c.min_version)) +
@@ -163,11 +168,15 @@ bool check_config(const Config& c, std::string& message) {
     message = "a server needs certificate_file and private_key_file";
     return false;
   }
+  if (c.role == Role::client && c.client_auth != ClientAuth::none) {
+    message = "client_auth is a server option (a client sends certificate_file when a server asks)";
+    return false;
+  }
   // A server that asks for client certificates must say whom it trusts: the
   // system store would let in anyone a public CA ever gave a client cert.
-  if (c.role == Role::server && c.verify_peer && c.ca_file.empty()) {
-    message = "a server with verify_peer (client certificates required) needs ca_file, "
-              "the CA that signs its clients (or set verify_peer = false)";
+  if (c.role == Role::server && c.client_auth != ClientAuth::none && c.ca_file.empty()) {
+    message = "a server with client_auth (client certificates) needs ca_file, the CA that signs "
+              "its clients";
     return false;
   }
   // Secure by default: verifying a certificate without a name to check it

@@ -292,19 +292,27 @@ std::string config_message(std::string_view option, const std::string& path, std
 std::string key_mismatch_message(const Config& config, std::string_view stack = {},
                                  std::string_view why = {});
 
+// Whether this side verifies the peer's certificate: a client with
+// verify_peer, a server that asks for client certificates (client_auth).
+inline bool verifies_peer(const Config& config) {
+  return config.role == Role::client ? config.verify_peer : config.client_auth != ClientAuth::none;
+}
+
 // What every backend's context keeps of the Config and of the Prepared, in
 // one base (the names end in _ as members do).
 struct ContextFacts {
   ContextFacts(const Config& config, const Prepared& prepared)
       : role_(config.role),
-        verify_peer_(config.verify_peer),
+        verify_peer_(verifies_peer(config)),
+        client_auth_(config.role == Role::server ? config.client_auth : ClientAuth::none),
         server_name_(config.server_name),
         sni_(prepared.sni),
         server_name_is_ip_(prepared.server_name_is_ip),
         server_sessions_(prepared.server_sessions) {}
 
   Role role_;
-  bool verify_peer_;
+  bool verify_peer_;         // verifies_peer(): a certificate the peer sends is verified
+  ClientAuth client_auth_;   // server: none, optional or required
   std::string server_name_;  // checked on the peer's certificate (check_peer_leaf)
   std::string sni_;          // client: sent in SNI (Prepared::sni)
   bool server_name_is_ip_;

@@ -4,6 +4,7 @@
         if server.problem: ...          # it did not listen
         ... connect to 127.0.0.1:server.port ...
         problem = server.finish()       # None, or why it did not exit 0
+        server.stderr                   # after finish(): what it printed after listening
 
 What it is given for stdin goes out right after the handshake; then stdin
 ends and the server closes (--close bidi: close_notify, then it waits for
@@ -14,14 +15,15 @@ import subprocess
 
 
 class UnitlsServer:
-    def __init__(self, unitls, backend, cert, key, stdin_bytes, timeout_ms=10000):
+    def __init__(self, unitls, backend, cert, key, stdin_bytes, timeout_ms=10000, extra=()):
         self.process = subprocess.Popen(
             [unitls, "server", "0", "--backend", backend, "--cert", cert, "--key", key,
-             "--timeout", str(timeout_ms)],
+             "--timeout", str(timeout_ms), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._stdin_bytes = stdin_bytes
         self.port = None
         self.problem = None
+        self.stderr = ""
 
     def __enter__(self):
         line = self.process.stderr.readline().decode()
@@ -34,10 +36,10 @@ class UnitlsServer:
         self.process.stdin.close()
         return self
 
-    def finish(self, timeout=30):
-        rest = self.process.stderr.read().decode()
-        if self.process.wait(timeout=timeout) != 0:
-            return f"server exit {self.process.returncode}: {rest.strip()}"
+    def finish(self, timeout=30, expect_exit=0):
+        self.stderr = self.process.stderr.read().decode()
+        if self.process.wait(timeout=timeout) != expect_exit:
+            return f"server exit {self.process.returncode}: {self.stderr.strip()}"
         return None
 
     def __exit__(self, *exc):

@@ -128,7 +128,14 @@ std::vector<OptionSpec> tls_option_specs(TlsOptions* options) {
       {"--tls1_2", false, pin(options, unitls::Version::tls1_2)},
       {"--tls1_3", false, pin(options, unitls::Version::tls1_3)},
       {"--no-verify", false, set(&options->no_verify)},
-      {"--verify-client", false, set(&options->verify_client)},
+      {"--client-auth", true,
+       [options](const std::string& value) {
+         if (value == "none") options->client_auth = unitls::ClientAuth::none;
+         else if (value == "optional") options->client_auth = unitls::ClientAuth::optional;
+         else if (value == "required") options->client_auth = unitls::ClientAuth::required;
+         else return "--client-auth " + value + ": expected none, optional or required";
+         return std::string();
+       }},
   };
 }
 
@@ -143,7 +150,8 @@ unitls::Config make_config(unitls::Role role, const TlsOptions& options) {
   config.alpn = options.alpn;
   // A client verifies unless told not to; a server asks for a client
   // certificate only when told to.
-  config.verify_peer = role == unitls::Role::client ? !options.no_verify : options.verify_client;
+  if (role == unitls::Role::client) config.verify_peer = !options.no_verify;
+  else config.client_auth = options.client_auth;
   if (options.pinned_version) config.min_version = config.max_version = *options.pinned_version;
   config.require_close_notify = !options.no_require_close_notify;
   return config;

@@ -63,13 +63,13 @@ struct TlsOptions {
   std::vector<std::string> alpn;
   std::optional<unitls::Version> pinned_version;  // --tls1_2 / --tls1_3
   bool no_verify = false;                         // client: do not verify the server
-  bool verify_client = false;                     // server: require a client certificate
+  unitls::ClientAuth client_auth = unitls::ClientAuth::none;  // server: --client-auth
   bool no_require_close_notify = false;           // the peer may end with a plain EOF
 };
 
 // The options above as OptionSpecs writing into *options (--backend,
 // --cafile, --cert, --key, --servername, --alpn, --tls1_2, --tls1_3,
-// --no-verify, --verify-client).
+// --no-verify, --client-auth).
 std::vector<OptionSpec> tls_option_specs(TlsOptions* options);
 
 unitls::Config make_config(unitls::Role role, const TlsOptions& options);

@@ -120,16 +120,16 @@ int parse_relay(std::string_view command, std::span<char* const> args, RelayOpti
   // Options that only make sense on the other side are mistakes, not no-ops.
   const auto& tls = options.tls;
   if (server && !tls.server_name.empty()) return usage_error(command, "--servername is for the client");
-  if (!server && tls.verify_client) return usage_error(command, "--verify-client is for the server");
+  if (!server && tls.client_auth != unitls::ClientAuth::none) {
+    return usage_error(command, "--client-auth is for the server");
+  }
+  if (server && tls.no_verify) return usage_error(command, "--no-verify is for the client");
   if (!server && options.bind != "127.0.0.1") return usage_error(command, "--bind is for the server");
   if (server && (tls.cert_file.empty() || tls.key_file.empty())) {
     return usage_error(command, "a server needs --cert FILE and --key FILE");
   }
-  if (server && tls.verify_client && tls.ca_file.empty()) {
-    return usage_error(command, "--verify-client needs --cafile FILE (the CA of client certificates)");
-  }
-  if (server && tls.verify_client && tls.no_verify) {
-    return usage_error(command, "--verify-client and --no-verify exclude each other");
+  if (server && tls.client_auth != unitls::ClientAuth::none && tls.ca_file.empty()) {
+    return usage_error(command, "--client-auth needs --cafile FILE (the CA of client certificates)");
   }
   if (!server && tls.cert_file.empty() != tls.key_file.empty()) {
     return usage_error(command, "a client certificate needs both --cert and --key");
@@ -165,14 +165,16 @@ int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, i
   bool connected = false;
   // The socket, for the connected event (the Endpoint owns it from here).
   const unitls::SecureSocket* peer = tls.get();
-  const bool verified = command == "client" ? !options.tls.no_verify : options.tls.verify_client;
+  // A server verifies the certificate a client sent (none: nothing to say).
+  const bool verifies = command == "client" ? !options.tls.no_verify
+                                            : options.tls.client_auth != unitls::ClientAuth::none;
   Endpoint::Events events;
   events.connected = [&](const Facts& facts) {
     connected = true;
     std::fprintf(stderr, "connected: %s %s alpn=%s backend=%s\n", facts.version.c_str(),
                  facts.cipher.c_str(), facts.alpn.empty() ? "-" : facts.alpn.c_str(),
                  facts.backend.c_str());
-    if (peer) print_peer(*peer, verified, options.show_certs);
+    if (peer) print_peer(*peer, verifies && peer->peer_certificate().has_value(), options.show_certs);
   };
   events.data = [&](std::span<const std::byte> bytes) { write_stdout(bytes, stdout_open); };
   if (options.trace) {

@@ -17,6 +17,13 @@ class SecureSocket;
 
 enum class Role { client, server };
 enum class Version { tls1_2, tls1_3 };
+// Server: whether a client certificate is asked for (docs/contract.md,
+// "Client certificates").
+enum class ClientAuth {
+  none,      // not asked for
+  optional,  // asked for; verified when sent, the handshake completes without one
+  required,  // asked for and verified; a client without one fails the handshake
+};
 
 struct Config {
   Role role = Role::client;
@@ -24,7 +31,8 @@ struct Config {
   std::string certificate_file;           // PEM chain (server; client for mutual TLS)
   std::string private_key_file;           // PEM key matching the first certificate
   std::string ca_file;                    // PEM trust anchors; "" = the system store
-  bool verify_peer = true;                // client: verify the server; server: require a client certificate (needs ca_file)
+  bool verify_peer = true;                // client: verify the server's certificate (servers: client_auth)
+  ClientAuth client_auth = ClientAuth::none;  // server: ask for a client certificate (needs ca_file)
   std::string server_name;                // client: SNI and hostname verification
   std::vector<std::string> alpn;          // offered (client) / accepted (server), in preference order
   Version min_version = Version::tls1_2;
@@ -50,7 +58,8 @@ class UNITLS_API Context {
   //     that does not match the certificate, an unknown backend name,
   //     min_version > max_version, a server without certificate or key, a
   //     client that verifies the peer without server_name, a server that
-  //     verifies clients (verify_peer) without ca_file;
+  //     asks for client certificates (client_auth) without ca_file,
+  //     client_auth on a client;
   //   errc::unsupported — the backend cannot do what is asked (TLS 1.3 only
   //     on a TLS 1.2 stack).
   // error_message() below has the sentence that names the culprit.

@@ -461,6 +461,8 @@ int GnuTlsEngine::verify_peer(gnutls_session_t session) {
       const_cast<char*>(role == Role::client ? GNUTLS_KP_TLS_WWW_SERVER : GNUTLS_KP_TLS_WWW_CLIENT));
   unsigned status = 0;
   const int ret = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+  // client_auth optional: a client without a certificate is let in.
+  if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND && self->context_->client_auth_ == ClientAuth::optional) return 0;
   if (ret < 0) return ret;
   if (status == 0) {
     unsigned count = 0;
@@ -599,7 +601,8 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
     gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
                                        &GnuTlsEngine::on_client_hello);
     if (c.verify_peer_) {
-      gnutls_certificate_server_set_request(session_, GNUTLS_CERT_REQUIRE);
+      gnutls_certificate_server_set_request(
+          session_, c.client_auth_ == ClientAuth::required ? GNUTLS_CERT_REQUIRE : GNUTLS_CERT_REQUEST);
       gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);
     }
     return true;
@@ -695,7 +698,7 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
                             ret < 0 ? ret : GNUTLS_E_NO_CERTIFICATE_FOUND);
       return false;
     }
-  } else if (config.verify_peer) {
+  } else if (verify_peer_) {
     ret = gnutls_certificate_set_x509_system_trust(credentials_);
     if (ret < 0) {
       message = with_reason("cannot load the system trust store", ret);

@@ -417,6 +417,7 @@ class MbedTlsEngine final : public Engine {
   bool setup(const mbedtls_ssl_config* conf);
   void export_session();
   Result read_client_hello();
+  Result check_optional_client_certificate();
   Result translate(int ret, Op op);
 
   Result fatal(errc kind, int ret, std::error_code native, Op op);
@@ -527,6 +528,34 @@ Result MbedTlsEngine::read_client_hello() {
   }
 }
 
+// client_auth optional (MBEDTLS_SSL_VERIFY_OPTIONAL): a certificate the
+// client sent and mbedTLS could not verify fails the handshake as it would
+// under REQUIRED, with the alert mbedTLS picks then
+// (ssl_parse_certificate_verify in its ssl_tls.c); no certificate is no
+// failure.
+Result MbedTlsEngine::check_optional_client_certificate() {
+  // (mbedtls_ssl_get_peer_cert answers only once the handshake is over.)
+  if (ssl_.session_negotiate == nullptr || ssl_.session_negotiate->peer_cert == nullptr) return Result::ok();
+  const std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
+  if (flags == 0) return Result::ok();
+  unsigned char alert = MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN;
+  if (flags & MBEDTLS_X509_BADCERT_OTHER)
+    alert = MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED;
+  else if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+    alert = MBEDTLS_SSL_ALERT_MSG_BAD_CERT;
+  else if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
+                    MBEDTLS_X509_BADCERT_NS_CERT_TYPE | MBEDTLS_X509_BADCERT_BAD_PK |
+                    MBEDTLS_X509_BADCERT_BAD_KEY))
+    alert = MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT;
+  else if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+    alert = MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED;
+  else if (flags & MBEDTLS_X509_BADCERT_REVOKED)
+    alert = MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED;
+  else if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+    alert = MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA;
+  return Result::answer(errc::certificate_error, mbedtls_code(static_cast<int>(flags & INT_MAX)), alert);
+}
+
 Result MbedTlsEngine::handshake() {
   sent_ = false;
   if (!set_up_) {
@@ -543,9 +572,15 @@ Result MbedTlsEngine::handshake() {
     // A client reads a NewSessionTicket only when the ServerHello announced one.
     if (ssl_.state == MBEDTLS_SSL_SERVER_NEW_SESSION_TICKET) ticket_received_ = true;
     sent_ = false;  // per step: whether this step's failure already went out as an alert
+    const int state = ssl_.state;
     const int ret = mbedtls_ssl_handshake_step(&ssl_);
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
     if (ret != 0) return translate(ret, Op::handshake);
+    if (state == MBEDTLS_SSL_CLIENT_CERTIFICATE && context_->client_auth_ == ClientAuth::optional &&
+        ssl_.state != state) {
+      Result r = check_optional_client_certificate();
+      if (r.status != Status::done) return r;
+    }
   }
   handshake_done_ = true;
   // A resumption without a new ticket makes no session.
@@ -787,7 +822,7 @@ bool MbedTlsContext::load_trust(const Config& config, const Prepared& prepared,
     has_ca_ = true;
     return true;
   }
-  if (!config.verify_peer) return true;
+  if (!verify_peer_) return true;
   // The bundle may hold a certificate or two mbedTLS cannot parse (> 0):
   // the rest still count.
   int ret = mbedtls_x509_crt_parse_file(&ca_chain_, system_bundle);
@@ -833,8 +868,12 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
   }
 
   if (role_ == Role::server) {
-    mbedtls_ssl_conf_authmode(conf,
-                              verify_peer_ ? MBEDTLS_SSL_VERIFY_REQUIRED : MBEDTLS_SSL_VERIFY_NONE);
+    // OPTIONAL lets a client without a certificate in, but also one whose
+    // certificate fails verification: the engine fails that one itself
+    // (MbedTlsEngine::handshake).
+    mbedtls_ssl_conf_authmode(conf, client_auth_ == ClientAuth::required   ? MBEDTLS_SSL_VERIFY_REQUIRED
+                                    : client_auth_ == ClientAuth::optional ? MBEDTLS_SSL_VERIFY_OPTIONAL
+                                                                           : MBEDTLS_SSL_VERIFY_NONE);
     // Session-ID resumption (RFC 5246 7.4.1.2) from the core's store.
     mbedtls_ssl_conf_session_cache(conf, server_sessions_.get(), &MbedTlsContext::find_session,
                                    &MbedTlsContext::store_session);

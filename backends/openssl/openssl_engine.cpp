@@ -835,19 +835,20 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   }
 
   if (!prepared.trust_pem.empty()) {
-    if (!load_trust(ctx_, prepared.trust_pem, role_ == Role::server && config.verify_peer)) {
+    if (!load_trust(ctx_, prepared.trust_pem, role_ == Role::server && verify_peer_)) {
       message = with_reason("ca_file '" + config.ca_file + "': not usable");
       return false;
     }
-  } else if (config.verify_peer && SSL_CTX_set_default_verify_paths(ctx_) != 1) {
+  } else if (verify_peer_ && SSL_CTX_set_default_verify_paths(ctx_) != 1) {
     message = with_reason("cannot load the system trust store");
     return false;
   }
 
   if (role_ == Role::server) {
-    SSL_CTX_set_verify(ctx_,
-                       config.verify_peer ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_NONE,
-                       config.verify_peer ? verify_callback : nullptr);
+    const int mode = client_auth_ == ClientAuth::required   ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                     : client_auth_ == ClientAuth::optional ? SSL_VERIFY_PEER
+                                                            : SSL_VERIFY_NONE;
+    SSL_CTX_set_verify(ctx_, mode, verify_peer_ ? verify_callback : nullptr);
     // Without a session id context a server that verifies clients fails
     // every resumption attempt (SSL_R_SESSION_ID_CONTEXT_UNINITIALIZED).
     static const unsigned char sid_ctx[] = "unitls";
@@ -862,8 +863,8 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
     SSL_CTX_sess_set_remove_cb(ctx_, &OpenSslEngine::forget_session);
     if (!alpn_wire_.empty()) SSL_CTX_set_alpn_select_cb(ctx_, select_alpn, this);
   } else {
-    SSL_CTX_set_verify(ctx_, config.verify_peer ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
-                       config.verify_peer ? verify_callback : nullptr);
+    SSL_CTX_set_verify(ctx_, verify_peer_ ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+                       verify_peer_ ? verify_callback : nullptr);
     // Returns 0 on success (sic).
     if (!alpn_wire_.empty() &&
         SSL_CTX_set_alpn_protos(ctx_, alpn_wire_.data(), static_cast<unsigned>(alpn_wire_.size())) != 0) {

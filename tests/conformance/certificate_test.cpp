@@ -37,7 +37,7 @@ namespace {
 // Whose certificate the row is about.
 enum class Checked {
   server,  // the client verifies the server's certificate and server_name
-  client,  // the server (verify_peer, ca_file) verifies the client's certificate
+  client,  // the server (client_auth required, ca_file) verifies the client's certificate
 };
 
 // Where one side's connection ends.
@@ -271,11 +271,11 @@ std::string_view usual_certificate(const Row& row) {
 }
 
 // The row's files and names on top of client_config(v) / server_config(v).
-void apply(const Row& row, Config& client, Config& server) {
+void apply(const Row& row, Config& client, Config& server, ClientAuth auth = ClientAuth::required) {
   const bool judging_server = row.checked == Checked::server;
   Config& judged = judging_server ? server : client;
   Config& verifying = judging_server ? client : server;
-  if (!judging_server) server.verify_peer = true;
+  if (!judging_server) server.client_auth = auth;
   if (row.cert == no_certificate) {
     judged.certificate_file.clear();
     judged.private_key_file.clear();
@@ -351,10 +351,11 @@ std::string first_certificate_der(const std::string& path) {
 
 // open_memory() with the row's configuration, the judged side's transport
 // recording what it writes.
-MemoryConn open_recorded(const Row& row, Version v, const std::shared_ptr<std::string>& written) {
+MemoryConn open_recorded(const Row& row, Version v, const std::shared_ptr<std::string>& written,
+                         ClientAuth auth) {
   Config client = client_config(v);
   Config server = server_config(v);
-  apply(row, client, server);
+  apply(row, client, server, auth);
   std::error_code ec;
   std::string message;
   std::shared_ptr<Context> client_ctx = Context::create(client, ec, &message);
@@ -368,12 +369,23 @@ MemoryConn open_recorded(const Row& row, Version v, const std::shared_ptr<std::s
   return open_memory(std::move(client_ctx), std::move(server_ctx), std::move(pair));
 }
 
-void run_connection(const Row& row, Version v) {
+// What the verifying side's connection came to, to compare modes.
+struct Verdict {
+  Outcome verifier, other;
+  std::error_code verifier_native;
+};
+
+// auth: the server's client_auth for rows that judge the client. Under
+// optional a client without a certificate is let in; every certificate
+// sent gets the verdict it gets under required.
+Verdict run_connection(const Row& row, Version v, ClientAuth auth = ClientAuth::required) {
   auto written = std::make_shared<std::string>();
-  MemoryConn conn = open_recorded(row, v, written);
+  MemoryConn conn = open_recorded(row, v, written, auth);
   const Side verifier = verifier_of(row);
   const Side other = peer_of(verifier);
-  const End other_end = v == Version::tls1_2 ? row.expect.other_tls12 : row.expect.other_tls13;
+  const bool let_in = auth == ClientAuth::optional && row.cert == no_certificate;
+  const Expect expect = let_in ? accepted : row.expect;
+  const End other_end = v == Version::tls1_2 ? expect.other_tls12 : expect.other_tls13;
   const HandshakeEnd ends = run_handshake(conn);
   INFO(handshake_state(conn));
 
@@ -387,16 +399,19 @@ void run_connection(const Row& row, Version v) {
     CHECK_MESSAGE(sent_it, side_name(other) << " did not send the certificate of " << sent);
   }
 
-  if (row.expect.verifier.where == End::completes) {
+  const Verdict verdict{ends.of(verifier), ends.of(other), conn.socket(verifier).native_error()};
+  if (expect.verifier.where == End::completes) {
     CHECK(ends.client == success(1));
     CHECK(ends.server == success(1));
     if (ends.client == success(1) && ends.server == success(1)) exchange(conn);
-    return;
+    if (row.checked == Checked::client)
+      CHECK(conn.server->peer_certificate().has_value() == (row.cert != no_certificate));
+    return verdict;
   }
 
   const std::string verifying = side_name(verifier) + " (verifying)";
   const std::string judged = side_name(other) + " (judged)";
-  CHECK_MESSAGE(ends.of(verifier) == failure(row.expect.verifier.error), verifying);
+  CHECK_MESSAGE(ends.of(verifier) == failure(expect.verifier.error), verifying);
   if (other_end.where == End::fails_in_handshake) {
     CHECK_MESSAGE(ends.of(other) == failure(other_end.error), judged);
   } else {
@@ -411,9 +426,9 @@ void run_connection(const Row& row, Version v) {
       CHECK_MESSAGE(outcome(s, s.read(buf)) == failure(other_end.error), judged << ", first read");
     }
   }
-  if (ends.of(verifier) == failure(row.expect.verifier.error))
-    expect_dead(conn, verifier, row.expect.verifier.error);
+  if (ends.of(verifier) == failure(expect.verifier.error)) expect_dead(conn, verifier, expect.verifier.error);
   if (conn.socket(other).last_error() == other_end.error) expect_dead(conn, other, other_end.error);
+  return verdict;
 }
 
 bool contains(std::string_view text, std::string_view part) {
@@ -467,6 +482,43 @@ TEST_CASE(
         SUBCASE(std::string(row.name).c_str()) { run_connection(row, v); }
       }
     }
+}
+
+TEST_CASE(
+    "client_auth optional: every backend lets in a client without a certificate, and gives each "
+    "client certificate of the zoo the verdict and native error it gets under required") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+      if (skip_unless_supported(v)) return;
+      for (const Row& row : zoo) {
+        if (row.checked != Checked::client || is_refused(row)) continue;
+        SUBCASE(std::string(row.name).c_str()) {
+          const Verdict optional = run_connection(row, v, ClientAuth::optional);
+          if (row.cert == no_certificate) continue;
+          const Verdict required = run_connection(row, v, ClientAuth::required);
+          CHECK(optional.verifier == required.verifier);
+          CHECK(optional.other == required.other);
+          CHECK(describe(optional.verifier_native) == describe(required.verifier_native));
+        }
+      }
+    }
+}
+
+TEST_CASE(
+    "client_auth none: a server asks for no certificate, and a client that has one sends nothing") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    MemoryConn conn = open_memory(v, [](Config& client, Config& server) {
+      client.certificate_file = cert_path("client.pem");
+      client.private_key_file = cert_path("client.key");
+      server.client_auth = ClientAuth::none;
+      server.ca_file.clear();  // none needed
+    });
+    const HandshakeEnd ends = run_handshake(conn);
+    CHECK(ends.client == success(1));
+    CHECK(ends.server == success(1));
+    CHECK_FALSE(conn.server->peer_certificate().has_value());
+    CHECK(conn.server->peer_chain().empty());
+  }
 }
 
 TEST_CASE(

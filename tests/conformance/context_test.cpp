@@ -171,14 +171,38 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("a server that requires client certificates without a ca_file is invalid_argument") {
+TEST_CASE("a server that asks for client certificates without a ca_file is invalid_argument") {
+  for (ClientAuth auth : {ClientAuth::optional, ClientAuth::required}) {
+    Config c = server_config(any_version);
+    c.client_auth = auth;
+    c.ca_file.clear();
+    const CreateFailure f = create_failure(c);
+    CHECK_FALSE(f.created);
+    CHECK(f.ec == errc::invalid_argument);
+    CHECK(f.message == "a server with client_auth (client certificates) needs ca_file, the CA that signs its clients");
+  }
+}
+
+TEST_CASE("verify_peer is a client's: a server with it and no ca_file is made, and asks for no certificate") {
   Config c = server_config(any_version);
   c.verify_peer = true;
   c.ca_file.clear();
-  const CreateFailure f = create_failure(c);
+  CHECK(create_failure(c).created);
+}
+
+TEST_CASE("client_auth on a client, or outside the enum, is invalid_argument naming it") {
+  Config c = client_config(any_version);
+  c.client_auth = ClientAuth::required;
+  CreateFailure f = create_failure(c);
   CHECK_FALSE(f.created);
   CHECK(f.ec == errc::invalid_argument);
-  CHECK_MESSAGE(contains(f.message, "ca_file"), "message: " << f.message);
+  CHECK(f.message == "client_auth is a server option (a client sends certificate_file when a server asks)");
+  Config s = server_config(any_version);
+  s.client_auth = static_cast<ClientAuth>(7);
+  f = create_failure(s);
+  CHECK_FALSE(f.created);
+  CHECK(f.ec == errc::invalid_argument);
+  CHECK(f.message == "client_auth: 7 is not a ClientAuth");
 }
 
 TEST_CASE("min_version above max_version is invalid_argument, and the message names the versions") {
@@ -348,11 +372,11 @@ TEST_CASE("a client with verify_peer=false accepts a certificate from an untrust
     }
 }
 
-TEST_CASE("a server with verify_peer=true accepts a client certificate signed by its CA") {
+TEST_CASE("a server with client_auth required accepts a client certificate signed by its CA") {
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
       if (skip_unless_supported(v)) return;
       MemoryConn conn = open_with(v, [](Config& client, Config& server) {
-        server.verify_peer = true;
+        server.client_auth = ClientAuth::required;
         server.ca_file = cert_path("ca.pem");
         client.certificate_file = cert_path("client.pem");
         client.private_key_file = cert_path("client.key");
@@ -365,12 +389,12 @@ TEST_CASE("a server with verify_peer=true accepts a client certificate signed by
 }
 
 TEST_CASE(
-    "a server with verify_peer=true rejects a client without a certificate with certificate_error, "
+    "a server with client_auth required rejects a client without a certificate with certificate_error, "
     "and the client fails too") {
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
       if (skip_unless_supported(v)) return;
       MemoryConn conn = open_with(v, [](Config&, Config& server) {
-        server.verify_peer = true;
+        server.client_auth = ClientAuth::required;
         server.ca_file = cert_path("ca.pem");
       });
       const HandshakeEnd end = run_handshake(conn);

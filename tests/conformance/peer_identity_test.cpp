@@ -98,7 +98,7 @@ void with_chain(Config&, Config& server) { server.certificate_file = cert_path("
 void with_client_certificate(Config& client, Config& server) {
   client.certificate_file = cert_path("client.pem");
   client.private_key_file = cert_path("client.key");
-  server.verify_peer = true;
+  server.client_auth = ClientAuth::required;
   server.ca_file = cert_path("ca.pem");
 }
 

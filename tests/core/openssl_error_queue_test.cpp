@@ -76,7 +76,6 @@ std::pair<Config, Config> configs(Version v) {
   s.backend = "openssl";
   s.certificate_file = certs("server.pem");
   s.private_key_file = certs("server.key");
-  s.verify_peer = false;
   s.min_version = s.max_version = v;
   return {c, s};
 }

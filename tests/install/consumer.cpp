@@ -55,7 +55,6 @@ int main(int argc, char** argv) {
   server_config.role = unitls::Role::server;
   server_config.certificate_file = dir + "/server.pem";
   server_config.private_key_file = dir + "/server.key";
-  server_config.verify_peer = false;
   unitls::Config client_config;
   client_config.ca_file = dir + "/ca.pem";
   client_config.server_name = "localhost";
