@@ -29,6 +29,9 @@ struct Context::Impl {
   std::shared_ptr<detail::ClientSessionCache> sessions;
   // Server: its session-ID cache.
   std::shared_ptr<detail::ServerSessionStore> server_sessions;
+  // Config::keylog set: the callback, shared with the sockets (they may
+  // outlive the Context).
+  std::shared_ptr<const detail::KeyLogFunction> keylog;
 };
 
 namespace {
@@ -402,6 +405,7 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
   if (config.role == Role::client && config.session_cache)
     impl->sessions = std::make_shared<detail::ClientSessionCache>();
   impl->server_sessions = prepared.server_sessions;
+  if (config.keylog) impl->keylog = std::make_shared<const detail::KeyLogFunction>(config.keylog);
   ec.clear();
   if (message) message->clear();
   return std::make_unique<Context>(std::move(impl));
@@ -423,6 +427,7 @@ std::unique_ptr<SecureSocket> make_socket(const Context::Impl& impl, Carrier car
     setup.offer = core->ledger()->offer();
     setup.sessions = core->ledger();
   }
+  if (impl.keylog) setup.keylog = core->log_keys(impl.keylog);
   auto engine = impl.backend_context->make_engine(core->wire(), setup);
   if (!engine) return nullptr;
   core->attach(std::move(engine));

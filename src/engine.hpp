@@ -26,6 +26,8 @@
 #include <unitls/error.hpp>
 #include <unitls/transport.hpp>
 
+#include "keylog.hpp"
+
 namespace unitls::detail {
 
 class Wire;                // wire.hpp
@@ -232,6 +234,9 @@ struct EngineSetup {
   // no cache; the engine exports nothing).
   std::shared_ptr<const StoredSession> offer;
   SessionSink* sessions = nullptr;
+  // Config::keylog is set: where the engine reports each secret its stack
+  // derives (null: the engine installs nothing in its stack).
+  KeyLogSink* keylog = nullptr;
   // Where the engine is made (room.make<T>(...)).
   EngineRoom room;
 };

@@ -226,24 +226,24 @@ int SocketCore::handshake() {
     if (plainly_done(r)) {
       state_.connected = true;
       if (sessions_) sessions_->handshake_done(*engine_);
-      return static_cast<int>(report(Outcome::success(1)));
+      return handshake_answer(report(Outcome::success(1)));
     }
     if (wire_.guard().fault() == RecordFault::none && !wire_.timed_out() &&
         (r.status == Status::want_read || r.status == Status::want_write) && (wire_.full() || wire_.dry())) {
       // As settle() decides: a full transport first.
-      return static_cast<int>(report(Outcome::failure(-1, wire_.full() ? errc::want_write : errc::want_read)));
+      return handshake_answer(report(Outcome::failure(-1, wire_.full() ? errc::want_write : errc::want_read)));
     }
     const Outcome o = settle(Call::handshake, Action::handshake, std::move(r), [&] { return engine_->handshake(); });
     if (sessions_ && !o.has_error) sessions_->handshake_done(*engine_);
-    return static_cast<int>(report(o));
+    return handshake_answer(report(o));
   }
   start_call();
   Outcome answer;
   const Action action = start(state_, Call::handshake, answer);
-  if (action == Action::none) return static_cast<int>(report(answer));
+  if (action == Action::none) return handshake_answer(report(answer));
   const Outcome o = run(Call::handshake, action, [&] { return engine_->handshake(); });
   if (sessions_ && !o.has_error) sessions_->handshake_done(*engine_);
-  return static_cast<int>(report(o));
+  return handshake_answer(report(o));
 }
 
 std::ptrdiff_t SocketCore::deliver_kept(std::span<std::byte> buf) {

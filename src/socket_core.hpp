@@ -11,6 +11,7 @@
 #include <unitls/secure_socket.hpp>
 
 #include "engine.hpp"
+#include "keylog.hpp"
 #include "session_cache.hpp"
 #include "shutdown_machine.hpp"
 #include "wire.hpp"
@@ -55,6 +56,12 @@ class SocketCore final : public SecureSocket {
 
   Wire& wire() noexcept { return wire_; }
   SessionLedger* ledger() noexcept { return sessions_ ? &*sessions_ : nullptr; }
+  // Config::keylog is set: this connection logs its secrets through it
+  // (keylog.hpp); the engine is made with the sink returned.
+  KeyLogSink* log_keys(std::shared_ptr<const KeyLogFunction> callback) {
+    keylog_ = std::make_unique<KeyLogger>(std::move(callback));
+    return keylog_.get();
+  }
   void attach(EnginePtr engine) noexcept { engine_ = std::move(engine); }
   void attach(std::unique_ptr<Engine> engine) noexcept { engine_ = EnginePtr(engine.release()); }
   ~SocketCore() override;
@@ -154,6 +161,13 @@ class SocketCore final : public SecureSocket {
   // A write that moved part of buf, or failed: the blocking caller's loop.
   std::ptrdiff_t write_rest(std::span<const std::byte> buf, Outcome o);
 
+  // A handshake() call's answer; the key log's lines go out once the
+  // handshake has completed (keylog.hpp).
+  int handshake_answer(std::ptrdiff_t ret) noexcept {
+    if (keylog_ && (state_.connected || state_.dead)) keylog_->handshake_ended(state_.connected);
+    return static_cast<int>(ret);
+  }
+
   // Shared by both constructors: the sessions and the Config's settings.
   void init(const std::shared_ptr<ClientSessionCache>& client_sessions,
             const std::shared_ptr<ServerSessionStore>& server_sessions, const Config& config);
@@ -183,6 +197,8 @@ class SocketCore final : public SecureSocket {
   std::unique_ptr<std::byte[]> kept_;
   std::size_t kept_size_ = 0;
   std::size_t kept_offset_ = 0;
+  // Config::keylog set: this connection's key log (null: none).
+  std::unique_ptr<KeyLogger> keylog_;
 };
 
 }  // namespace unitls::detail

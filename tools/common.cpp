@@ -1,7 +1,13 @@
 // Names, argument parsing and configuration shared by every command.
 #include "common.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace tool {
 
@@ -136,6 +142,7 @@ std::vector<OptionSpec> tls_option_specs(TlsOptions* options) {
          else return "--client-auth " + value + ": expected none, optional or required";
          return std::string();
        }},
+      {"--keylogfile", true, store(&options->keylog_file)},
   };
 }
 
@@ -155,6 +162,38 @@ unitls::Config make_config(unitls::Role role, const TlsOptions& options) {
   if (options.pinned_version) config.min_version = config.max_version = *options.pinned_version;
   config.require_close_notify = !options.no_require_close_notify;
   return config;
+}
+
+std::string add_keylog(unitls::Config& config, const TlsOptions& options) {
+  std::string path = options.keylog_file;
+  std::string source = "--keylogfile";
+  if (path.empty()) {
+    const char* env = std::getenv("SSLKEYLOGFILE");
+    if (env == nullptr || *env == '\0') return {};
+    path = env;
+    source = "SSLKEYLOGFILE";
+  }
+  // Secrets: readable by the owner only (0600), as NSS and curl create it.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return source + " " + path + ": " + std::strerror(errno);
+  const auto file = std::shared_ptr<int>(new int(fd), [](int* p) {
+    ::close(*p);
+    delete p;
+  });
+  // One write() per line: lines of connections on several threads do not
+  // interleave (O_APPEND).
+  config.keylog = [file](std::string_view line) {
+    std::string text(line);
+    text += '\n';
+    std::size_t done = 0;
+    while (done < text.size()) {
+      const ssize_t n = ::write(*file, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      done += static_cast<std::size_t>(n);
+    }
+  };
+  return {};
 }
 
 std::unique_ptr<unitls::Context> make_context(const unitls::Config& config, std::string_view side,

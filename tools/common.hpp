@@ -65,14 +65,21 @@ struct TlsOptions {
   bool no_verify = false;                         // client: do not verify the server
   unitls::ClientAuth client_auth = unitls::ClientAuth::none;  // server: --client-auth
   bool no_require_close_notify = false;           // the peer may end with a plain EOF
+  std::string keylog_file;                        // --keylogfile; "" = $SSLKEYLOGFILE, if set
 };
 
 // The options above as OptionSpecs writing into *options (--backend,
 // --cafile, --cert, --key, --servername, --alpn, --tls1_2, --tls1_3,
-// --no-verify, --client-auth).
+// --no-verify, --client-auth, --keylogfile).
 std::vector<OptionSpec> tls_option_specs(TlsOptions* options);
 
 unitls::Config make_config(unitls::Role role, const TlsOptions& options);
+
+// The key log of --keylogfile, else of $SSLKEYLOGFILE when that is set and
+// not empty: config.keylog appends each line and a newline to the file
+// (created 0600; one write() per line, O_APPEND). Returns "" or the problem
+// ("--keylogfile F: Permission denied"); neither given: "" and no key log.
+std::string add_keylog(unitls::Config& config, const TlsOptions& options);
 
 // Context::create; on failure nullptr and *error = "cannot create the <side>
 // context: <the library's sentence> (<errc>)".

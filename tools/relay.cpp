@@ -242,8 +242,13 @@ int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, i
 // The context, or 1 after printing why it could not be made.
 std::unique_ptr<unitls::Context> context_for(std::string_view command, unitls::Role role,
                                              const TlsOptions& options) {
-  std::string error;
-  auto context = make_context(make_config(role, options), command, error);
+  unitls::Config config = make_config(role, options);
+  std::string error = add_keylog(config, options);
+  if (!error.empty()) {
+    std::fprintf(stderr, "unitls %s: %s\n", str(command).c_str(), error.c_str());
+    return nullptr;
+  }
+  auto context = make_context(config, command, error);
   if (!context) std::fprintf(stderr, "unitls %s: %s\n", str(command).c_str(), error.c_str());
   return context;
 }

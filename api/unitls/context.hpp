@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,6 +45,20 @@ struct Config {
   // after this long with timed_out, not fatal; 0 = no limit. Per socket:
   // SecureSocket::set_timeout().
   std::chrono::milliseconds timeout{0};
+  // NSS key log lines (SSLKEYLOGFILE format), for decrypting captures
+  // (docs/contract.md, "Key log"). Set: each connection hands it one line per
+  // secret, without a newline, when its handshake ends (completed or
+  // failed), on the thread calling handshake(): TLS 1.2 `CLIENT_RANDOM
+  // <client random> <master secret>`; TLS 1.3 CLIENT_HANDSHAKE_TRAFFIC_SECRET,
+  // SERVER_HANDSHAKE_TRAFFIC_SECRET, CLIENT_TRAFFIC_SECRET_0,
+  // SERVER_TRAFFIC_SECRET_0, EXPORTER_SECRET, in that order; lower-case hex.
+  // The same lines on every backend, resumed handshakes included. Copied
+  // into the Context and shared by its sockets, which may call it from
+  // several threads at once: making it thread-safe is the caller's. What
+  // it throws is caught and dropped. Empty (the default): nothing is
+  // logged, and the stacks' own key logging (GnuTLS's $SSLKEYLOGFILE) is
+  // off too.
+  std::function<void(std::string_view line)> keylog;
 };
 
 // One per configuration. Owns the backend's context (certificates, trust

@@ -143,8 +143,8 @@ enum class Op { handshake, read, write, close_notify };
 
 class GnuTlsEngine final : public Engine {
  public:
-  GnuTlsEngine(GnuTlsContext& context, Wire& wire, SessionSink* sessions)
-      : context_(&context), wire_(wire), sessions_(sessions) {}
+  GnuTlsEngine(GnuTlsContext& context, Wire& wire, SessionSink* sessions, KeyLogSink* keylog)
+      : context_(&context), wire_(wire), sessions_(sessions), keylog_(keylog) {}
 
   ~GnuTlsEngine() override {
     if (session_) gnutls_deinit(session_);
@@ -175,6 +175,7 @@ class GnuTlsEngine final : public Engine {
         else if (!gnutls_session_is_resumed(session_) || ticket_received_)
           export_session();
       }
+      if (keylog_) log_resumed_master_secret();
       return Result::ok();
     }
     if (would_block(ret) || !gnutls_error_is_fatal(ret)) return by_direction();
@@ -360,6 +361,33 @@ class GnuTlsEngine final : public Engine {
     self->requested_name_ = std::move(verdict.name);
     return 0;
   }
+  // gnutls_session_set_keylog_function (Config::keylog set): GnuTLS gives
+  // the NSS label and the secret; the client random is this session's.
+  // Labels the core does not log (early-data secrets) are dropped there.
+  static int on_keylog(gnutls_session_t session, const char* label, const gnutls_datum_t* secret) {
+    auto* self = static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session));
+    const auto which = secret_of_label(label);
+    if (!self || !self->keylog_ || !which || !secret) return 0;
+    gnutls_datum_t client{}, server{};
+    gnutls_session_get_random(session, &client, &server);
+    self->keylog_->secret(*which, {client.data, client.size}, {secret->data, secret->size});
+    return 0;
+  }
+  // GnuTLS 3.7 calls the keylog function for CLIENT_RANDOM only when it
+  // computes a master secret, never on a TLS 1.2 resumption (measured); the
+  // other stacks log the session's master secret under the new client
+  // random, which is what decrypts the resumed connection.
+  void log_resumed_master_secret() {
+    if (gnutls_protocol_get_version(session_) == GNUTLS_TLS1_3 || !gnutls_session_is_resumed(session_)) return;
+    gnutls_datum_t client{}, server{}, master{};
+    gnutls_session_get_random(session_, &client, &server);
+    gnutls_session_get_master_secret(session_, &master);
+    keylog_->secret(Secret::client_random, {client.data, client.size}, {master.data, master.size});
+  }
+  // Without Config::keylog: GnuTLS's own default writes every secret to
+  // $SSLKEYLOGFILE when that is set (measured with 3.7.9), which no other
+  // stack does; this one logs nothing (docs/backend-notes.md, "Key log").
+  static int no_keylog(gnutls_session_t, const char*, const gnutls_datum_t*) { return 0; }
   // Off the path where bytes move (the callbacks then need a smaller frame).
   [[gnu::noinline]] int would_block_or_failed();
 
@@ -375,6 +403,7 @@ class GnuTlsEngine final : public Engine {
   HelloFault hello_fault_ = HelloFault::none;  // server: the core refused the ClientHello's server_name
   unsigned verify_status_ = 0;   // gnutls_certificate_status_t of a rejected peer certificate
   SessionSink* sessions_;        // client with the session cache: where new sessions go
+  KeyLogSink* keylog_;           // Config::keylog set: where secrets go
 };
 
 // Exports this connection's session to the core's cache. TLS 1.3 only after
@@ -577,6 +606,7 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   // GnuTLS's default 40 s handshake timeout would make it wait in
   // pull_timeout on its own.
   gnutls_handshake_set_timeout(session_, 0);
+  gnutls_session_set_keylog_function(session_, keylog_ ? &GnuTlsEngine::on_keylog : &GnuTlsEngine::no_keylog);
 
   if (gnutls_priority_set(session_, c.priority_) != GNUTLS_E_SUCCESS ||
       gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, c.credentials_) != GNUTLS_E_SUCCESS)
@@ -624,7 +654,7 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
 std::size_t GnuTlsContext::engine_size() const { return sizeof(GnuTlsEngine); }
 
 EnginePtr GnuTlsContext::make_engine(Wire& wire, EngineSetup& setup) {
-  auto engine = setup.room.make<GnuTlsEngine>(*this, wire, setup.sessions);
+  auto engine = setup.room.make<GnuTlsEngine>(*this, wire, setup.sessions, setup.keylog);
   if (!engine->init(setup.offer ? &setup.offer->bytes : nullptr)) return nullptr;
   return engine;
 }

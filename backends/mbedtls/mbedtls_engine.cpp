@@ -349,8 +349,8 @@ enum class Op { handshake, read, write, close_notify };
 
 class MbedTlsEngine final : public Engine {
  public:
-  MbedTlsEngine(MbedTlsContext& context, Wire& wire, SessionSink* sessions)
-      : context_(&context), wire_(wire), sessions_(sessions) {
+  MbedTlsEngine(MbedTlsContext& context, Wire& wire, SessionSink* sessions, KeyLogSink* keylog)
+      : context_(&context), wire_(wire), sessions_(sessions), keylog_(keylog) {
     mbedtls_ssl_init(&ssl_);
   }
 
@@ -412,6 +412,19 @@ class MbedTlsEngine final : public Engine {
   void send_alert(std::uint8_t description) override;
   void end(bool) override {}
 
+  // mbedtls_ssl_conf_export_keys_ext_cb (Config::keylog set): the master
+  // secret and the randoms, whenever mbedTLS derives the keys (a full
+  // handshake and a resumed one). The callback is the config's and is not
+  // told the connection; mbedTLS calls it inside mbedtls_ssl_handshake_step,
+  // on the thread of the handshake() that set keylog_engine.
+  static int on_keys(void*, const unsigned char* master, const unsigned char*, std::size_t, std::size_t,
+                     std::size_t, const unsigned char client_random[32], const unsigned char*,
+                     mbedtls_tls_prf_types) {
+    if (MbedTlsEngine* self = keylog_engine; self && self->keylog_)
+      self->keylog_->secret(Secret::client_random, {client_random, 32}, {master, 48});
+    return 0;
+  }
+
  private:
   std::string requested_name_;  // server: this handshake's SNI host_name
   bool setup(const mbedtls_ssl_config* conf);
@@ -449,7 +462,13 @@ class MbedTlsEngine final : public Engine {
   std::vector<unsigned char> ahead_;  // read ahead by read_client_hello, not yet given to mbedTLS
   std::size_t ahead_offset_ = 0;
   SessionSink* sessions_;             // client with the session cache: where new sessions go
+  KeyLogSink* keylog_;                // Config::keylog set: where the master secret goes
+  // The engine whose handshake step runs on this thread (on_keys), while a
+  // step runs with keylog_ set.
+  static thread_local MbedTlsEngine* keylog_engine;
 };
+
+thread_local MbedTlsEngine* MbedTlsEngine::keylog_engine = nullptr;
 
 bool MbedTlsEngine::setup(const mbedtls_ssl_config* conf) {
   if (mbedtls_ssl_setup(&ssl_, conf) != 0) return false;
@@ -573,7 +592,9 @@ Result MbedTlsEngine::handshake() {
     if (ssl_.state == MBEDTLS_SSL_SERVER_NEW_SESSION_TICKET) ticket_received_ = true;
     sent_ = false;  // per step: whether this step's failure already went out as an alert
     const int state = ssl_.state;
+    if (keylog_) keylog_engine = this;
     const int ret = mbedtls_ssl_handshake_step(&ssl_);
+    if (keylog_) keylog_engine = nullptr;
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
     if (ret != 0) return translate(ret, Op::handshake);
     if (state == MBEDTLS_SSL_CLIENT_CERTIFICATE && context_->client_auth_ == ClientAuth::optional &&
@@ -792,7 +813,7 @@ int MbedTlsEngine::bio_send(void* p, const unsigned char* buf, std::size_t len) 
 std::size_t MbedTlsContext::engine_size() const { return sizeof(MbedTlsEngine); }
 
 EnginePtr MbedTlsContext::make_engine(Wire& wire, EngineSetup& setup) {
-  auto engine = setup.room.make<MbedTlsEngine>(*this, wire, setup.sessions);
+  auto engine = setup.room.make<MbedTlsEngine>(*this, wire, setup.sessions, setup.keylog);
   if (!engine->init(setup.offer.get())) return nullptr;
   return engine;
 }
@@ -856,6 +877,8 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
   // second ClientHello is refused with a no_renegotiation warning and the
   // read goes on.
   mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+  // Nothing is installed without Config::keylog (docs/contract.md, "Key log").
+  if (config.keylog) mbedtls_ssl_conf_export_keys_ext_cb(conf, &MbedTlsEngine::on_keys, nullptr);
 
   if (has_ca_) mbedtls_ssl_conf_ca_chain(conf, &ca_chain_, nullptr);
   if (verify_peer_) mbedtls_ssl_conf_verify(conf, &MbedTlsContext::verify_leaf, this);

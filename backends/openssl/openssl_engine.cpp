@@ -194,8 +194,8 @@ std::vector<std::byte> der_of(X509* cert) {
 
 class OpenSslEngine final : public Engine {
  public:
-  OpenSslEngine(OpenSslContext& context, Wire& wire, SSL* ssl, SessionSink* sessions)
-      : context_(&context), wire_(wire), ssl_(ssl), sessions_(sessions) {}
+  OpenSslEngine(OpenSslContext& context, Wire& wire, SSL* ssl, SessionSink* sessions, KeyLogSink* keylog)
+      : context_(&context), wire_(wire), ssl_(ssl), sessions_(sessions), keylog_(keylog) {}
 
   ~OpenSslEngine() override { SSL_free(ssl_); }
 
@@ -389,6 +389,40 @@ class OpenSslEngine final : public Engine {
       self->key_update_flood_ = true;
   }
 
+  // SSL_CTX_set_keylog_callback (Config::keylog set): OpenSSL hands over
+  // whole NSS lines, "<label> <client random hex> <secret hex>"; the core
+  // wants the pieces (keylog.hpp). Labels it does not log (OpenSSL's "RSA"
+  // line, early-data secrets) are dropped there.
+  static void on_keylog(const SSL* ssl, const char* line) {
+    auto* self = of(ssl);
+    if (!self || !self->keylog_) return;
+    const std::string_view text(line);
+    const std::size_t a = text.find(' ');
+    const std::size_t b = a == std::string_view::npos ? a : text.find(' ', a + 1);
+    if (b == std::string_view::npos) return;
+    const auto which = secret_of_label(text.substr(0, a));
+    if (!which) return;
+    unsigned char random[32], secret[64];
+    const std::size_t random_size = unhex(text.substr(a + 1, b - a - 1), random);
+    const std::size_t secret_size = unhex(text.substr(b + 1), secret);
+    if (random_size && secret_size)
+      self->keylog_->secret(*which, {random, random_size}, {secret, secret_size});
+    OPENSSL_cleanse(secret, sizeof secret);
+  }
+  // Hex digits into out; their count of bytes, 0 when they do not fit or
+  // are not hex.
+  template <std::size_t N>
+  static std::size_t unhex(std::string_view hex, unsigned char (&out)[N]) {
+    if (hex.empty() || hex.size() % 2 != 0 || hex.size() / 2 > N) return 0;
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+      const int hi = OPENSSL_hexchar2int(static_cast<unsigned char>(hex[i]));
+      const int lo = OPENSSL_hexchar2int(static_cast<unsigned char>(hex[i + 1]));
+      if (hi < 0 || lo < 0) return 0;
+      out[i / 2] = static_cast<unsigned char>(hi << 4 | lo);
+    }
+    return hex.size() / 2;
+  }
+
   // ---- BIO callbacks ----
   static int bio_transport_read(BIO* bio, char* data, int size);
   static int bio_transport_write(BIO* bio, const char* data, int size);
@@ -426,6 +460,7 @@ class OpenSslEngine final : public Engine {
   SessionSink* sessions_;             // client with the session cache: where new sessions go
   std::string requested_name_;        // server: this handshake's SNI host_name
   HelloFault hello_fault_ = HelloFault::none;  // server: the core refused the ClientHello's server_name
+  KeyLogSink* keylog_;                // Config::keylog set: where secrets go
 };
 
 
@@ -626,7 +661,7 @@ EnginePtr OpenSslContext::make_engine(Wire& wire, EngineSetup& setup) {
     ERR_clear_error();
     return nullptr;
   }
-  auto engine = setup.room.make<OpenSslEngine>(*this, wire, ssl, setup.sessions);
+  auto engine = setup.room.make<OpenSslEngine>(*this, wire, ssl, setup.sessions, setup.keylog);
   const bool ok = engine->init(setup.offer);
   ERR_clear_error();
   if (!ok) return nullptr;
@@ -809,6 +844,8 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   // and the connection goes on if the peer accepts that.
   SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_msg_callback(ctx_, &OpenSslEngine::on_message);
+  // Nothing is installed without Config::keylog (docs/contract.md, "Key log").
+  if (config.keylog) SSL_CTX_set_keylog_callback(ctx_, &OpenSslEngine::on_keylog);
 
   if (!prepared.chain_pem.empty()) {
     if (!use_chain(ctx_, prepared.chain_pem)) {
