@@ -220,18 +220,8 @@ class MbedTlsEngine;
 // The server name of the handshake this thread is stepping (the session
 // cache's callbacks get no connection: mbedtls_ssl_conf_session_cache), for
 // the core's rule that a session resumes only under the name it was made
-// with (docs/contract.md, "Server names").
-thread_local const std::string* stepping_name = nullptr;
-
-struct SteppingServer {
-  explicit SteppingServer(const std::string& name) : saved(stepping_name) { stepping_name = &name; }
-  ~SteppingServer() { stepping_name = saved; }
-  SteppingServer(const SteppingServer&) = delete;
-  SteppingServer& operator=(const SteppingServer&) = delete;
-  const std::string* saved;
-};
-
-std::string_view stepping_server_name() { return stepping_name ? std::string_view(*stepping_name) : std::string_view(); }
+// with (docs/contract.md, "Server names"). After MbedTlsEngine.
+std::string_view stepping_server_name();
 
 class MbedTlsContext final : public BackendContext,
                              public ContextFacts {
@@ -416,11 +406,11 @@ class MbedTlsEngine final : public Engine {
   // secret and the randoms, whenever mbedTLS derives the keys (a full
   // handshake and a resumed one). The callback is the config's and is not
   // told the connection; mbedTLS calls it inside mbedtls_ssl_handshake_step,
-  // on the thread of the handshake() that set keylog_engine.
+  // on the thread of the handshake() that set stepping_engine.
   static int on_keys(void*, const unsigned char* master, const unsigned char*, std::size_t, std::size_t,
                      std::size_t, const unsigned char client_random[32], const unsigned char*,
                      mbedtls_tls_prf_types) {
-    if (MbedTlsEngine* self = keylog_engine; self && self->keylog_)
+    if (MbedTlsEngine* self = stepping_engine; self && self->keylog_)
       self->keylog_->secret(Secret::client_random, {client_random, 32}, {master, 48});
     return 0;
   }
@@ -463,12 +453,18 @@ class MbedTlsEngine final : public Engine {
   std::size_t ahead_offset_ = 0;
   SessionSink* sessions_;             // client with the session cache: where new sessions go
   KeyLogSink* keylog_;                // Config::keylog set: where the master secret goes
-  // The engine whose handshake step runs on this thread (on_keys), while a
-  // step runs with keylog_ set.
-  static thread_local MbedTlsEngine* keylog_engine;
+  // The engine whose handshake step runs on this thread, for the callbacks
+  // mbedTLS does not tell the connection (on_keys, the session cache's).
+  static thread_local MbedTlsEngine* stepping_engine;
+  friend std::string_view stepping_server_name();
 };
 
-thread_local MbedTlsEngine* MbedTlsEngine::keylog_engine = nullptr;
+thread_local MbedTlsEngine* MbedTlsEngine::stepping_engine = nullptr;
+
+std::string_view stepping_server_name() {
+  const MbedTlsEngine* engine = MbedTlsEngine::stepping_engine;
+  return engine ? std::string_view(engine->requested_name_) : std::string_view();
+}
 
 bool MbedTlsEngine::setup(const mbedtls_ssl_config* conf) {
   if (mbedtls_ssl_setup(&ssl_, conf) != 0) return false;
@@ -585,16 +581,15 @@ Result MbedTlsEngine::handshake() {
   // mbedTLS 2.28 has no "session reused" call, and a resumed handshake (RFC
   // 5246 7.3) goes from ServerHello straight to ChangeCipherSpec, never
   // through the server's Certificate, on both sides.
-  const SteppingServer stepping(requested_name_);
   while (ssl_.state != MBEDTLS_SSL_HANDSHAKE_OVER) {
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
     // A client reads a NewSessionTicket only when the ServerHello announced one.
     if (ssl_.state == MBEDTLS_SSL_SERVER_NEW_SESSION_TICKET) ticket_received_ = true;
     sent_ = false;  // per step: whether this step's failure already went out as an alert
     const int state = ssl_.state;
-    if (keylog_) keylog_engine = this;
+    stepping_engine = this;
     const int ret = mbedtls_ssl_handshake_step(&ssl_);
-    if (keylog_) keylog_engine = nullptr;
+    stepping_engine = nullptr;
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
     if (ret != 0) return translate(ret, Op::handshake);
     if (state == MBEDTLS_SSL_CLIENT_CERTIFICATE && context_->client_auth_ == ClientAuth::optional &&
