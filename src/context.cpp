@@ -1,12 +1,16 @@
 #include <unitls/context.hpp>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -14,6 +18,7 @@
 #include <unitls/secure_socket.hpp>
 
 #include "engine.hpp"
+#include "private_key.hpp"
 #include "session_cache.hpp"
 #include "socket_core.hpp"
 #include "verify.hpp"
@@ -93,15 +98,13 @@ bool read_file(const char* option, const std::string& path, std::string& out, st
   return true;
 }
 
-// Configuration files are PEM on every backend (one stack would take DER,
-// the others not): the blocks of `path`, or false with a message.
-bool read_pem(const char* option, const std::string& path, std::vector<detail::PemBlock>& blocks,
-              std::string& message) {
-  std::string text;
-  if (!read_file(option, path, text, message)) return false;
+// PEM text of an option (a file's or given in the Config), or false with a
+// message naming its source.
+bool parse_pem_of(const std::string& source, const std::string& text, std::vector<detail::PemBlock>& blocks,
+                  std::string& message) {
   auto parsed = detail::parse_pem(text);
   if (!parsed || parsed->empty()) {
-    message = std::string(option) + " '" + path + "': not a PEM file" +
+    message = source + ": not PEM" +
               (parsed ? " (no -----BEGIN block; DER and other formats are not accepted)"
                       : " (a -----BEGIN block is damaged)");
     return false;
@@ -109,6 +112,59 @@ bool read_pem(const char* option, const std::string& path, std::vector<detail::P
   blocks = std::move(*parsed);
   return true;
 }
+
+// One item of the configuration given as a file or as PEM text (never both:
+// check_config).
+struct Item {
+  std::string file_option, pem_option;  // "certificate_file", "certificate_pem" (with a prefix)
+  const std::string* file = nullptr;
+  const std::string* pem = nullptr;
+
+  bool given() const { return !file->empty() || !pem->empty(); }
+  // What messages call it: "certificate_file 'c.pem'" or "certificate_pem".
+  std::string source() const { return file->empty() ? pem_option : file_option + " '" + *file + "'"; }
+};
+
+// Configuration files are PEM on every backend (one stack would take DER,
+// the others not): the blocks of the item, or false with a message.
+bool read_item(const Item& item, std::vector<detail::PemBlock>& blocks, std::string& message) {
+  if (item.file->empty()) return parse_pem_of(item.pem_option, *item.pem, blocks, message);
+  std::string text;
+  if (!read_file(item.file_option.c_str(), *item.file, text, message)) return false;
+  return parse_pem_of(item.source(), text, blocks, message);
+}
+
+// A certificate chain and its key: the Config's own, or one of its
+// additional_credentials (prefix "additional_credentials[i].").
+struct CredentialItems {
+  Item certificate, key;
+  const std::string* password = nullptr;
+  std::string password_option;
+};
+
+CredentialItems items_of(const std::string& prefix, const std::string& certificate_file,
+                         const std::string& certificate_pem, const std::string& private_key_file,
+                         const std::string& private_key_pem, const std::string& password) {
+  return {{prefix + "certificate_file", prefix + "certificate_pem", &certificate_file, &certificate_pem},
+          {prefix + "private_key_file", prefix + "private_key_pem", &private_key_file, &private_key_pem},
+          &password,
+          prefix + "private_key_password"};
+}
+
+// The main credential (possibly given not at all), then each additional one.
+std::vector<CredentialItems> credential_items(const Config& c) {
+  std::vector<CredentialItems> out;
+  out.push_back(items_of("", c.certificate_file, c.certificate_pem, c.private_key_file, c.private_key_pem,
+                         c.private_key_password));
+  for (std::size_t i = 0; i < c.additional_credentials.size(); ++i) {
+    const Credential& a = c.additional_credentials[i];
+    out.push_back(items_of("additional_credentials[" + std::to_string(i) + "].", a.certificate_file,
+                           a.certificate_pem, a.private_key_file, a.private_key_pem, a.private_key_password));
+  }
+  return out;
+}
+
+Item ca_item(const Config& c) { return {"ca_file", "ca_pem", &c.ca_file, &c.ca_pem}; }
 
 bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
@@ -122,6 +178,17 @@ bool check_strings(const Config& c, std::string& message) {
     if (has_nul(*value)) {
       message = std::string(option) + ": contains a NUL byte";
       return false;
+    }
+  }
+  // Paths and passwords reach the stacks as C strings.
+  for (const CredentialItems& items : credential_items(c)) {
+    for (const auto& [option, value] : {std::pair{&items.certificate.file_option, items.certificate.file},
+                                        std::pair{&items.key.file_option, items.key.file},
+                                        std::pair{&items.password_option, items.password}}) {
+      if (has_nul(*value)) {
+        message = *option + ": contains a NUL byte";
+        return false;
+      }
     }
   }
   for (const auto& protocol : c.alpn) {
@@ -158,17 +225,41 @@ bool check_config(const Config& c, std::string& message) {
     message = "min_version is above max_version";
     return false;
   }
-  if (!check_file("certificate_file", c.certificate_file, message) ||
-      !check_file("private_key_file", c.private_key_file, message) ||
-      !check_file("ca_file", c.ca_file, message))
-    return false;
-  if (c.certificate_file.empty() != c.private_key_file.empty()) {
-    message = c.certificate_file.empty() ? "private_key_file is set but certificate_file is not"
-                                         : "certificate_file is set but private_key_file is not";
+  const Item ca = ca_item(c);
+  if (!c.ca_file.empty() && !c.ca_pem.empty()) {
+    message = "ca_file and ca_pem are both set; give one";
     return false;
   }
-  if (c.role == Role::server && c.certificate_file.empty()) {
-    message = "a server needs certificate_file and private_key_file";
+  if (!check_file("ca_file", c.ca_file, message)) return false;
+  if (c.role == Role::client && !c.additional_credentials.empty()) {
+    message = "additional_credentials is a server option (a client has one certificate)";
+    return false;
+  }
+  const std::vector<CredentialItems> credentials = credential_items(c);
+  for (std::size_t i = 0; i < credentials.size(); ++i) {
+    const CredentialItems& items = credentials[i];
+    for (const Item* item : {&items.certificate, &items.key}) {
+      if (!item->file->empty() && !item->pem->empty()) {
+        message = item->file_option + " and " + item->pem_option + " are both set; give one";
+        return false;
+      }
+      if (!check_file(item->file_option.c_str(), *item->file, message)) return false;
+    }
+    if (items.certificate.given() != items.key.given()) {
+      message = items.certificate.given()
+                    ? items.certificate.source() + " is set but no private key (" + items.key.file_option +
+                          " or " + items.key.pem_option + ")"
+                    : items.key.source() + " is set but no certificate (" + items.certificate.file_option +
+                          " or " + items.certificate.pem_option + ")";
+      return false;
+    }
+    if (i > 0 && !items.certificate.given()) {
+      message = "additional_credentials[" + std::to_string(i - 1) + "]: no certificate and key";
+      return false;
+    }
+  }
+  if (c.role == Role::server && !credentials[0].certificate.given()) {
+    message = "a server needs certificate_file and private_key_file (or certificate_pem and private_key_pem)";
     return false;
   }
   if (c.role == Role::client && c.client_auth != ClientAuth::none) {
@@ -177,9 +268,9 @@ bool check_config(const Config& c, std::string& message) {
   }
   // A server that asks for client certificates must say whom it trusts: the
   // system store would let in anyone a public CA ever gave a client cert.
-  if (c.role == Role::server && c.client_auth != ClientAuth::none && c.ca_file.empty()) {
-    message = "a server with client_auth (client certificates) needs ca_file, the CA that signs "
-              "its clients";
+  if (c.role == Role::server && c.client_auth != ClientAuth::none && !ca.given()) {
+    message = "a server with client_auth (client certificates) needs ca_file (or ca_pem), the CA "
+              "that signs its clients";
     return false;
   }
   // Secure by default: verifying a certificate without a name to check it
@@ -242,87 +333,230 @@ bool check_capabilities(const Config& c, std::string_view backend, const detail:
   return true;
 }
 
-// Reads the PEM files once for every backend: they must hold what their
-// option says, a server's certificate must be one clients can accept, and
-// only trust anchors of ca_file are passed on.
-bool prepare(const Config& c, detail::Prepared& out, std::string& message) {
+// One credential's certificate and key, read once for every backend: they
+// must hold what their option says, a server's certificate must be one
+// clients can accept, and the chain goes out in issuance order.
+bool prepare_credential(const CredentialItems& items, Role role, const detail::Capabilities& caps,
+                        std::string_view backend, detail::PreparedCredential& out, errc& kind,
+                        std::string& message) {
+  kind = errc::invalid_argument;
+  out.certificate_source = items.certificate.source();
+  out.key_source = items.key.source();
   std::vector<detail::PemBlock> blocks;
-  if (!c.certificate_file.empty()) {
-    if (!read_pem("certificate_file", c.certificate_file, blocks, message)) return false;
-    auto first = std::find_if(blocks.begin(), blocks.end(),
-                              [](const detail::PemBlock& b) { return b.label == "CERTIFICATE"; });
-    if (first == blocks.end()) {
-      message = "certificate_file '" + c.certificate_file + "': no CERTIFICATE block in it";
+  if (!read_item(items.certificate, blocks, message)) return false;
+  auto first = std::find_if(blocks.begin(), blocks.end(),
+                            [](const detail::PemBlock& b) { return b.label == "CERTIFICATE"; });
+  if (first == blocks.end()) {
+    message = out.certificate_source + ": no CERTIFICATE block in it";
+    return false;
+  }
+  const auto leaf = detail::parse_certificate(first->der);
+  if (!leaf) {
+    message = out.certificate_source + ": the first certificate cannot be parsed";
+    return false;
+  }
+  // RFC 5280 4.2.1.12. Some stacks refuse to serve such a certificate, the
+  // others serve one that every client rejects: either way a mistake
+  // better told now.
+  if (role == Role::server && !detail::purpose_allows(*leaf, Role::server)) {
+    message = out.certificate_source + ": its extendedKeyUsage does not allow serverAuth (TLS server)";
+    return false;
+  }
+  // What goes out is the leaf and its issuers in order, the same on every
+  // backend (docs/contract.md, "Who is on the other end"): GnuTLS sends a
+  // configured chain that way whatever the file's order.
+  std::vector<const detail::PemBlock*> certificates;
+  std::vector<std::span<const std::byte>> ders;
+  for (const auto& block : blocks) {
+    if (block.label != "CERTIFICATE") continue;
+    certificates.push_back(&block);
+    ders.emplace_back(block.der);
+  }
+  for (const std::size_t i : detail::issuance_order(ders)) {
+    out.chain_pem += certificates[i]->text;
+    out.chain_pem += '\n';
+  }
+
+  if (!read_item(items.key, blocks, message)) return false;
+  auto key = std::find_if(blocks.begin(), blocks.end(), [](const detail::PemBlock& b) {
+    return b.label.ends_with("PRIVATE KEY");
+  });
+  if (key == blocks.end()) {
+    message = out.key_source + ": no PRIVATE KEY block in it";
+    return false;
+  }
+  // An encrypted key is decrypted by the stack with the password; a
+  // scheme the stack cannot decrypt is said now (docs/contract.md,
+  // "Credentials"). A password for a plain key is not needed, and ignored.
+  if (const auto encrypted = detail::encrypted_key(*key)) {
+    if (items.password->empty()) {
+      message = out.key_source + ": the key is encrypted; give its password in " + items.password_option;
       return false;
     }
-    const auto leaf = detail::parse_certificate(first->der);
-    if (!leaf) {
-      message = "certificate_file '" + c.certificate_file + "': the first certificate cannot be parsed";
+    if (!(caps.key_encryptions & detail::key_encryption_bit(encrypted->scheme))) {
+      kind = errc::unsupported;
+      message = out.key_source + ": encrypted with " + encrypted->description + ", which the " +
+                std::string(backend) + " backend (" + std::string(backend_library_version(backend)) +
+                ") cannot decrypt; encrypt it with PBES2 (PBKDF2, AES-CBC): openssl pkcs8 -topk8 -v2 aes-256-cbc";
       return false;
     }
-    // RFC 5280 4.2.1.12. Some stacks refuse to serve such a certificate, the
-    // others serve one that every client rejects: either way a mistake
-    // better told now.
-    if (c.role == Role::server && !detail::purpose_allows(*leaf, Role::server)) {
-      message = "certificate_file '" + c.certificate_file +
-                "': its extendedKeyUsage does not allow serverAuth (TLS server)";
-      return false;
-    }
-    // What goes out is the leaf and its issuers in order, the same on every
-    // backend (docs/contract.md, "Who is on the other end"): GnuTLS sends a
-    // configured chain that way whatever the file's order.
-    std::vector<const detail::PemBlock*> certificates;
-    std::vector<std::span<const std::byte>> ders;
-    for (const auto& block : blocks) {
-      if (block.label != "CERTIFICATE") continue;
-      certificates.push_back(&block);
-      ders.emplace_back(block.der);
-    }
-    for (const std::size_t i : detail::issuance_order(ders)) {
-      out.chain_pem += certificates[i]->text;
-      out.chain_pem += '\n';
+    out.key_password = *items.password;
+  }
+  out.key_pem = key->text + '\n';
+  return true;
+}
+
+// The system trust store, found the same way for every backend (each stack
+// has its own way, and mbedTLS none), as OpenSSL finds its own: a bundle
+// ($SSL_CERT_FILE, else the first of the usual places that exists) and the
+// directories of $SSL_CERT_DIR; without either, the first usual directory
+// (docs/contract.md, "Verification").
+constexpr const char* system_bundles[] = {
+    "/etc/ssl/certs/ca-certificates.crt",                 // Debian, Ubuntu, Gentoo, Arch
+    "/etc/pki/tls/certs/ca-bundle.crt",                   // Fedora, RHEL 6
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",  // RHEL 7 and later
+    "/etc/ssl/ca-bundle.pem",                             // openSUSE
+    "/etc/ssl/cert.pem",                                  // Alpine, the BSDs, macOS
+};
+constexpr const char* system_directories[] = {"/etc/ssl/certs", "/etc/pki/tls/certs"};
+
+bool exists_as(const char* path, mode_t type) {
+  struct stat st {};
+  return ::stat(path, &st) == 0 && (st.st_mode & S_IFMT) == type;
+}
+
+// The PEM blocks of a bundle, or of each file of a directory that is PEM
+// (hashed links included: duplicates are dropped by the caller). A file or
+// block that is not usable is skipped, not fatal: a store is many files.
+void add_blocks(const std::string& text, std::vector<detail::PemBlock>& blocks) {
+  auto parsed = detail::parse_pem(text);
+  if (!parsed) return;
+  for (auto& block : *parsed) blocks.push_back(std::move(block));
+}
+
+bool read_directory(const std::string& dir, std::vector<detail::PemBlock>& blocks, std::string& message) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) {
+    message = "SSL_CERT_DIR '" + dir + "': " + std::strerror(errno);
+    return false;
+  }
+  std::vector<std::string> names;
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    const std::string path = dir + "/" + name;
+    std::string one, ignored;
+    if (!exists_as(path.c_str(), S_IFREG) || !read_file("SSL_CERT_DIR", path, one, ignored)) continue;
+    add_blocks(one, blocks);
+  }
+  return true;
+}
+
+bool read_system_store(std::vector<detail::PemBlock>& blocks, std::string& source, std::string& message) {
+  std::string file;
+  if (const char* env = std::getenv("SSL_CERT_FILE"); env && *env) {
+    file = env;
+  } else {
+    for (const char* bundle : system_bundles) {
+      if (exists_as(bundle, S_IFREG)) {
+        file = bundle;
+        break;
+      }
     }
   }
-  if (!c.private_key_file.empty()) {
-    if (!read_pem("private_key_file", c.private_key_file, blocks, message)) return false;
-    auto key = std::find_if(blocks.begin(), blocks.end(), [](const detail::PemBlock& b) {
-      return b.label.ends_with("PRIVATE KEY");
-    });
-    if (key == blocks.end()) {
-      message = "private_key_file '" + c.private_key_file + "': no PRIVATE KEY block in it";
-      return false;
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("SSL_CERT_DIR"); env && *env) {
+    // OpenSSL's form: directories separated by ':'.
+    for (std::string_view rest = env; !rest.empty();) {
+      const auto colon = rest.find(':');
+      if (colon != 0) dirs.emplace_back(rest.substr(0, colon));
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
     }
-    if (key->encrypted || key->label == "ENCRYPTED PRIVATE KEY") {
-      message = "private_key_file '" + c.private_key_file +
-                "': the key is encrypted, and no password can be given (store it unencrypted)";
-      return false;
+  } else if (file.empty()) {
+    for (const char* directory : system_directories) {
+      if (exists_as(directory, S_IFDIR)) {
+        dirs.emplace_back(directory);
+        break;
+      }
     }
-    out.key_pem = key->text + '\n';
   }
+  if (file.empty() && dirs.empty()) {
+    message = "no system trust store: none of the usual bundles or directories exists (set ca_file, "
+              "ca_pem, SSL_CERT_FILE or SSL_CERT_DIR)";
+    return false;
+  }
+  source = "the system trust store (";
+  if (!file.empty()) {
+    std::string text;
+    if (!read_file("SSL_CERT_FILE", file, text, message)) return false;
+    add_blocks(text, blocks);
+    source += "'" + file + "'";
+  }
+  for (const auto& dir : dirs) {
+    if (!read_directory(dir, blocks, message)) return false;
+    source += (source.back() == '(' ? "'" : ", '") + dir + "'";
+  }
+  source += ")";
+  return true;
+}
+
+// The trust anchors: only self-signed and CA certificates (a leaf is no
+// anchor: trusting it would let its key vouch for itself whatever its
+// issuer says; one stack did, the others not).
+bool prepare_trust(const Config& c, detail::Prepared& out, std::string& message) {
+  const Item ca = ca_item(c);
+  std::vector<detail::PemBlock> blocks;
+  if (ca.given()) {
+    out.trust_source = ca.source();
+    if (!read_item(ca, blocks, message)) return false;
+  } else {
+    if (!detail::verifies_peer(c)) return true;
+    if (!read_system_store(blocks, out.trust_source, message)) return false;
+    out.trust_is_system = true;
+  }
+  std::size_t certificates = 0;
+  std::set<std::string, std::less<>> seen;
+  for (const auto& block : blocks) {
+    if (block.label != "CERTIFICATE" && block.label != "TRUSTED CERTIFICATE") continue;
+    ++certificates;
+    const auto facts = detail::parse_certificate(block.der);
+    if (!facts || !(facts->is_ca || facts->self_issued)) continue;
+    if (!seen.insert(std::string(reinterpret_cast<const char*>(block.der.data()), block.der.size())).second)
+      continue;
+    out.trust_pem += block.text;
+    out.trust_pem += '\n';
+  }
+  if (out.trust_pem.empty()) {
+    message = out.trust_source + ": no trust anchor in it (" + std::to_string(certificates) +
+              " certificate(s), none a CA or self-signed)";
+    return false;
+  }
+  return true;
+}
+
+// Reads what the Config names once for every backend. kind: what a failure
+// is (invalid_argument, or unsupported for what this backend cannot do).
+bool prepare(const Config& c, const detail::BackendEntry& backend, detail::Prepared& out, errc& kind,
+             std::string& message) {
+  kind = errc::invalid_argument;
+  const std::vector<CredentialItems> items = credential_items(c);
+  for (const CredentialItems& credential : items) {
+    if (!credential.certificate.given()) continue;  // the main one, not given (a client)
+    detail::PreparedCredential prepared;
+    if (!prepare_credential(credential, c.role, backend.capabilities, backend.name, prepared, kind, message))
+      return false;
+    out.credentials.push_back(std::move(prepared));
+  }
+  if (out.credentials.size() > 1) out.chooser = std::make_shared<const detail::CredentialChooser>(out.credentials);
   if (c.role == Role::client) {
     out.server_name_is_ip = detail::is_ip_literal(c.server_name);
     if (!out.server_name_is_ip) out.sni = c.server_name;
   }
-  if (!c.ca_file.empty()) {
-    if (!read_pem("ca_file", c.ca_file, blocks, message)) return false;
-    std::size_t certificates = 0;
-    for (const auto& block : blocks) {
-      if (block.label != "CERTIFICATE" && block.label != "TRUSTED CERTIFICATE") continue;
-      ++certificates;
-      // A leaf is no anchor: trusting it would let its key vouch for
-      // itself whatever its issuer says (one stack did, the others not).
-      const auto facts = detail::parse_certificate(block.der);
-      if (!facts || !(facts->is_ca || facts->self_issued)) continue;
-      out.trust_pem += block.text;
-      out.trust_pem += '\n';
-    }
-    if (out.trust_pem.empty()) {
-      message = "ca_file '" + c.ca_file + "': no trust anchor in it (" + std::to_string(certificates) +
-                " certificate(s), none a CA or self-signed)";
-      return false;
-    }
-  }
-  return true;
+  return prepare_trust(c, out, message);
 }
 
 }  // namespace
@@ -341,15 +575,48 @@ std::string with_stack_reason(std::string text, std::string_view stack, std::str
 }
 }  // namespace
 
-std::string config_message(std::string_view option, const std::string& path, std::string_view what,
-                           std::string_view stack, std::string_view why) {
-  return with_stack_reason(std::string(option) + " '" + path + "': " + std::string(what), stack, why);
+std::string config_message(std::string_view source, std::string_view what, std::string_view stack,
+                           std::string_view why) {
+  return with_stack_reason(std::string(source) + ": " + std::string(what), stack, why);
 }
 
-std::string key_mismatch_message(const Config& c, std::string_view stack, std::string_view why) {
-  return with_stack_reason("private_key_file '" + c.private_key_file + "' does not match certificate_file '" +
-                               c.certificate_file + "'",
+std::string key_mismatch_message(const PreparedCredential& credential, std::string_view stack,
+                                 std::string_view why) {
+  return with_stack_reason(credential.key_source + " does not match " + credential.certificate_source, stack, why);
+}
+
+std::string key_unusable_message(const PreparedCredential& credential, std::string_view stack,
+                                 std::string_view why) {
+  return with_stack_reason(credential.key_source + (credential.key_password.empty()
+                                                        ? ": not usable"
+                                                        : ": cannot be decrypted with its password (a wrong "
+                                                          "password, or a damaged key)"),
                            stack, why);
+}
+
+CredentialChooser::~CredentialChooser() = default;
+
+struct CredentialChooser::Leaf {
+  std::vector<std::byte> der;
+  std::optional<CertificateFacts> facts;  // views into der
+};
+
+CredentialChooser::CredentialChooser(const std::vector<PreparedCredential>& credentials) {
+  for (const auto& credential : credentials) {
+    auto leaf = std::make_unique<Leaf>();
+    if (auto blocks = parse_pem(credential.chain_pem); blocks && !blocks->empty()) {
+      leaf->der = std::move((*blocks)[0].der);
+      leaf->facts = parse_certificate(leaf->der);
+    }
+    leaves_.push_back(std::move(leaf));
+  }
+}
+
+std::size_t CredentialChooser::choose(std::string_view server_name) const {
+  if (server_name.empty()) return 0;
+  for (std::size_t i = 0; i < leaves_.size(); ++i)
+    if (leaves_[i]->facts && name_matches(*leaves_[i]->facts, server_name)) return i;
+  return 0;
 }
 
 }  // namespace detail
@@ -386,7 +653,7 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
   if (!check_capabilities(config, entry->name, entry->capabilities, why))
     return fail(errc::unsupported);
   detail::Prepared prepared;
-  if (!prepare(config, prepared, why)) return fail(errc::invalid_argument);
+  if (errc kind{}; !prepare(config, *entry, prepared, kind, why)) return fail(kind);
   if (config.role == Role::server) prepared.server_sessions = std::make_shared<detail::ServerSessionStore>();
 
   std::error_code backend_ec;

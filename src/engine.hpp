@@ -264,20 +264,61 @@ struct Capabilities {
   std::size_t max_alpn_name = 255;             // bytes in one ALPN protocol name
   std::size_t max_alpn_protocols = 0xffff;     // names in the ALPN list
   std::size_t max_alpn_list = 0xffff;          // client: the list's bytes on the wire (RFC 7301 3.1)
+  // Encrypted private keys it can decrypt (KeyEncryption, private_key.hpp):
+  // one bit per scheme.
+  unsigned key_encryptions = ~0u;
 };
 
 // What the core made of the Config before the backend sees it: the rules
 // that are not a stack's business are applied here, once. Backends load
 // what is here, never the files again.
-struct Prepared {
-  // certificate_file's CERTIFICATE blocks (PEM text, leaf first), and
-  // private_key_file's key block (unencrypted); empty without a certificate.
+// One certificate chain and its key, as the core read them from the files or
+// the PEM text of the Config (or of one of its additional_credentials).
+struct PreparedCredential {
+  // The CERTIFICATE blocks (PEM text): the leaf and its issuers, in
+  // issuance order.
   std::string chain_pem;
+  // The private key block as found: encrypted when key_password is set
+  // (the stack decrypts it), plain otherwise.
   std::string key_pem;
-  // The trust anchors of ca_file (PEM text): only its self-signed and CA
-  // certificates. Empty when ca_file is: then the system store is used
-  // when the peer is verified.
+  std::string key_password;
+  // What messages call them: "certificate_file 'c.pem'", "certificate_pem",
+  // "additional_credentials[0].private_key_file 'k.pem'", ...
+  std::string certificate_source;
+  std::string key_source;
+};
+
+// A server's choice among its credentials by the client's SNI
+// (docs/contract.md, "Several certificates"): the first whose leaf names
+// the host (the RFC 6125 rule of verification), the main one otherwise.
+class CredentialChooser {
+ public:
+  explicit CredentialChooser(const std::vector<PreparedCredential>& credentials);
+  ~CredentialChooser();
+  CredentialChooser(const CredentialChooser&) = delete;
+  CredentialChooser& operator=(const CredentialChooser&) = delete;
+  // An index into Prepared::credentials; 0 for no SNI.
+  std::size_t choose(std::string_view server_name) const;
+
+ private:
+  struct Leaf;
+  std::vector<std::unique_ptr<Leaf>> leaves_;
+};
+
+struct Prepared {
+  // [0]: certificate_file/_pem and private_key_file/_pem; then a server's
+  // additional_credentials, in order. Empty without a certificate.
+  std::vector<PreparedCredential> credentials;
+  // A server with additional_credentials: which one a ClientHello gets.
+  std::shared_ptr<const CredentialChooser> chooser;
+  // The trust anchors (PEM text): only the self-signed and CA certificates
+  // of ca_file or ca_pem, or, when neither is given and the peer is
+  // verified, of the system trust store (found by the core, the same way
+  // for every backend: docs/contract.md, "Verification"). Empty: nothing is
+  // verified.
   std::string trust_pem;
+  std::string trust_source;     // "ca_file 'a.pem'", "ca_pem", "the system trust store (path)"
+  bool trust_is_system = false;  // a system bundle may hold certificates a stack cannot parse
   // Client: the name to send in SNI (RFC 6066 3: host names only, never an
   // IP literal); empty for none. The peer's name is checked by the core
   // (check_peer_leaf), never by the stack.
@@ -288,13 +329,17 @@ struct Prepared {
   std::shared_ptr<ServerSessionStore> server_sessions;
 };
 
-// "<option> '<path>': <what> (<stack>: <why>)": the words every backend uses
-// for what only its stack can tell about the configuration
-// (docs/contract.md, "Configuration files").
-std::string config_message(std::string_view option, const std::string& path, std::string_view what,
-                           std::string_view stack = {}, std::string_view why = {});
-// private_key_file does not belong to certificate_file.
-std::string key_mismatch_message(const Config& config, std::string_view stack = {},
+// "<source>: <what> (<stack>: <why>)": the words every backend uses for
+// what only its stack can tell about the configuration (docs/contract.md,
+// "Configuration files"); source is a PreparedCredential's or the trust's.
+std::string config_message(std::string_view source, std::string_view what, std::string_view stack = {},
+                           std::string_view why = {});
+// The key does not belong to the certificate.
+std::string key_mismatch_message(const PreparedCredential& credential, std::string_view stack = {},
+                                 std::string_view why = {});
+// The stack could not read the key: with a password, it could not decrypt
+// it (a wrong password, most likely).
+std::string key_unusable_message(const PreparedCredential& credential, std::string_view stack = {},
                                  std::string_view why = {});
 
 // Whether this side verifies the peer's certificate: a client with
@@ -313,7 +358,8 @@ struct ContextFacts {
         server_name_(config.server_name),
         sni_(prepared.sni),
         server_name_is_ip_(prepared.server_name_is_ip),
-        server_sessions_(prepared.server_sessions) {}
+        server_sessions_(prepared.server_sessions),
+        chooser_(prepared.chooser) {}
 
   Role role_;
   bool verify_peer_;         // verifies_peer(): a certificate the peer sends is verified
@@ -322,6 +368,12 @@ struct ContextFacts {
   std::string sni_;          // client: sent in SNI (Prepared::sni)
   bool server_name_is_ip_;
   std::shared_ptr<ServerSessionStore> server_sessions_;  // server: the session-ID cache
+  std::shared_ptr<const CredentialChooser> chooser_;    // server with additional_credentials
+
+  // Server: the index in Prepared::credentials for this SNI host name.
+  std::size_t credential_for(std::string_view server_name) const {
+    return chooser_ ? chooser_->choose(server_name) : 0;
+  }
 };
 
 // The one factory each backend provides. The core has checked the Config

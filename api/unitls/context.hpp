@@ -26,12 +26,28 @@ enum class ClientAuth {
   required,  // asked for and verified; a client without one fails the handshake
 };
 
+// One certificate chain and its private key, from files or from PEM text
+// (each item one way, not both): a server's additional_credentials.
+struct Credential {
+  std::string certificate_file, private_key_file;
+  std::string certificate_pem, private_key_pem;
+  std::string private_key_password;  // of an encrypted key; "" = the key is not encrypted
+};
+
 struct Config {
   Role role = Role::client;
   std::string backend;                    // "" = default_backend()
   std::string certificate_file;           // PEM chain (server; client for mutual TLS)
   std::string private_key_file;           // PEM key matching the first certificate
-  std::string ca_file;                    // PEM trust anchors; "" = the system store
+  std::string ca_file;                    // PEM trust anchors; "" (and no ca_pem) = the system store
+  // The same as PEM text instead of files (a file and PEM text for the same
+  // item is invalid_argument).
+  std::string certificate_pem, private_key_pem, ca_pem;
+  std::string private_key_password;       // of an encrypted private key; "" = not encrypted
+  // Server: more certificates, the one whose names match the client's SNI
+  // chosen (the first that does), else the one above (docs/contract.md,
+  // "Several certificates").
+  std::vector<Credential> additional_credentials;
   bool verify_peer = true;                // client: verify the server's certificate (servers: client_auth)
   ClientAuth client_auth = ClientAuth::none;  // server: ask for a client certificate (needs ca_file)
   std::string server_name;                // client: SNI and hostname verification

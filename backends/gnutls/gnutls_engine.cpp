@@ -22,6 +22,7 @@
 
 #include "client_hello.hpp"
 #include "engine.hpp"
+#include "private_key.hpp"
 #include "session_cache.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
@@ -107,7 +108,7 @@ class GnuTlsContext final : public BackendContext,
       : ContextFacts(config, prepared), alpn_names_(config.alpn) {}
 
   ~GnuTlsContext() override {
-    if (credentials_) gnutls_certificate_free_credentials(credentials_);
+    for (auto* credentials : credentials_) gnutls_certificate_free_credentials(credentials);
     if (priority_) gnutls_priority_deinit(priority_);
     if (ticket_key_.data) {
       gnutls_memset(ticket_key_.data, 0, ticket_key_.size);
@@ -132,7 +133,10 @@ class GnuTlsContext final : public BackendContext,
   std::vector<std::string> alpn_names_;   // preference order
   std::vector<gnutls_datum_t> alpn_;      // points into alpn_names_
 
-  gnutls_certificate_credentials_t credentials_ = nullptr;
+  // [0]: the main credential (and nothing, on a client without one); then
+  // a server's additional_credentials, each with the same trust anchors: a
+  // ClientHello whose SNI picks one gets it (on_client_hello).
+  std::vector<gnutls_certificate_credentials_t> credentials_;
   gnutls_priority_t priority_ = nullptr;
   gnutls_datum_t ticket_key_{};  // server: encrypts the session tickets
 };
@@ -351,7 +355,11 @@ class GnuTlsEngine final : public Engine {
     self->requested_name_.clear();
     (void)gnutls_ext_raw_parse(self, &GnuTlsEngine::on_hello_extension, msg,
                                GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
-    return self->hello_fault_ == HelloFault::none ? 0 : GNUTLS_E_RECEIVED_DISALLOWED_NAME;
+    if (self->hello_fault_ != HelloFault::none) return GNUTLS_E_RECEIVED_DISALLOWED_NAME;
+    // The credential for this name (docs/contract.md, "Several certificates").
+    const GnuTlsContext& c = *self->context_;
+    return gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE,
+                                  c.credentials_[c.credential_for(self->requested_name_)]);
   }
   static int on_hello_extension(void* ctx, unsigned type, const unsigned char* data, unsigned size) {
     if (type != 0) return 0;  // server_name
@@ -609,7 +617,7 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   gnutls_session_set_keylog_function(session_, keylog_ ? &GnuTlsEngine::on_keylog : &GnuTlsEngine::no_keylog);
 
   if (gnutls_priority_set(session_, c.priority_) != GNUTLS_E_SUCCESS ||
-      gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, c.credentials_) != GNUTLS_E_SUCCESS)
+      gnutls_credentials_set(session_, GNUTLS_CRD_CERTIFICATE, c.credentials_.front()) != GNUTLS_E_SUCCESS)
     return false;
   if (!c.alpn_.empty()) {
     // Server: its own preference order among the client's offers (RFC 7301
@@ -677,6 +685,26 @@ std::string priority_string(Version min, Version max) {
   return p;
 }
 
+// One credential's chain and key (decrypted with its password) into
+// credentials; GnuTLS checks that the key belongs to the first certificate.
+bool load_credential(gnutls_certificate_credentials_t credentials, const PreparedCredential& prepared,
+                     std::string& message) {
+  const gnutls_datum_t chain = datum_of(prepared.chain_pem);
+  const gnutls_datum_t key = datum_of(prepared.key_pem);
+  const int ret = gnutls_certificate_set_x509_key_mem2(
+      credentials, &chain, &key, GNUTLS_X509_FMT_PEM,
+      prepared.key_password.empty() ? nullptr : prepared.key_password.c_str(), 0);
+  if (ret >= 0) return true;
+  if (ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
+    message = key_mismatch_message(prepared, "GnuTLS", gnutls_strerror(ret));
+  else if (!prepared.key_password.empty() || ret == GNUTLS_E_DECRYPTION_FAILED)
+    message = key_unusable_message(prepared, "GnuTLS", gnutls_strerror(ret));
+  else
+    message = config_message(prepared.certificate_source, "not usable with " + prepared.key_source, "GnuTLS",
+                             gnutls_strerror(ret));
+  return false;
+}
+
 bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
   // The core has checked the options, the names and the limits
   // (gnutls_capabilities) and read the files (Prepared); what is left is
@@ -695,44 +723,26 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
     return false;
   }
 
-  ret = gnutls_certificate_allocate_credentials(&credentials_);
-  if (ret < 0) {
-    credentials_ = nullptr;
-    message = with_reason("cannot create GnuTLS certificate credentials", ret);
-    return false;
-  }
-
-  if (!prepared.chain_pem.empty()) {
-    // Checks that the key belongs to the first certificate. No password: the
-    // core let no encrypted key through.
-    const gnutls_datum_t chain = datum_of(prepared.chain_pem);
-    const gnutls_datum_t key = datum_of(prepared.key_pem);
-    ret = gnutls_certificate_set_x509_key_mem2(credentials_, &chain, &key, GNUTLS_X509_FMT_PEM, nullptr, 0);
+  const std::size_t count = std::max<std::size_t>(1, prepared.credentials.size());
+  for (std::size_t i = 0; i < count; ++i) {
+    gnutls_certificate_credentials_t credentials = nullptr;
+    ret = gnutls_certificate_allocate_credentials(&credentials);
     if (ret < 0) {
-      message = ret == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
-                    ? key_mismatch_message(config, "GnuTLS", gnutls_strerror(ret))
-                    : config_message("certificate_file", config.certificate_file,
-                                     "not usable with private_key_file '" + config.private_key_file + "'",
-                                     "GnuTLS", gnutls_strerror(ret));
+      message = with_reason("cannot create GnuTLS certificate credentials", ret);
       return false;
     }
-  }
-
-  if (!prepared.trust_pem.empty()) {
+    credentials_.push_back(credentials);
+    if (i < prepared.credentials.size() && !load_credential(credentials, prepared.credentials[i], message))
+      return false;
     // The anchors the core kept (a leaf in ca_file is none: GnuTLS would
     // trust it).
-    const gnutls_datum_t pem = datum_of(prepared.trust_pem);
-    ret = gnutls_certificate_set_x509_trust_mem(credentials_, &pem, GNUTLS_X509_FMT_PEM);
-    if (ret <= 0) {
-      message = with_reason("ca_file '" + config.ca_file + "': not usable",
-                            ret < 0 ? ret : GNUTLS_E_NO_CERTIFICATE_FOUND);
-      return false;
-    }
-  } else if (verify_peer_) {
-    ret = gnutls_certificate_set_x509_system_trust(credentials_);
-    if (ret < 0) {
-      message = with_reason("cannot load the system trust store", ret);
-      return false;
+    if (!prepared.trust_pem.empty()) {
+      const gnutls_datum_t pem = datum_of(prepared.trust_pem);
+      ret = gnutls_certificate_set_x509_trust_mem(credentials, &pem, GNUTLS_X509_FMT_PEM);
+      if (ret <= 0 && !prepared.trust_is_system) {
+        message = with_reason(prepared.trust_source + ": not usable", ret < 0 ? ret : GNUTLS_E_NO_CERTIFICATE_FOUND);
+        return false;
+      }
     }
   }
 
@@ -759,6 +769,12 @@ const char* gnutls_library_version() { return gnutls_check_version(nullptr); }
 // the protocols past the eighth.
 extern const BackendEntry gnutls_backend{
     "gnutls", &make_context<GnuTlsContext>, &gnutls_library_version,
-    Capabilities{.tls1_3 = true, .max_alpn_name = 31, .max_alpn_protocols = 8}};
+    Capabilities{.tls1_3 = true,
+                 .max_alpn_name = 31,
+                 .max_alpn_protocols = 8,
+                 // No scrypt (measured with certtool 3.7.9); PKCS#5 v1 is obsolete.
+                 .key_encryptions = key_encryption_bit(KeyEncryption::legacy_pem) |
+                                    key_encryption_bit(KeyEncryption::pkcs12) |
+                                    key_encryption_bit(KeyEncryption::pbes2)}};
 
 }  // namespace unitls::detail

@@ -21,6 +21,9 @@
 #include <vector>
 
 #include <mbedtls/asn1.h>
+#include <mbedtls/cipher.h>
+#include <mbedtls/md.h>
+#include <mbedtls/pkcs5.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
@@ -34,6 +37,7 @@
 
 #include "client_hello.hpp"
 #include "engine.hpp"
+#include "private_key.hpp"
 #include "session_cache.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
@@ -223,6 +227,22 @@ class MbedTlsEngine;
 // with (docs/contract.md, "Server names"). After MbedTlsEngine.
 std::string_view stepping_server_name();
 
+// A credential as mbedTLS objects: the chain (leaf first) and its key.
+struct OwnCredential {
+  OwnCredential() {
+    mbedtls_x509_crt_init(&chain);
+    mbedtls_pk_init(&key);
+  }
+  ~OwnCredential() {
+    mbedtls_pk_free(&key);
+    mbedtls_x509_crt_free(&chain);
+  }
+  OwnCredential(const OwnCredential&) = delete;
+  OwnCredential& operator=(const OwnCredential&) = delete;
+  mbedtls_x509_crt chain;
+  mbedtls_pk_context key;
+};
+
 class MbedTlsContext final : public BackendContext,
                              public ContextFacts {
  public:
@@ -230,9 +250,7 @@ class MbedTlsContext final : public BackendContext,
       : ContextFacts(config, prepared), alpn_(config.alpn) {
     mbedtls_entropy_init(&entropy_);
     mbedtls_ctr_drbg_init(&drbg_);
-    mbedtls_x509_crt_init(&own_chain_);
     mbedtls_x509_crt_init(&ca_chain_);
-    mbedtls_pk_init(&own_key_);
     mbedtls_ssl_config_init(&conf_);
     mbedtls_ssl_config_init(&conf_no_alpn_);
   }
@@ -240,9 +258,7 @@ class MbedTlsContext final : public BackendContext,
   ~MbedTlsContext() override {
     mbedtls_ssl_config_free(&conf_no_alpn_);
     mbedtls_ssl_config_free(&conf_);
-    mbedtls_pk_free(&own_key_);
     mbedtls_x509_crt_free(&ca_chain_);
-    mbedtls_x509_crt_free(&own_chain_);
     mbedtls_ctr_drbg_free(&drbg_);
     mbedtls_entropy_free(&entropy_);
   }
@@ -259,9 +275,10 @@ class MbedTlsContext final : public BackendContext,
  private:
   friend class MbedTlsEngine;
 
+  bool load_credential(const PreparedCredential& prepared, OwnCredential& own, std::string& message);
   bool configure(mbedtls_ssl_config* conf, bool with_alpn, const Config& config,
                  std::string& message);
-  bool load_trust(const Config& config, const Prepared& prepared, std::string& message);
+  bool load_trust(const Prepared& prepared, std::string& message);
 
   // f_rng for every connection of this context. The context is shared across
   // threads; MBEDTLS_THREADING_C would make the DRBG lock itself, but a
@@ -325,10 +342,11 @@ class MbedTlsContext final : public BackendContext,
   std::mutex rng_mutex_;
   mbedtls_entropy_context entropy_;
   mbedtls_ctr_drbg_context drbg_;
-  mbedtls_x509_crt own_chain_;
+  // Prepared::credentials ([0] in the configs; a ClientHello whose SNI
+  // picks another gets it through mbedtls_ssl_set_hs_own_cert).
+  std::vector<std::unique_ptr<OwnCredential>> credentials_;
   mbedtls_x509_crt ca_chain_;
   bool has_ca_ = false;
-  mbedtls_pk_context own_key_;
   mbedtls_ssl_config conf_;
   mbedtls_ssl_config conf_no_alpn_;  // a server with ALPN, for a client without a common protocol
 };
@@ -530,6 +548,15 @@ Result MbedTlsEngine::read_client_hello() {
         with_alpn = with_alpn || std::find(c.alpn_.begin(), c.alpn_.end(), offered) != c.alpn_.end();
       if (!setup(with_alpn ? &c.conf_ : &c.conf_no_alpn_))
         return Result::fail(errc::protocol_error, mbedtls_code(MBEDTLS_ERR_SSL_ALLOC_FAILED));
+      // The credential for this name (docs/contract.md, "Several
+      // certificates"): mbedTLS documents mbedtls_ssl_set_hs_own_cert for
+      // its SNI callback; it sets the handshake's certificate, which exists
+      // from mbedtls_ssl_setup on.
+      if (const std::size_t i = c.credential_for(requested_name_); i > 0) {
+        OwnCredential& chosen = *c.credentials_[i];
+        if (mbedtls_ssl_set_hs_own_cert(&ssl_, &chosen.chain, &chosen.key) != 0)
+          return Result::fail(errc::protocol_error, mbedtls_code(MBEDTLS_ERR_SSL_ALLOC_FAILED));
+      }
       return Result::ok();
     }
     unsigned char buf[4096];
@@ -815,42 +842,123 @@ EnginePtr MbedTlsContext::make_engine(Wire& wire, EngineSetup& setup) {
 
 // ---- configuration ----------------------------------------------------------------
 
-// The system trust store, Debian's bundle first (one file), then the
-// hashed directory.
-constexpr const char* system_bundle = "/etc/ssl/certs/ca-certificates.crt";
-constexpr const char* system_directory = "/etc/ssl/certs";
-
-bool MbedTlsContext::load_trust(const Config& config, const Prepared& prepared,
-                                std::string& message) {
-  if (!prepared.trust_pem.empty()) {
-    // PEM text: mbedtls_x509_crt_parse wants the terminating NUL counted.
-    // > 0: that many certificates could not be parsed; the core read them
-    // all, so mbedTLS should too.
-    const int ret = mbedtls_x509_crt_parse(
-        &ca_chain_, reinterpret_cast<const unsigned char*>(prepared.trust_pem.c_str()),
-        prepared.trust_pem.size() + 1);
-    if (ret != 0) {
-      message = ret < 0 ? with_reason("ca_file '" + config.ca_file + "': not usable", ret)
-                        : "ca_file '" + config.ca_file + "': " + std::to_string(ret) +
-                              " certificate(s) in it could not be parsed by mbedTLS";
-      return false;
-    }
-    has_ca_ = true;
-    return true;
-  }
-  if (!verify_peer_) return true;
-  // The bundle may hold a certificate or two mbedTLS cannot parse (> 0):
-  // the rest still count.
-  int ret = mbedtls_x509_crt_parse_file(&ca_chain_, system_bundle);
-  if (ret < 0 || ca_chain_.version == 0)
-    ret = mbedtls_x509_crt_parse_path(&ca_chain_, system_directory);
-  if (ret < 0 || ca_chain_.version == 0) {
-    message = ret < 0 ? with_reason("cannot load the system trust store", ret)
-                      : std::string("cannot load the system trust store: no certificate in ") +
-                            system_bundle + " or " + system_directory;
+bool MbedTlsContext::load_trust(const Prepared& prepared, std::string& message) {
+  if (prepared.trust_pem.empty()) return true;
+  // The anchors the core kept (ca_file, ca_pem or the system store). PEM
+  // text: mbedtls_x509_crt_parse wants the terminating NUL counted. > 0:
+  // that many certificates could not be parsed; the core read them all, so
+  // mbedTLS should too, except in a system bundle, whose other
+  // certificates still count.
+  const int ret = mbedtls_x509_crt_parse(&ca_chain_, reinterpret_cast<const unsigned char*>(prepared.trust_pem.c_str()),
+                                         prepared.trust_pem.size() + 1);
+  if (ret < 0 || (ret > 0 && !prepared.trust_is_system)) {
+    message = ret < 0 ? with_reason(prepared.trust_source + ": not usable", ret)
+                      : prepared.trust_source + ": " + std::to_string(ret) +
+                            " certificate(s) in it could not be parsed by mbedTLS";
     return false;
   }
-  has_ca_ = true;
+  has_ca_ = ca_chain_.version != 0;
+  return true;
+}
+
+namespace {
+
+// PBES2 (RFC 8018 6.2) with PBKDF2 and AES-CBC or DES-EDE3-CBC, decrypted
+// with mbedTLS's own primitives: its PKCS#8 reader takes PBES2 with DES
+// ciphers only (MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE for AES, OpenSSL's
+// default), which the other stacks decrypt. The PrivateKeyInfo DER, or
+// empty when it cannot be decrypted.
+std::vector<unsigned char> decrypt_pbes2(const EncryptedKey& k, const std::string& password) {
+  const mbedtls_md_type_t md = k.prf == "hmacWithSHA1"     ? MBEDTLS_MD_SHA1
+                               : k.prf == "hmacWithSHA224" ? MBEDTLS_MD_SHA224
+                               : k.prf == "hmacWithSHA256" ? MBEDTLS_MD_SHA256
+                               : k.prf == "hmacWithSHA384" ? MBEDTLS_MD_SHA384
+                               : k.prf == "hmacWithSHA512" ? MBEDTLS_MD_SHA512
+                                                           : MBEDTLS_MD_NONE;
+  const mbedtls_cipher_type_t cipher = k.cipher == "aes-128-cbc"    ? MBEDTLS_CIPHER_AES_128_CBC
+                                       : k.cipher == "aes-192-cbc"  ? MBEDTLS_CIPHER_AES_192_CBC
+                                       : k.cipher == "aes-256-cbc"  ? MBEDTLS_CIPHER_AES_256_CBC
+                                       : k.cipher == "des-ede3-cbc" ? MBEDTLS_CIPHER_DES_EDE3_CBC
+                                                                    : MBEDTLS_CIPHER_NONE;
+  const mbedtls_md_info_t* md_info = mbedtls_md_info_from_type(md);
+  const mbedtls_cipher_info_t* cipher_info = mbedtls_cipher_info_from_type(cipher);
+  if (!md_info || !cipher_info) return {};
+  const std::size_t key_bytes = cipher_info->key_bitlen / 8;
+  if ((k.key_length != 0 && k.key_length != key_bytes) || k.iv.size() != cipher_info->iv_size ||
+      k.iterations == 0)
+    return {};
+  unsigned char key[32];
+  mbedtls_md_context_t hmac;
+  mbedtls_md_init(&hmac);
+  bool ok = mbedtls_md_setup(&hmac, md_info, 1) == 0 &&
+            mbedtls_pkcs5_pbkdf2_hmac(&hmac, reinterpret_cast<const unsigned char*>(password.data()),
+                                      password.size(), reinterpret_cast<const unsigned char*>(k.salt.data()),
+                                      k.salt.size(), static_cast<unsigned>(k.iterations),
+                                      static_cast<std::uint32_t>(key_bytes), key) == 0;
+  mbedtls_md_free(&hmac);
+  std::vector<unsigned char> plain(k.ciphertext.size() + cipher_info->block_size);
+  std::size_t length = 0;
+  mbedtls_cipher_context_t context;
+  mbedtls_cipher_init(&context);
+  ok = ok && mbedtls_cipher_setup(&context, cipher_info) == 0 &&
+       mbedtls_cipher_setkey(&context, key, static_cast<int>(cipher_info->key_bitlen), MBEDTLS_DECRYPT) == 0 &&
+       mbedtls_cipher_set_padding_mode(&context, MBEDTLS_PADDING_PKCS7) == 0 &&
+       mbedtls_cipher_crypt(&context, reinterpret_cast<const unsigned char*>(k.iv.data()), k.iv.size(),
+                            reinterpret_cast<const unsigned char*>(k.ciphertext.data()), k.ciphertext.size(),
+                            plain.data(), &length) == 0;
+  mbedtls_cipher_free(&context);
+  mbedtls_platform_zeroize(key, sizeof key);
+  if (!ok) {
+    mbedtls_platform_zeroize(plain.data(), plain.size());
+    return {};
+  }
+  plain.resize(length);
+  return plain;
+}
+
+// The key of a credential, decrypted with its password.
+int parse_key(const PreparedCredential& prepared, mbedtls_pk_context& key) {
+  const auto* pem = reinterpret_cast<const unsigned char*>(prepared.key_pem.c_str());
+  if (!prepared.key_password.empty()) {
+    if (auto blocks = parse_pem(prepared.key_pem); blocks && !blocks->empty()) {
+      if (const auto encrypted = encrypted_key(blocks->front());
+          encrypted && encrypted->scheme == KeyEncryption::pbes2) {
+        std::vector<unsigned char> der = decrypt_pbes2(*encrypted, prepared.key_password);
+        if (der.empty()) return MBEDTLS_ERR_PK_PASSWORD_MISMATCH;
+        const int ret = mbedtls_pk_parse_key(&key, der.data(), der.size(), nullptr, 0);
+        mbedtls_platform_zeroize(der.data(), der.size());
+        return ret == 0 ? 0 : MBEDTLS_ERR_PK_PASSWORD_MISMATCH;
+      }
+    }
+  }
+  return mbedtls_pk_parse_key(&key, pem, prepared.key_pem.size() + 1,
+                              reinterpret_cast<const unsigned char*>(prepared.key_password.data()),
+                              prepared.key_password.size());
+}
+
+}  // namespace
+
+bool MbedTlsContext::load_credential(const PreparedCredential& prepared, OwnCredential& own,
+                                     std::string& message) {
+  // PEM text: mbedTLS wants the terminating NUL counted. > 0: that many
+  // certificates it could not parse (the core parsed them all).
+  int ret = mbedtls_x509_crt_parse(&own.chain, reinterpret_cast<const unsigned char*>(prepared.chain_pem.c_str()),
+                                   prepared.chain_pem.size() + 1);
+  if (ret != 0) {
+    message = config_message(prepared.certificate_source, "not usable", "mbedTLS",
+                             ret < 0 ? strerror_text(ret) : std::to_string(ret) + " certificate(s) it cannot parse");
+    return false;
+  }
+  ret = parse_key(prepared, own.key);
+  if (ret != 0) {
+    message = key_unusable_message(prepared, "mbedTLS", strerror_text(ret));
+    return false;
+  }
+  ret = mbedtls_pk_check_pair(&own.chain.pk, &own.key);
+  if (ret != 0) {
+    message = key_mismatch_message(prepared, "mbedTLS", strerror_text(ret));
+    return false;
+  }
   return true;
 }
 
@@ -877,8 +985,8 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
 
   if (has_ca_) mbedtls_ssl_conf_ca_chain(conf, &ca_chain_, nullptr);
   if (verify_peer_) mbedtls_ssl_conf_verify(conf, &MbedTlsContext::verify_leaf, this);
-  if (own_chain_.version != 0) {
-    ret = mbedtls_ssl_conf_own_cert(conf, &own_chain_, &own_key_);
+  if (!credentials_.empty()) {
+    ret = mbedtls_ssl_conf_own_cert(conf, &credentials_.front()->chain, &credentials_.front()->key);
     if (ret != 0) {
       message = with_reason("certificate_file '" + config.certificate_file + "': not usable", ret);
       return false;
@@ -925,33 +1033,12 @@ bool MbedTlsContext::init(const Config& config, const Prepared& prepared, std::s
     return false;
   }
 
-  if (!prepared.chain_pem.empty()) {
-    // PEM text: mbedTLS wants the terminating NUL counted. > 0: that many
-    // certificates it could not parse (the core parsed them all).
-    ret = mbedtls_x509_crt_parse(&own_chain_, reinterpret_cast<const unsigned char*>(prepared.chain_pem.c_str()),
-                                 prepared.chain_pem.size() + 1);
-    if (ret != 0) {
-      message = config_message("certificate_file", config.certificate_file, "not usable", "mbedTLS",
-                               ret < 0 ? strerror_text(ret)
-                                       : std::to_string(ret) + " certificate(s) it cannot parse");
-      return false;
-    }
-    // No password: the core let no encrypted key through.
-    ret = mbedtls_pk_parse_key(&own_key_, reinterpret_cast<const unsigned char*>(prepared.key_pem.c_str()),
-                               prepared.key_pem.size() + 1, nullptr, 0);
-    if (ret != 0) {
-      message = config_message("private_key_file", config.private_key_file, "not usable", "mbedTLS",
-                               strerror_text(ret));
-      return false;
-    }
-    ret = mbedtls_pk_check_pair(&own_chain_.pk, &own_key_);
-    if (ret != 0) {
-      message = key_mismatch_message(config, "mbedTLS", strerror_text(ret));
-      return false;
-    }
+  for (const PreparedCredential& credential : prepared.credentials) {
+    credentials_.push_back(std::make_unique<OwnCredential>());
+    if (!load_credential(credential, *credentials_.back(), message)) return false;
   }
 
-  if (!load_trust(config, prepared, message)) return false;
+  if (!load_trust(prepared, message)) return false;
 
   for (const auto& p : alpn_) alpn_list_.push_back(p.c_str());
   if (!alpn_list_.empty()) alpn_list_.push_back(nullptr);
@@ -980,7 +1067,12 @@ const char* mbedtls_library_version() {
 // the hello (suites, SNI, groups).
 extern const BackendEntry mbedtls_backend{
     "mbedtls", &make_context<MbedTlsContext>, &mbedtls_library_version,
-    Capabilities{.tls1_3 = false, .max_alpn_list = MBEDTLS_SSL_OUT_CONTENT_LEN - 1024}};
+    Capabilities{.tls1_3 = false,
+                 .max_alpn_list = MBEDTLS_SSL_OUT_CONTENT_LEN - 1024,
+                 // PBES2 with AES through decrypt_pbes2; no scrypt.
+                 .key_encryptions = key_encryption_bit(KeyEncryption::legacy_pem) |
+                                    key_encryption_bit(KeyEncryption::pkcs12) |
+                                    key_encryption_bit(KeyEncryption::pbes2)}};
 
 
 }  // namespace unitls::detail

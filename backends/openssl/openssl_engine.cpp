@@ -31,6 +31,7 @@
 
 #include "client_hello.hpp"
 #include "engine.hpp"
+#include "private_key.hpp"
 #include "session_cache.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
@@ -139,9 +140,33 @@ std::string queue_reason() {
   return text;
 }
 
-// Never prompt on a terminal for a key's passphrase: an encrypted key is a
-// configuration error, not an interactive session.
+// Never prompt on a terminal for a passphrase: a PEM reader gets the
+// credential's password (private_key_password), or none.
 int no_password(char*, int, int, void*) { return 0; }
+int give_password(char* buf, int size, int, void* password) {
+  const auto* text = static_cast<const std::string*>(password);
+  if (text->empty() || text->size() > static_cast<std::size_t>(size)) return 0;
+  std::memcpy(buf, text->data(), text->size());
+  return static_cast<int>(text->size());
+}
+
+// A credential as OpenSSL objects: the leaf, its issuers, its key.
+struct OwnCredential {
+  X509* leaf = nullptr;
+  STACK_OF(X509)* chain = nullptr;
+  EVP_PKEY* key = nullptr;
+  OwnCredential() = default;
+  OwnCredential(OwnCredential&& o) noexcept
+      : leaf(std::exchange(o.leaf, nullptr)), chain(std::exchange(o.chain, nullptr)), key(std::exchange(o.key, nullptr)) {}
+  OwnCredential(const OwnCredential&) = delete;
+  OwnCredential& operator=(const OwnCredential&) = delete;
+  OwnCredential& operator=(OwnCredential&&) = delete;
+  ~OwnCredential() {
+    X509_free(leaf);
+    sk_X509_pop_free(chain, X509_free);
+    EVP_PKEY_free(key);
+  }
+};
 
 class OpenSslEngine;
 
@@ -168,11 +193,15 @@ class OpenSslContext final : public BackendContext,
   Role role() const { return role_; }
   const std::string& server_name() const { return server_name_; }
   bool server_name_is_ip() const { return server_name_is_ip_; }
+  const OwnCredential& credential(std::size_t i) const { return credentials_[i]; }
 
  private:
   friend class OpenSslEngine;
 
   SSL_CTX* ctx_ = nullptr;
+  // Prepared::credentials as OpenSSL objects ([0] is also in ctx_; a
+  // ClientHello whose SNI picks another gets it on its SSL).
+  std::vector<OwnCredential> credentials_;
   bool session_cache_;
   std::vector<unsigned char> alpn_wire_;  // RFC 7301 3.1 wire format, preference order
 };
@@ -772,6 +801,18 @@ int on_client_hello(SSL* ssl, int* alert, void*) {
   if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1)
     verdict = judge_server_name(std::span<const unsigned char>(ext, len));
   const HelloFault fault = verdict.fault;
+  // The credential for this name (docs/contract.md, "Several certificates").
+  const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  if (fault == HelloFault::none && context) {
+    if (const std::size_t i = context->credential_for(verdict.name); i > 0) {
+      const OwnCredential& chosen = context->credential(i);
+      SSL_certs_clear(ssl);
+      if (SSL_use_cert_and_key(ssl, chosen.leaf, chosen.key, chosen.chain, 1) != 1) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+      }
+    }
+  }
   OpenSslEngine::hello_server_name(ssl, std::move(verdict));
   if (fault != HelloFault::none) {
     *alert = static_cast<int>(fault);
@@ -786,22 +827,39 @@ std::string with_reason(std::string text) {
   return text;
 }
 
-// certificate_file's chain (PEM, leaf first) into the context.
-bool use_chain(SSL_CTX* ctx, const std::string& pem) {
-  BIO* in = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+// A credential's chain (PEM, leaf first) and key, read and checked;
+// false with *message naming what failed.
+bool read_credential(const PreparedCredential& prepared, OwnCredential& out, std::string& message) {
+  BIO* in = BIO_new_mem_buf(prepared.chain_pem.data(), static_cast<int>(prepared.chain_pem.size()));
   if (!in) return false;
-  X509* leaf = PEM_read_bio_X509(in, nullptr, no_password, nullptr);
-  bool ok = leaf && SSL_CTX_use_certificate(ctx, leaf) == 1;
-  X509_free(leaf);
+  out.leaf = PEM_read_bio_X509(in, nullptr, no_password, nullptr);
+  out.chain = sk_X509_new_null();
+  bool ok = out.leaf && out.chain;
   while (ok) {
     X509* next = PEM_read_bio_X509(in, nullptr, no_password, nullptr);
     if (!next) break;
-    ok = SSL_CTX_add0_chain_cert(ctx, next) == 1;  // owns next on success
+    ok = sk_X509_push(out.chain, next) > 0;
     if (!ok) X509_free(next);
   }
   BIO_free(in);
-  if (ok) ERR_clear_error();  // the reader's "no start line" at the end
-  return ok;
+  if (!ok) {
+    message = config_message(prepared.certificate_source, "not usable", "OpenSSL", queue_reason());
+    return false;
+  }
+  ERR_clear_error();  // the reader's "no start line" at the end
+  if (BIO* key = BIO_new_mem_buf(prepared.key_pem.data(), static_cast<int>(prepared.key_pem.size()))) {
+    out.key = PEM_read_bio_PrivateKey(key, nullptr, give_password, const_cast<std::string*>(&prepared.key_password));
+    BIO_free(key);
+  }
+  if (!out.key) {
+    message = key_unusable_message(prepared, "OpenSSL", queue_reason());
+    return false;
+  }
+  if (X509_check_private_key(out.leaf, out.key) != 1) {
+    message = key_mismatch_message(prepared, "OpenSSL", queue_reason());
+    return false;
+  }
+  return true;
 }
 
 int to_native(Version v) { return v == Version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
@@ -847,37 +905,23 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   // Nothing is installed without Config::keylog (docs/contract.md, "Key log").
   if (config.keylog) SSL_CTX_set_keylog_callback(ctx_, &OpenSslEngine::on_keylog);
 
-  if (!prepared.chain_pem.empty()) {
-    if (!use_chain(ctx_, prepared.chain_pem)) {
-      message = config_message("certificate_file", config.certificate_file, "not usable", "OpenSSL",
-                               queue_reason());
-      return false;
-    }
-    EVP_PKEY* key = nullptr;
-    if (BIO* in = BIO_new_mem_buf(prepared.key_pem.data(), static_cast<int>(prepared.key_pem.size()))) {
-      key = PEM_read_bio_PrivateKey(in, nullptr, no_password, nullptr);
-      BIO_free(in);
-    }
-    if (!key) {
-      message = config_message("private_key_file", config.private_key_file, "not usable", "OpenSSL",
-                               queue_reason());
-      return false;
-    }
-    const bool used = SSL_CTX_use_PrivateKey(ctx_, key) == 1;
-    EVP_PKEY_free(key);
-    if (!used || SSL_CTX_check_private_key(ctx_) != 1) {
-      message = key_mismatch_message(config, "OpenSSL", queue_reason());
+  for (const PreparedCredential& credential : prepared.credentials) {
+    OwnCredential own;
+    if (!read_credential(credential, own, message)) return false;
+    credentials_.push_back(std::move(own));
+  }
+  if (!credentials_.empty()) {
+    const OwnCredential& main = credentials_.front();
+    if (SSL_CTX_use_cert_and_key(ctx_, main.leaf, main.key, main.chain, 1) != 1) {
+      message = key_mismatch_message(prepared.credentials.front(), "OpenSSL", queue_reason());
       return false;
     }
   }
 
-  if (!prepared.trust_pem.empty()) {
-    if (!load_trust(ctx_, prepared.trust_pem, role_ == Role::server && verify_peer_)) {
-      message = with_reason("ca_file '" + config.ca_file + "': not usable");
-      return false;
-    }
-  } else if (verify_peer_ && SSL_CTX_set_default_verify_paths(ctx_) != 1) {
-    message = with_reason("cannot load the system trust store");
+  // The trust anchors the core kept (ca_file, ca_pem or the system store).
+  if (!prepared.trust_pem.empty() &&
+      !load_trust(ctx_, prepared.trust_pem, role_ == Role::server && verify_peer_) && !prepared.trust_is_system) {
+    message = with_reason(prepared.trust_source + ": not usable");
     return false;
   }
 
@@ -925,6 +969,8 @@ const char* openssl_library_version() { return OpenSSL_version(OPENSSL_VERSION);
 
 // TLS 1.2 and 1.3; ALPN names as the RFC allows.
 extern const BackendEntry openssl_backend{"openssl", &make_context<OpenSslContext>, &openssl_library_version,
-                                          Capabilities{}};
+                                          // No PKCS#5 v1 (its DES and RC2 are in OpenSSL 3's legacy
+                                          // provider only); scrypt and the rest as OpenSSL reads them.
+                                          Capabilities{.key_encryptions = ~key_encryption_bit(KeyEncryption::pkcs5_pbes1)}};
 
 }  // namespace unitls::detail

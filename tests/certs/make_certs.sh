@@ -43,6 +43,10 @@
 #                                 its only trust anchor is other_ca, which signed neither leaf
 #   encrypted.key                 server.key as PKCS#8 encrypted with AES-256 (password "unitls")
 #   encrypted_traditional.key     server.key in the traditional encrypted PEM form (Proc-Type: 4,ENCRYPTED)
+#   encrypted_sha1.key            server.key as PKCS#8 PBES2, PBKDF2 hmacWithSHA1, AES-128-CBC ("unitls")
+#   encrypted_des3.key            server.key as PKCS#8 PBES2, PBKDF2 hmacWithSHA1, DES-EDE3-CBC ("unitls")
+#   encrypted_pkcs12.key          server.key as PKCS#8 pbeWithSHAAnd3-KeyTripleDES-CBC ("unitls")
+#   encrypted_scrypt.key          server.key as PKCS#8 PBES2 with scrypt, AES-256-CBC ("unitls")
 #   server.der, server_key.der, ca.der, client.der
 #                                 server.pem, server.key and ca.pem in DER (not PEM)
 # Keys are ECDSA P-256: quick to make, supported by every backend.
@@ -165,6 +169,10 @@ subjectAltName=DNS:localhost"
 # Files that are not usable PEM.
 openssl pkey -in server.key -aes256 -passout pass:unitls -out encrypted.key
 openssl pkey -in server.key -aes256 -passout pass:unitls -traditional -out encrypted_traditional.key
+openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v2 aes-128-cbc -v2prf hmacWithSHA1 -out encrypted_sha1.key
+openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v2 des3 -v2prf hmacWithSHA1 -out encrypted_des3.key
+openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v1 PBE-SHA1-3DES -out encrypted_pkcs12.key
+openssl pkcs8 -topk8 -in server.key -passout pass:unitls -scrypt -out encrypted_scrypt.key
 openssl x509 -in server.pem -outform DER -out server.der
 openssl pkey -in server.key -outform DER -out server_key.der
 openssl x509 -in ca.pem -outform DER -out ca.der

@@ -43,9 +43,7 @@ std::string openssl_field(const std::string& pem, const std::string& option) {
 }
 
 std::vector<std::byte> file_bytes(const std::string& name) {
-  std::ifstream in(cert_path(name), std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), name);
-  const std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string s = cert_text(name);
   const auto* p = reinterpret_cast<const std::byte*>(s.data());
   return {p, p + s.size()};
 }

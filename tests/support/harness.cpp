@@ -1,5 +1,8 @@
 #include "harness.hpp"
 
+#include <fstream>
+#include <iterator>
+
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -35,6 +38,12 @@ std::string cert_path(std::string_view name) {
   const char* dir = std::getenv("UNITLS_TEST_CERTS");
   REQUIRE_MESSAGE(dir != nullptr, "UNITLS_TEST_CERTS is not set (run the tests through meson test)");
   return std::string(dir) + "/" + std::string(name);
+}
+
+std::string cert_text(std::string_view name) {
+  std::ifstream in(cert_path(name), std::ios::binary);
+  REQUIRE_MESSAGE(in.good(), cert_path(name));
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::string backend_under_test() {

@@ -39,6 +39,8 @@ namespace unitls::test {
 // $UNITLS_TEST_CERTS/<name> (the test PKI made by tests/certs/make_certs.sh).
 // Fails the current test (REQUIRE) when the variable is not set.
 std::string cert_path(std::string_view name);
+// The whole of a file of the test PKI (a REQUIRE fails when it cannot be read).
+std::string cert_text(std::string_view name);
 
 // The backend this run tests: $UNITLS_TEST_BACKEND ("openssl", "mbedtls",
 // "gnutls"; Meson sets it per registered test), else the library's default.
