@@ -387,14 +387,35 @@ class MbedTlsEngine final : public Engine {
 
   // The chain as parsed from the peer's Certificate message (mbedTLS keeps
   // it: MBEDTLS_SSL_KEEP_PEER_CERTIFICATE); a resumed session has the leaf.
+  // After a failed handshake (a rejected certificate) the chain is still in
+  // the session being negotiated (mbedtls_ssl_get_peer_cert answers only
+  // once the handshake is over).
   std::vector<std::vector<std::byte>> peer_chain() const override {
     std::vector<std::vector<std::byte>> chain;
-    if (!handshake_done_) return chain;
-    for (const mbedtls_x509_crt* c = mbedtls_ssl_get_peer_cert(&ssl_); c && c->raw.len > 0; c = c->next) {
+    const mbedtls_x509_crt* first = handshake_done_ ? mbedtls_ssl_get_peer_cert(&ssl_)
+                                    : ssl_.session_negotiate ? ssl_.session_negotiate->peer_cert
+                                                             : nullptr;
+    for (const mbedtls_x509_crt* c = first; c && c->raw.len > 0; c = c->next) {
       const auto* p = reinterpret_cast<const std::byte*>(c->raw.p);
       chain.emplace_back(p, p + c->raw.len);
     }
     return chain;
+  }
+  // The verification flags in the core's words (verify.hpp); verify_leaf
+  // put the core's PeerVerdict there as CN_MISMATCH / EXT_KEY_USAGE.
+  unsigned certificate_issues() const override {
+    const std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
+    if (flags == 0 || flags == 0xFFFFFFFFu) return 0;
+    unsigned issues = 0;
+    if (flags & (MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_MISSING)) issues |= issue_untrusted;
+    if (flags & MBEDTLS_X509_BADCERT_FUTURE) issues |= issue_not_yet_valid;
+    if (flags & MBEDTLS_X509_BADCERT_EXPIRED) issues |= issue_expired;
+    if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
+                 MBEDTLS_X509_BADCERT_NS_CERT_TYPE))
+      issues |= issue_wrong_purpose;
+    if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) issues |= issue_name_mismatch;
+    if (issues == 0) issues = issue_other;
+    return issues;
   }
   std::string requested_server_name() const override { return requested_name_; }
   void* native_handle() const override { return const_cast<mbedtls_ssl_context*>(&ssl_); }
