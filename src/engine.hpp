@@ -160,7 +160,16 @@ class Engine {
   // Certificate message, in the order sent, leaf first (empty: none). On a
   // resumed handshake, what the stack kept of the original one (the core
   // keeps only the leaf of it: docs/contract.md, "Who is on the other end").
+  // Also after a handshake that failed with certificate_error: the
+  // certificates of the rejected peer, for diagnostics (the engine keeps
+  // them). Never called before the handshake completed or failed so.
   virtual std::vector<std::vector<std::byte>> peer_chain() const = 0;
+  // After a handshake that failed with certificate_error: why, as
+  // CertificateIssue bits (verify.hpp) mapped from the stack's own
+  // verification result and the PeerVerdict it reported; 0 when the stack
+  // says nothing (no certificate came). Asked only then, so the stack's
+  // result is read only then: nothing on a handshake's way.
+  virtual unsigned certificate_issues() const = 0;
   // Server, after the handshake: the SNI host_name of this handshake's
   // ClientHello ("" none).
   virtual std::string requested_server_name() const = 0;

@@ -1,6 +1,7 @@
 #include "socket_core.hpp"
 
 #include "certificate.hpp"
+#include "verify.hpp"
 
 #include <poll.h>
 
@@ -61,6 +62,8 @@ void SocketCore::init(const std::shared_ptr<ClientSessionCache>& client_sessions
   state_.quiet = config.quiet_shutdown;
   timeout_ = config.timeout;
   state_.require_close_notify = config.require_close_notify;
+  role_ = config.role;
+  if (config.role == Role::client && config.verify_peer) server_name_ = config.server_name;
   refresh();
 }
 
@@ -174,6 +177,7 @@ Outcome SocketCore::settle(Call call, Action action, Result r, Operation operati
   // after a want_read / want_write, the caller is told timed_out.
   if ((r.status == Status::want_read || r.status == Status::want_write) && wire_.timed_out())
     outcome.error = errc::timed_out;
+  if (outcome.has_error && outcome.error == errc::certificate_error) rejected_ = true;
   if (outcome.has_error && r.native) {
     native_error_ = r.native;
     has_native_ = true;
@@ -421,7 +425,7 @@ Certificate described(std::vector<std::byte> der) {
 // alone on every backend.
 std::vector<Certificate> SocketCore::peer_chain() const {
   std::vector<Certificate> chain;
-  if (!state_.connected) return chain;
+  if (!state_.connected && !rejected_) return chain;
   std::vector<std::vector<std::byte>> ders = engine_->peer_chain();
   if (engine_->session_reused() && ders.size() > 1) ders.resize(1);
   chain.reserve(ders.size());
@@ -430,10 +434,17 @@ std::vector<Certificate> SocketCore::peer_chain() const {
 }
 
 std::optional<Certificate> SocketCore::peer_certificate() const {
-  if (!state_.connected) return std::nullopt;
+  if (!state_.connected && !rejected_) return std::nullopt;
   std::vector<std::vector<std::byte>> ders = engine_->peer_chain();
   if (ders.empty()) return std::nullopt;
   return described(std::move(ders.front()));
+}
+
+// docs/contract.md, "Verification": the engine says what its stack found,
+// in the core's bits; the words are the core's.
+std::string SocketCore::verification_error() const {
+  if (!rejected_) return {};
+  return detail::verification_error(engine_->certificate_issues(), engine_->peer_chain(), role_, server_name_);
 }
 
 std::string SocketCore::requested_server_name() const {

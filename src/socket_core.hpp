@@ -89,6 +89,7 @@ class SocketCore final : public SecureSocket {
   bool session_reused() const override;
   std::optional<Certificate> peer_certificate() const override;
   std::vector<Certificate> peer_chain() const override;
+  std::string verification_error() const override;
   std::string requested_server_name() const override;
   void* native_handle() const override { return engine_ ? engine_->native_handle() : nullptr; }
   void set_timeout(std::chrono::milliseconds timeout) override {
@@ -199,6 +200,12 @@ class SocketCore final : public SecureSocket {
   std::size_t kept_offset_ = 0;
   // Config::keylog set: this connection's key log (null: none).
   std::unique_ptr<KeyLogger> keylog_;
+  // The handshake failed with certificate_error: this side rejected the
+  // peer's certificate (peer_chain() and verification_error() tell more).
+  bool rejected_ = false;
+  Role role_ = Role::client;
+  // Client: the name its verification checks (verification_error()).
+  std::string server_name_;
 };
 
 }  // namespace unitls::detail

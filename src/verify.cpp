@@ -1,5 +1,7 @@
 #include "verify.hpp"
 
+#include "certificate.hpp"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -75,6 +77,53 @@ PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
   if (verifier == Role::client && !server_name.empty() && !name_matches(*cert, server_name))
     return PeerVerdict::name_mismatch;
   return PeerVerdict::ok;
+}
+
+unsigned issue_of(PeerVerdict verdict) {
+  switch (verdict) {
+    case PeerVerdict::ok: return 0;
+    case PeerVerdict::name_mismatch: return issue_name_mismatch;
+    case PeerVerdict::wrong_purpose: return issue_wrong_purpose;
+    case PeerVerdict::unparsable: return issue_other;
+  }
+  return issue_other;
+}
+
+std::string verification_error(unsigned issues, const std::vector<std::vector<std::byte>>& chain,
+                               Role verifier, std::string_view server_name) {
+  if (chain.empty()) return "no certificate";
+  // In the order the checks build on each other (OpenSSL stops at the first
+  // failure, in this order; GnuTLS and mbedTLS may report several): a chain
+  // that does not reach an anchor says nothing about the rest.
+  if (issues & issue_untrusted) {
+    const auto leaf = describe_certificate(chain.front());
+    return "certificate not trusted (issuer " + (leaf ? leaf->issuer : std::string("unknown")) + ")";
+  }
+  if (issues & issue_not_yet_valid) return "certificate not yet valid";
+  if (issues & issue_expired) return "certificate expired";
+  if (issues & issue_wrong_purpose)
+    return verifier == Role::client ? "certificate not for a TLS server (extendedKeyUsage)"
+                                    : "certificate not for a TLS client (extendedKeyUsage)";
+  if (issues & issue_name_mismatch) {
+    // The names the rule looked at (name_matches): the subjectAltName
+    // entries, and the CN when there is no dNSName.
+    std::string names;
+    const auto add = [&names](std::string_view kind, const std::string& name) {
+      names += names.empty() ? "" : ", ";
+      names += kind;
+      names += name;
+    };
+    if (const auto leaf = describe_certificate(chain.front())) {
+      for (const auto& n : leaf->dns_names) add("DNS:", n);
+      for (const auto& n : leaf->ip_addresses) add("IP:", n);
+    }
+    if (const auto facts = parse_certificate(chain.front());
+        facts && facts->dns_names.empty() && !facts->common_name.empty() && !is_ip_literal(server_name))
+      add("CN:", facts->common_name);
+    return "certificate names " + (names.empty() ? std::string("nothing") : names) + ", not " +
+           std::string(server_name);
+  }
+  return "certificate rejected";
 }
 
 bool is_ip_literal(std::string_view name) { return !ip_bytes(name).empty(); }

@@ -9,7 +9,9 @@
 
 #include <cstddef>
 #include <span>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <unitls/context.hpp>
 
@@ -42,6 +44,32 @@ bool purpose_allows(const CertificateFacts& cert, Role as);
 // (when not empty); a server checks that the client's leaf allows clientAuth.
 PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
                             std::string_view server_name);
+
+// Why a peer's certificate was rejected, in the core's words. Each engine
+// maps its stack's own verification result (OpenSSL's X509_V_ERR_*,
+// GnuTLS's status bits, mbedTLS's flags) and the PeerVerdict it reported
+// into these bits (Engine::certificate_issues); a stack may say several at
+// once, so which one is reported is decided here (verification_error), the
+// same on every backend.
+enum CertificateIssue : unsigned {
+  issue_untrusted = 1u << 0,      // no chain to a trust anchor (unknown issuer, an issuer that is no CA, ...)
+  issue_not_yet_valid = 1u << 1,  // notBefore is in the future
+  issue_expired = 1u << 2,        // notAfter has passed
+  issue_wrong_purpose = 1u << 3,  // (extended) key usage excludes what the peer does
+  issue_name_mismatch = 1u << 4,  // the leaf does not stand for the name we asked for
+  issue_other = 1u << 5,          // anything else: a bad signature, revoked, unreadable
+};
+
+// The bit a PeerVerdict other than ok stands for.
+unsigned issue_of(PeerVerdict verdict);
+
+// docs/contract.md, "Verification": the reason a rejected certificate was
+// rejected, the same text on every backend. issues: the engine's bits;
+// chain: the certificates the peer sent (leaf first; empty: it sent none);
+// verifier: our role; server_name: the name a client asked for. Never
+// empty.
+std::string verification_error(unsigned issues, const std::vector<std::vector<std::byte>>& chain,
+                               Role verifier, std::string_view server_name);
 
 // True when name is an IPv4 or IPv6 address literal (RFC 6066 3: such a
 // name is never sent as SNI).

@@ -6,6 +6,8 @@
         problem = server.finish()       # None, or why it did not exit 0
         server.stderr                   # after finish(): what it printed after listening
 
+env: the server's environment (None: this one's).
+
 What it is given for stdin goes out right after the handshake; then stdin
 ends and the server closes (--close bidi: close_notify, then it waits for
 the peer's). A server still running when the block ends is killed.
@@ -15,11 +17,11 @@ import subprocess
 
 
 class UnitlsServer:
-    def __init__(self, unitls, backend, cert, key, stdin_bytes, timeout_ms=10000, extra=()):
+    def __init__(self, unitls, backend, cert, key, stdin_bytes, timeout_ms=10000, extra=(), env=None):
         self.process = subprocess.Popen(
             [unitls, "server", "0", "--backend", backend, "--cert", cert, "--key", key,
              "--timeout", str(timeout_ms), *extra],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self._stdin_bytes = stdin_bytes
         self.port = None
         self.problem = None

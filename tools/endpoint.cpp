@@ -98,6 +98,7 @@ short Endpoint::finish(Outcome outcome, std::string why) {
 
 short Endpoint::fail_with_last_error(const char* during) {
   const bool truncated = is(tls_->last_error(), errc::unexpected_eof);
+  verification_error_ = tls_->verification_error();
   return finish(truncated ? Outcome::truncated : Outcome::failed,
                 std::string(during) + ": " + describe_failure(*tls_));
 }

@@ -91,6 +91,10 @@ class Endpoint {
   const Facts& facts() const { return facts_; }
   // Outcome::failed / truncated: what happened, for a person.
   const std::string& failure() const { return failure_; }
+  // Outcome::failed: why our side rejected the peer's certificate
+  // (SecureSocket::verification_error(), kept when the socket is closed);
+  // "" otherwise.
+  const std::string& verification_error() const { return verification_error_; }
 
  private:
   enum class Phase { handshake, open, closing, draining, answering, over };
@@ -118,6 +122,7 @@ class Endpoint {
   Outcome outcome_ = Outcome::running;
   Facts facts_;
   std::string failure_;
+  std::string verification_error_;
 };
 
 }  // namespace tool

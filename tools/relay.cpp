@@ -235,6 +235,10 @@ int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, i
     case Endpoint::Outcome::failed:
       break;
   }
+  // As `openssl s_client` says it: why our side rejected the peer's
+  // certificate, the same words on every backend.
+  if (!endpoint.verification_error().empty())
+    std::fprintf(stderr, "Verification error: %s\n", endpoint.verification_error().c_str());
   std::fprintf(stderr, "%s: %s\n", prefix.c_str(), endpoint.failure().c_str());
   return 1;
 }

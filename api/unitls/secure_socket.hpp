@@ -86,11 +86,20 @@ class UNITLS_API SecureSocket {
   // After a completed handshake: the certificates the peer sent, in the
   // order sent, leaf first, described by unitls itself (the same strings on
   // every backend). A resumed handshake sends none: its peer_chain() is the
-  // leaf of the handshake that made the session, alone. Empty (nullopt)
-  // before the handshake completes, and when the peer sent no certificate
-  // (a client that was not asked for one).
+  // leaf of the handshake that made the session, alone. After a handshake
+  // that failed with certificate_error (this side rejected the peer's
+  // certificate): the certificates that peer sent, for diagnostics only,
+  // not trusted. Empty (nullopt) otherwise before the handshake completes,
+  // and when the peer sent no certificate (a client that was not asked for
+  // one).
   virtual std::optional<Certificate> peer_certificate() const = 0;
   virtual std::vector<Certificate> peer_chain() const = 0;
+  // Why this side rejected the peer's certificate, after a handshake that
+  // failed with certificate_error; "" when the certificate was accepted or
+  // not verified. The same words on every backend for the same certificate
+  // (docs/contract.md, "Verification"), e.g. "certificate names
+  // DNS:localhost, IP:127.0.0.1, not example.com".
+  virtual std::string verification_error() const = 0;
   // Server, after a completed handshake: the host name the client asked for
   // with SNI in this handshake's ClientHello ("" none).
   virtual std::string requested_server_name() const = 0;

@@ -313,6 +313,20 @@ class GnuTlsEngine final : public Engine {
     }
     return chain;
   }
+  // verify_peer's status in the core's words (verify.hpp); it put the
+  // core's PeerVerdict there as UNEXPECTED_OWNER / PURPOSE_MISMATCH.
+  unsigned certificate_issues() const override {
+    const unsigned status = verify_status_;
+    unsigned issues = 0;
+    if (status & (GNUTLS_CERT_SIGNER_NOT_FOUND | GNUTLS_CERT_SIGNER_NOT_CA | GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE))
+      issues |= issue_untrusted;
+    if (status & GNUTLS_CERT_NOT_ACTIVATED) issues |= issue_not_yet_valid;
+    if (status & GNUTLS_CERT_EXPIRED) issues |= issue_expired;
+    if (status & GNUTLS_CERT_PURPOSE_MISMATCH) issues |= issue_wrong_purpose;
+    if (status & GNUTLS_CERT_UNEXPECTED_OWNER) issues |= issue_name_mismatch;
+    if (issues == 0 && status != 0) issues = issue_other;
+    return issues;
+  }
   std::string requested_server_name() const override { return requested_name_; }
   void* native_handle() const override { return session_; }
 

@@ -226,6 +226,10 @@ class MbedTlsEngine;
 // the core's rule that a session resumes only under the name it was made
 // with (docs/contract.md, "Server names"). After MbedTlsEngine.
 std::string_view stepping_server_name();
+// verify_leaf's report of one certificate's verdict (depth 0, the leaf,
+// comes last) to the engine stepping on this thread: it keeps the chain
+// of a rejected peer. After MbedTlsEngine.
+void verified(const mbedtls_x509_crt* crt, int depth, std::uint32_t flags);
 
 // A credential as mbedTLS objects: the chain (leaf first) and its key.
 struct OwnCredential {
@@ -323,7 +327,10 @@ class MbedTlsContext final : public BackendContext,
   // `a.localhost` and knows no IP addresses; its chain, validity and
   // extendedKeyUsage checks stay.
   static int verify_leaf(void* p, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) {
-    if (depth != 0) return 0;
+    if (depth != 0) {
+      verified(crt, depth, *flags);
+      return 0;
+    }
     const auto* self = static_cast<const MbedTlsContext*>(p);
     *flags &= ~static_cast<std::uint32_t>(MBEDTLS_X509_BADCERT_CN_MISMATCH);
     const auto der = std::as_bytes(std::span<const unsigned char>(crt->raw.p, crt->raw.len));
@@ -333,6 +340,7 @@ class MbedTlsContext final : public BackendContext,
       case PeerVerdict::wrong_purpose: *flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE; break;
       case PeerVerdict::unparsable: *flags |= MBEDTLS_X509_BADCERT_OTHER; break;
     }
+    verified(crt, depth, *flags);
     return 0;
   }
 
@@ -405,14 +413,37 @@ class MbedTlsEngine final : public Engine {
 
   // The chain as parsed from the peer's Certificate message (mbedTLS keeps
   // it: MBEDTLS_SSL_KEEP_PEER_CERTIFICATE); a resumed session has the leaf.
+  // After a failed handshake (a rejected certificate): the chain verified()
+  // kept (mbedTLS frees a chain it rejects), else the one in the session
+  // being negotiated (client_auth optional lets a rejected one in there;
+  // mbedtls_ssl_get_peer_cert answers only once the handshake is over).
   std::vector<std::vector<std::byte>> peer_chain() const override {
     std::vector<std::vector<std::byte>> chain;
-    if (!handshake_done_) return chain;
-    for (const mbedtls_x509_crt* c = mbedtls_ssl_get_peer_cert(&ssl_); c && c->raw.len > 0; c = c->next) {
+    if (!handshake_done_ && !rejected_chain_.empty()) return rejected_chain_;
+    const mbedtls_x509_crt* first = handshake_done_ ? mbedtls_ssl_get_peer_cert(&ssl_)
+                                    : ssl_.session_negotiate ? ssl_.session_negotiate->peer_cert
+                                                             : nullptr;
+    for (const mbedtls_x509_crt* c = first; c && c->raw.len > 0; c = c->next) {
       const auto* p = reinterpret_cast<const std::byte*>(c->raw.p);
       chain.emplace_back(p, p + c->raw.len);
     }
     return chain;
+  }
+  // The verification flags in the core's words (verify.hpp); verify_leaf
+  // put the core's PeerVerdict there as CN_MISMATCH / EXT_KEY_USAGE.
+  unsigned certificate_issues() const override {
+    const std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
+    if (flags == 0 || flags == 0xFFFFFFFFu) return 0;
+    unsigned issues = 0;
+    if (flags & (MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_MISSING)) issues |= issue_untrusted;
+    if (flags & MBEDTLS_X509_BADCERT_FUTURE) issues |= issue_not_yet_valid;
+    if (flags & MBEDTLS_X509_BADCERT_EXPIRED) issues |= issue_expired;
+    if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
+                 MBEDTLS_X509_BADCERT_NS_CERT_TYPE))
+      issues |= issue_wrong_purpose;
+    if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) issues |= issue_name_mismatch;
+    if (issues == 0) issues = issue_other;
+    return issues;
   }
   std::string requested_server_name() const override { return requested_name_; }
   void* native_handle() const override { return const_cast<mbedtls_ssl_context*>(&ssl_); }
@@ -475,9 +506,29 @@ class MbedTlsEngine final : public Engine {
   // mbedTLS does not tell the connection (on_keys, the session cache's).
   static thread_local MbedTlsEngine* stepping_engine;
   friend std::string_view stepping_server_name();
+  friend void verified(const mbedtls_x509_crt* crt, int depth, std::uint32_t flags);
+  // A rejected peer's chain, copied before mbedTLS frees it (verified): only
+  // when a flag was set, nothing on an accepted handshake's way.
+  std::uint32_t chain_flags_ = 0;
+  std::vector<std::vector<std::byte>> rejected_chain_;
 };
 
 thread_local MbedTlsEngine* MbedTlsEngine::stepping_engine = nullptr;
+
+void verified(const mbedtls_x509_crt* crt, int depth, std::uint32_t flags) {
+  MbedTlsEngine* engine = MbedTlsEngine::stepping_engine;
+  if (!engine) return;
+  engine->chain_flags_ |= flags;
+  if (depth != 0) return;
+  if (engine->chain_flags_ != 0) {
+    engine->rejected_chain_.clear();
+    for (const mbedtls_x509_crt* c = crt; c && c->raw.len > 0; c = c->next) {
+      const auto* p = reinterpret_cast<const std::byte*>(c->raw.p);
+      engine->rejected_chain_.emplace_back(p, p + c->raw.len);
+    }
+  }
+  engine->chain_flags_ = 0;
+}
 
 std::string_view stepping_server_name() {
   const MbedTlsEngine* engine = MbedTlsEngine::stepping_engine;

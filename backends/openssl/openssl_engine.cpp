@@ -170,6 +170,32 @@ struct OwnCredential {
 
 class OpenSslEngine;
 
+// An X509_V_ERR_* result in the core's words (verify.hpp); verify_callback
+// sets the name and purpose results from the core's PeerVerdict.
+unsigned issues_of(long result) {
+  switch (result) {
+    case X509_V_OK: return 0;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_INVALID_CA:
+    case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+    case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+    case X509_V_ERR_INVALID_NON_CA:
+      return issue_untrusted;
+    case X509_V_ERR_CERT_NOT_YET_VALID: return issue_not_yet_valid;
+    case X509_V_ERR_CERT_HAS_EXPIRED: return issue_expired;
+    case X509_V_ERR_INVALID_PURPOSE: return issue_wrong_purpose;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      return issue_name_mismatch;
+    default: return issue_other;
+  }
+}
+
 // ---- the context --------------------------------------------------------------
 
 class OpenSslContext final : public BackendContext,
@@ -301,18 +327,29 @@ class OpenSslEngine final : public Engine {
 
   bool session_reused() const override { return SSL_session_reused(ssl_) == 1; }
 
-  // SSL_get_peer_cert_chain has the leaf on a client and not on a server;
-  // SSL_get0_verified_chain is the chain OpenSSL built, not the one sent.
+  // The certificates as the peer's Certificate message carried them
+  // (on_message kept them): OpenSSL's X509 objects give back a re-encoding
+  // (i2d keeps only the tbsCertificate's bytes), and none at all after a
+  // failed verification. A resumed handshake has no Certificate message: the
+  // leaf of the original session, as OpenSSL keeps it (the core keeps only
+  // the leaf: docs/contract.md, "Who is on the other end").
   std::vector<std::vector<std::byte>> peer_chain() const override {
     std::vector<std::vector<std::byte>> chain;
-    X509* leaf = SSL_get0_peer_certificate(ssl_);
-    if (!leaf) return chain;
-    chain.push_back(der_of(leaf));
-    STACK_OF(X509)* rest = SSL_get_peer_cert_chain(ssl_);
-    for (int i = SSL_is_server(ssl_) ? 0 : 1; rest && i < sk_X509_num(rest); ++i)
-      chain.push_back(der_of(sk_X509_value(rest, i)));
+    if (SSL_session_reused(ssl_) == 1) {
+      if (X509* leaf = SSL_get0_peer_certificate(ssl_)) chain.push_back(der_of(leaf));
+      return chain;
+    }
+    // peer_certs_: each certificate as a 3-byte length and its DER.
+    std::span<const std::byte> rest(peer_certs_);
+    while (rest.size() >= 3) {
+      const std::size_t len = std::size_t(rest[0]) << 16 | std::size_t(rest[1]) << 8 | std::size_t(rest[2]);
+      if (len > rest.size() - 3) break;
+      chain.emplace_back(rest.begin() + 3, rest.begin() + 3 + static_cast<std::ptrdiff_t>(len));
+      rest = rest.subspan(3 + len);
+    }
     return chain;
   }
+  unsigned certificate_issues() const override { return issues_of(SSL_get_verify_result(ssl_)); }
   std::string requested_server_name() const override { return requested_name_; }
   void* native_handle() const override { return ssl_; }
   // Server, from the ClientHello callback: SSL_get_servername would give
@@ -408,14 +445,50 @@ class OpenSslEngine final : public Engine {
   // record where TLS 1.3 allows only application_data, RFC 8446 5): OpenSSL
   // then sends its own fatal unexpected_message alert, encrypted as it
   // should be, and reads nothing more from the peer.
-  static void on_message(int write_p, int, int content_type, const void* buf, std::size_t len, SSL* ssl,
-                         void*) {
-    if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1 ||
-        static_cast<const unsigned char*>(buf)[0] != SSL3_MT_KEY_UPDATE)
+  //
+  // It also keeps the certificates of the peer's Certificate message, as
+  // sent (peer_chain). OpenSSL gives a handshake message whole, with its
+  // 4-byte header, TLS 1.3 ones decrypted (tls_get_message_body).
+  static void on_message(int write_p, int version, int content_type, const void* buf, std::size_t len,
+                         SSL* ssl, void*) {
+    if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1) return;
+    const auto* message = static_cast<const unsigned char*>(buf);
+    if (message[0] == SSL3_MT_CERTIFICATE) {
+      if (auto* self = of(ssl)) self->keep_certificates({message, len}, version == TLS1_3_VERSION);
       return;
+    }
+    if (message[0] != SSL3_MT_KEY_UPDATE) return;
     auto* self = of(ssl);
     if (self && !self->key_updates_.received(std::chrono::steady_clock::now()))
       self->key_update_flood_ = true;
+  }
+
+  // A Certificate message (RFC 5246 7.4.2; RFC 8446 4.4.2: a request
+  // context first, and extensions after each certificate) into
+  // peer_certs_: each certificate as a 3-byte length and its DER, the
+  // extensions left out. One allocation; a message that does not parse
+  // leaves what parsed (OpenSSL fails the handshake on it anyway).
+  void keep_certificates(std::span<const unsigned char> message, bool tls13) {
+    peer_certs_.clear();
+    std::size_t at = 4;  // type and length
+    if (tls13) {
+      if (message.size() < at + 1) return;
+      at += 1 + message[at];  // certificate_request_context
+    }
+    if (message.size() < at + 3) return;
+    at += 3;  // the list's length: each entry says its own
+    peer_certs_.reserve(message.size() - at);
+    while (message.size() >= at + 3) {
+      const std::size_t len = std::size_t(message[at]) << 16 | std::size_t(message[at + 1]) << 8 | message[at + 2];
+      if (len > message.size() - at - 3) return;
+      const auto* entry = reinterpret_cast<const std::byte*>(message.data() + at);
+      peer_certs_.insert(peer_certs_.end(), entry, entry + 3 + len);
+      at += 3 + len;
+      if (tls13) {
+        if (message.size() < at + 2) return;
+        at += 2 + (std::size_t(message[at]) << 8 | message[at + 1]);
+      }
+    }
   }
 
   // SSL_CTX_set_keylog_callback (Config::keylog set): OpenSSL hands over
@@ -490,6 +563,7 @@ class OpenSslEngine final : public Engine {
   std::string requested_name_;        // server: this handshake's SNI host_name
   HelloFault hello_fault_ = HelloFault::none;  // server: the core refused the ClientHello's server_name
   KeyLogSink* keylog_;                // Config::keylog set: where secrets go
+  std::vector<std::byte> peer_certs_; // the peer's Certificate message's certificates (keep_certificates)
 };
 
 

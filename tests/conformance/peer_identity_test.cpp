@@ -4,7 +4,11 @@
 // handshakes. The expected facts of the test PKI come from its files and,
 // where they are random (serial number, dates, fingerprint), from the openssl
 // command line, which the test PKI is made with.
+#include <unistd.h>
+
 #include <cctype>
+#include <cstdio>
+#include <filesystem>
 #include <chrono>
 #include <ctime>
 #include <cstdio>
@@ -100,7 +104,117 @@ void with_client_certificate(Config& client, Config& server) {
   server.ca_file = cert_path("ca.pem");
 }
 
+// The DER of a test-PKI certificate with its outer SEQUENCE's length in
+// four bytes where three do (30 82 hi lo -> 30 83 00 hi lo): BER, not DER,
+// and outside the signed tbsCertificate, so the signature still holds.
+// Every stack reads it; OpenSSL writes it back as 30 82 hi lo.
+std::vector<std::byte> non_canonical(const std::string& der_name) {
+  std::vector<std::byte> der = file_bytes(der_name);
+  REQUIRE(der.size() > 4);
+  REQUIRE(der[0] == std::byte{0x30});
+  REQUIRE(der[1] == std::byte{0x82});
+  der[1] = std::byte{0x83};
+  der.insert(der.begin() + 2, std::byte{0});
+  return der;
+}
+
+// A PEM file holding der, in the temporary directory, named for this run
+// (the backends' runs go in parallel); its DER next to it as <path>.der.
+std::string pem_file(const std::vector<std::byte>& der, const std::string& name) {
+  const std::string path = (std::filesystem::temp_directory_path() /
+                            ("unitls-" + backend_under_test() + "-" + std::to_string(::getpid()) + "-" + name))
+                               .string();
+  std::ofstream(path + ".der", std::ios::binary | std::ios::trunc)
+      .write(reinterpret_cast<const char*>(der.data()), static_cast<std::streamsize>(der.size()));
+  static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string b64;
+  for (std::size_t i = 0; i < der.size(); i += 3) {
+    unsigned n = std::to_integer<unsigned>(der[i]) << 16;
+    if (i + 1 < der.size()) n |= std::to_integer<unsigned>(der[i + 1]) << 8;
+    if (i + 2 < der.size()) n |= std::to_integer<unsigned>(der[i + 2]);
+    b64 += alphabet[n >> 18 & 63];
+    b64 += alphabet[n >> 12 & 63];
+    b64 += i + 1 < der.size() ? alphabet[n >> 6 & 63] : '=';
+    b64 += i + 2 < der.size() ? alphabet[n & 63] : '=';
+  }
+  std::string pem = "-----BEGIN CERTIFICATE-----\n";
+  for (std::size_t i = 0; i < b64.size(); i += 64) pem += b64.substr(i, 64) + "\n";
+  pem += "-----END CERTIFICATE-----\n";
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << pem;
+  return path;
+}
+
+// A backend whose own side sends a certificate_file's bytes unchanged
+// (GnuTLS and mbedTLS do; OpenSSL re-encodes), to be the other end of the
+// backend under test; "" when none is built for v.
+std::string verbatim_sender(Version v) {
+  const std::string under_test = backend_under_test();
+  std::vector<std::string> wanted;
+  if (under_test != "openssl") wanted.push_back(under_test);
+  wanted.insert(wanted.end(), {"gnutls", "mbedtls"});
+  for (const std::string& name : wanted) {
+    if (name == "mbedtls" && v == Version::tls1_3) continue;  // TLS 1.2 only
+    for (std::string_view built : available_backends())
+      if (built == name) return name;
+  }
+  return "";
+}
+
 }  // namespace
+
+TEST_CASE(
+    "peer_chain() gives a certificate's bytes exactly as the peer sent them, a non-canonical "
+    "encoding included, on both sides") {
+  const std::vector<std::byte> server_der = non_canonical("server.der");
+  const std::vector<std::byte> client_der = non_canonical("client.der");
+  const std::string server_pem = pem_file(server_der, "non_canonical_server.pem");
+  const std::string client_pem = pem_file(client_der, "non_canonical_client.pem");
+  struct Cleanup {
+    std::vector<std::string> paths;
+    ~Cleanup() {
+      for (const auto& p : paths) std::remove(p.c_str());
+    }
+  } cleanup{{server_pem, server_pem + ".der", client_pem, client_pem + ".der"}};
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    const std::string sender = verbatim_sender(v);
+    if (sender.empty()) {
+      skip("no backend built that sends a certificate_file verbatim (GnuTLS, mbedTLS) for " + version_name(v));
+      return;
+    }
+    CAPTURE(sender);
+    for (const bool judging_server : {true, false}) {
+      CAPTURE(judging_server);
+      Config client = client_config(v);
+      Config server = server_config(v);
+      with_client_certificate(client, server);
+      // The judged side runs the sender backend; the verifying side, the
+      // backend under test, verifies (the signature covers only the
+      // tbsCertificate, which is unchanged).
+      Config& judged = judging_server ? server : client;
+      judged.backend = sender;
+      judged.certificate_file = judging_server ? server_pem : client_pem;
+      std::error_code ec;
+      std::string message;
+      std::shared_ptr<Context> client_ctx = Context::create(client, ec, &message);
+      REQUIRE_MESSAGE(client_ctx != nullptr, message);
+      std::shared_ptr<Context> server_ctx = Context::create(server, ec, &message);
+      REQUIRE_MESSAGE(server_ctx != nullptr, message);
+      MemoryConn conn = connect_memory(client_ctx, server_ctx);
+      SecureSocket& verifier = judging_server ? *conn.client : *conn.server;
+      const std::vector<std::byte>& sent = judging_server ? server_der : client_der;
+      const std::vector<Certificate> chain = verifier.peer_chain();
+      REQUIRE(chain.size() == 1);
+      CHECK(chain[0].der == sent);
+      CHECK(chain[0].subject == (judging_server ? "CN=localhost" : "CN=unitls test client"));
+      // SHA-256 over the bytes sent, as the openssl command line computes it.
+      const std::string pem = judging_server ? server_pem : client_pem;
+      CHECK(chain[0].sha256_fingerprint == run("openssl dgst -sha256 -r '" + pem + ".der' | cut -d' ' -f1"));
+      REQUIRE(verifier.peer_certificate().has_value());
+      CHECK(verifier.peer_certificate()->der == sent);
+    }
+  }
+}
 
 TEST_CASE("a client's peer_chain() is the server's chain as sent, leaf first, described the same on every backend") {
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {

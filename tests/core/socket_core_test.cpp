@@ -65,6 +65,7 @@ class ScriptedEngine final : public Engine {
   std::size_t pending() const override { return 0; }
   std::span<const unsigned char> server_session_id() const override { return {}; }
   std::vector<std::vector<std::byte>> peer_chain() const override { return {}; }
+  unsigned certificate_issues() const override { return 0; }
   std::string requested_server_name() const override { return {}; }
   void* native_handle() const override { return nullptr; }
   void end(bool closed_properly) override { s_->finished = closed_properly ? 1 : 0; }
