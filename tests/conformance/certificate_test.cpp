@@ -373,6 +373,7 @@ MemoryConn open_recorded(const Row& row, Version v, const std::shared_ptr<std::s
 struct Verdict {
   Outcome verifier, other;
   std::error_code verifier_native;
+  std::string verification_error;
 };
 
 // auth: the server's client_auth for rows that judge the client. Under
@@ -399,7 +400,8 @@ Verdict run_connection(const Row& row, Version v, ClientAuth auth = ClientAuth::
     CHECK_MESSAGE(sent_it, side_name(other) << " did not send the certificate of " << sent);
   }
 
-  const Verdict verdict{ends.of(verifier), ends.of(other), conn.socket(verifier).native_error()};
+  const Verdict verdict{ends.of(verifier), ends.of(other), conn.socket(verifier).native_error(),
+                        conn.socket(verifier).verification_error()};
   if (expect.verifier.where == End::completes) {
     CHECK(ends.client == success(1));
     CHECK(ends.server == success(1));
@@ -498,6 +500,7 @@ TEST_CASE(
           CHECK(optional.verifier == required.verifier);
           CHECK(optional.other == required.other);
           CHECK(describe(optional.verifier_native) == describe(required.verifier_native));
+          CHECK(optional.verification_error == required.verification_error);
         }
       }
     }
