@@ -1,5 +1,6 @@
 #include "client_hello.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace unitls::detail {
@@ -53,6 +54,17 @@ bool read_alpn(Reader body, ClientHelloScan& scan) {
   return true;
 }
 
+// ProtocolNameList<2..2^16-1> of ProtocolName<1..2^8-1>, filling the body.
+bool alpn_parses(Reader body) {
+  Reader list{};
+  if (!body.vector16(list) || body.left() != 0 || list.left() == 0) return false;
+  while (list.left() > 0) {
+    std::size_t n = 0;
+    if (!list.u8(n) || n == 0 || !list.skip(n)) return false;
+  }
+  return true;
+}
+
 bool host_name_byte(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
@@ -63,6 +75,8 @@ class HelloCategory final : public std::error_category {
   std::string message(int value) const override {
     switch (static_cast<HelloFault>(value)) {
       case HelloFault::none: return "no fault";
+      case HelloFault::repeated_extension: return "the ClientHello has an extension twice";
+      case HelloFault::alpn_malformed: return "the ClientHello's ALPN extension is malformed";
       case HelloFault::server_name_malformed:
         return "the ClientHello's server_name extension is malformed or does not start with a host_name";
       case HelloFault::server_name_refused:
@@ -110,6 +124,22 @@ ServerNameVerdict judge_server_name(std::span<const unsigned char> extension_bod
   return verdict;
 }
 
+void HelloJudge::extension(unsigned type, std::span<const unsigned char> body) {
+  if (std::find(seen_.begin(), seen_.end(), type) != seen_.end()) {
+    repeated_ = true;
+    return;
+  }
+  seen_.push_back(type);
+  if (fault_ != HelloFault::none) return;
+  if (type == ext_server_name) {
+    ServerNameVerdict verdict = judge_server_name(body);
+    fault_ = verdict.fault;
+    name_ = std::move(verdict.name);
+  } else if (type == ext_alpn && !alpn_parses(Reader{body.data(), body.data() + body.size()})) {
+    fault_ = HelloFault::alpn_malformed;
+  }
+}
+
 namespace {
 
 // The body of a complete ClientHello.
@@ -126,13 +156,8 @@ bool read_hello(Reader r, ClientHelloScan& scan) {
     std::size_t type = 0;
     Reader body{};
     if (!extensions.u16(type) || !extensions.vector16(body)) return false;
+    scan.judged.extension(static_cast<unsigned>(type), std::span<const unsigned char>(body.p, body.left()));
     if (type == ext_alpn && !read_alpn(body, scan)) return false;
-    if (type == ext_server_name) {
-      // Judged, never malformed for the scan: the fault is the core's answer.
-      ServerNameVerdict verdict = judge_server_name(std::span<const unsigned char>(body.p, body.left()));
-      scan.server_name = std::move(verdict.name);
-      scan.server_name_fault = verdict.fault;
-    }
   }
   return true;
 }
@@ -164,7 +189,9 @@ ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_
     if (msg.size() - 4 < body) continue;
     const bool ok = read_hello(Reader{msg.data() + 4, msg.data() + 4 + body}, scan);
     if (!ok) {
-      scan = ClientHelloScan{};
+      // What was judged stands (a refused name is refused whatever follows).
+      scan.has_alpn = false;
+      scan.alpn.clear();
       scan.state = ClientHelloScan::State::malformed;
       return scan;
     }

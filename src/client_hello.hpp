@@ -13,11 +13,18 @@
 
 namespace unitls::detail {
 
-// What the core makes of a server_name extension (RFC 6066 3): one rule on
-// every backend (docs/contract.md, "Server names"). The value is the fatal
-// alert that answers it; the category "unitls.hello" names the fault.
+// What the core makes of a ClientHello's extensions: one rule on every
+// backend, applied before the stack reads them (docs/contract.md, "Server
+// names"). The value modulo 1000 is the fatal alert that answers it
+// (hello_alert); the category "unitls.hello" names the fault.
 enum class HelloFault : int {
   none = 0,
+  // illegal_parameter: an extension type twice (RFC 8446 4.2, RFC 5246
+  // 7.4.1.4: "MUST NOT").
+  repeated_extension = 47,
+  // decode_error: an ALPN extension that does not parse (RFC 7301 3.1:
+  // names of 1 to 255 bytes filling the list exactly).
+  alpn_malformed = 1050,
   // decode_error: the extension does not parse (lengths that disagree, an
   // empty list, an empty name), or it is not one host_name entry.
   server_name_malformed = 50,
@@ -26,6 +33,8 @@ enum class HelloFault : int {
   // and cannot be told otherwise, so every backend does).
   server_name_refused = 112,
 };
+
+inline int hello_alert(HelloFault f) { return static_cast<int>(f) % 1000; }
 
 const std::error_category& hello_category() noexcept;
 inline std::error_code make_error_code(HelloFault f) { return {static_cast<int>(f), hello_category()}; }
@@ -38,6 +47,24 @@ struct ServerNameVerdict {
 // The server_name extension's body as a server judges it.
 ServerNameVerdict judge_server_name(std::span<const unsigned char> extension_body);
 
+// A ClientHello's extensions judged one at a time, in the order they came
+// (a backend hands over those its stack shows it). A repeated extension is
+// the fault whatever else is wrong (OpenSSL refuses it before anything
+// else); otherwise the first fault counts.
+class HelloJudge {
+ public:
+  void extension(unsigned type, std::span<const unsigned char> body);
+  HelloFault fault() const { return repeated_ ? HelloFault::repeated_extension : fault_; }
+  // The server_name's host_name ("" none, or refused).
+  const std::string& server_name() const { return name_; }
+
+ private:
+  HelloFault fault_ = HelloFault::none;
+  bool repeated_ = false;
+  std::string name_;
+  std::vector<unsigned> seen_;  // the types so far (a hello has a few dozen)
+};
+
 struct ClientHelloScan {
   enum class State {
     need_more,  // the hello is not complete yet
@@ -47,8 +74,9 @@ struct ClientHelloScan {
   State state = State::need_more;
   bool has_alpn = false;          // the hello carried the ALPN extension
   std::vector<std::string> alpn;  // its protocols, in the client's order
-  std::string server_name;        // the SNI host_name ("" none, or refused)
-  HelloFault server_name_fault = HelloFault::none;  // judge_server_name's verdict
+  // The hello's extensions as HelloJudge judged them (also in a hello that
+  // is malformed otherwise, as far as it was read).
+  HelloJudge judged;
 };
 
 // raw: the bytes received so far. A record longer than max_record is

@@ -130,8 +130,10 @@ struct Item {
 bool read_item(const Item& item, std::vector<detail::PemBlock>& blocks, std::string& message) {
   if (item.file->empty()) return parse_pem_of(item.pem_option, *item.pem, blocks, message);
   std::string text;
-  if (!read_file(item.file_option.c_str(), *item.file, text, message)) return false;
-  return parse_pem_of(item.source(), text, blocks, message);
+  const bool ok = read_file(item.file_option.c_str(), *item.file, text, message) &&
+                  parse_pem_of(item.source(), text, blocks, message);
+  detail::secure_wipe(text);  // a key file's text
+  return ok;
 }
 
 // A certificate chain and its key: the Config's own, or one of its
@@ -177,6 +179,14 @@ bool check_strings(const Config& c, std::string& message) {
   for (const auto& [option, value] : strings) {
     if (has_nul(*value)) {
       message = std::string(option) + ": contains a NUL byte";
+      return false;
+    }
+  }
+  // OpenSSL's PEM reader takes passwords of up to PEM_BUFSIZE (1024) bytes;
+  // every backend takes the same.
+  for (const CredentialItems& items : credential_items(c)) {
+    if (items.password->size() > 1024) {
+      message = items.password_option + ": longer than 1024 bytes";
       return false;
     }
   }
@@ -388,6 +398,16 @@ bool prepare_credential(const CredentialItems& items, Role role, const detail::C
   // An encrypted key is decrypted by the stack with the password; a
   // scheme the stack cannot decrypt is said now (docs/contract.md,
   // "Credentials"). A password for a plain key is not needed, and ignored.
+  // The key's text is wiped when this function's copies go.
+  const struct Wipe {
+    std::vector<detail::PemBlock>& blocks;
+    ~Wipe() {
+      for (auto& b : blocks) {
+        detail::secure_wipe(b.text);
+        detail::secure_wipe(b.der);
+      }
+    }
+  } wipe{blocks};
   if (const auto encrypted = detail::encrypted_key(*key)) {
     if (items.password->empty()) {
       message = out.key_source + ": the key is encrypted; give its password in " + items.password_option;
@@ -457,7 +477,9 @@ bool read_directory(const std::string& dir, std::vector<detail::PemBlock>& block
 
 bool read_system_store(std::vector<detail::PemBlock>& blocks, std::string& source, std::string& message) {
   std::string file;
-  if (const char* env = std::getenv("SSL_CERT_FILE"); env && *env) {
+  // secure_getenv: a setuid or setgid program ignores them, as OpenSSL does
+  // (its caller could make it trust any CA).
+  if (const char* env = ::secure_getenv("SSL_CERT_FILE"); env && *env) {
     file = env;
   } else {
     for (const char* bundle : system_bundles) {
@@ -468,7 +490,7 @@ bool read_system_store(std::vector<detail::PemBlock>& blocks, std::string& sourc
     }
   }
   std::vector<std::string> dirs;
-  if (const char* env = std::getenv("SSL_CERT_DIR"); env && *env) {
+  if (const char* env = ::secure_getenv("SSL_CERT_DIR"); env && *env) {
     // OpenSSL's form: directories separated by ':'.
     for (std::string_view rest = env; !rest.empty();) {
       const auto colon = rest.find(':');

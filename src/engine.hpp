@@ -26,6 +26,8 @@
 #include <unitls/error.hpp>
 #include <unitls/transport.hpp>
 
+#include "wipe.hpp"
+
 #include "keylog.hpp"
 
 namespace unitls::detail {
@@ -284,6 +286,14 @@ struct Capabilities {
 // One certificate chain and its key, as the core read them from the files or
 // the PEM text of the Config (or of one of its additional_credentials).
 struct PreparedCredential {
+  PreparedCredential() = default;
+  PreparedCredential(PreparedCredential&&) = default;
+  PreparedCredential& operator=(PreparedCredential&&) = default;
+  ~PreparedCredential() {
+    secure_wipe(key_pem);
+    secure_wipe(key_password);
+  }
+
   // The CERTIFICATE blocks (PEM text): the leaf and its issuers, in
   // issuance order.
   std::string chain_pem;

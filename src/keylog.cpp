@@ -1,5 +1,7 @@
 #include "keylog.hpp"
 
+#include "wipe.hpp"
+
 #include <algorithm>
 #include <string>
 
@@ -23,10 +25,7 @@ void append_hex(std::string& out, std::span<const unsigned char> bytes) {
 }
 
 // Secrets do not stay behind in the connection's memory once logged.
-void wipe(void* p, std::size_t n) noexcept {
-  auto* v = static_cast<volatile unsigned char*>(p);
-  while (n--) *v++ = 0;
-}
+void wipe(void* p, std::size_t n) noexcept { secure_wipe(p, n); }
 
 }  // namespace
 

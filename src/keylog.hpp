@@ -58,6 +58,10 @@ using KeyLogFunction = std::function<void(std::string_view line)>;
 class KeyLogger final : public KeyLogSink {
  public:
   explicit KeyLogger(std::shared_ptr<const KeyLogFunction> callback) : callback_(std::move(callback)) {}
+  // A connection that ends mid-handshake keeps no secret behind.
+  ~KeyLogger() {
+    if (!ended_) handshake_ended(false);
+  }
 
   void secret(Secret which, std::span<const unsigned char> client_random,
               std::span<const unsigned char> secret) noexcept override;

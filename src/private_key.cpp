@@ -114,7 +114,10 @@ EncryptedKey pkcs8(std::span<const std::byte> der) {
     key.prf = prf_name(prf_oid);
   }
   if (!c.next(iv) || iv.tag != tag_octet_string) return key;
-  key.scheme = KeyEncryption::pbes2;
+  // A cipher or PRF not named above: a scheme of its own (OpenSSL reads
+  // Camellia, ARIA, ...; the others do not).
+  key.scheme = key.prf.starts_with("hmacWith") && !key.cipher.starts_with("an unknown") ? KeyEncryption::pbes2
+                                                                                        : KeyEncryption::unknown;
   key.salt = salt.value;
   key.iv = iv.value;
   key.ciphertext = data.value;

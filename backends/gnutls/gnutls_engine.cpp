@@ -366,21 +366,19 @@ class GnuTlsEngine final : public Engine {
                              const gnutls_datum_t* msg) {
     if (!incoming || !msg) return 0;
     auto* self = static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session));
-    self->requested_name_.clear();
-    (void)gnutls_ext_raw_parse(self, &GnuTlsEngine::on_hello_extension, msg,
+    HelloJudge judge;
+    (void)gnutls_ext_raw_parse(&judge, &GnuTlsEngine::on_hello_extension, msg,
                                GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
+    self->requested_name_ = judge.server_name();
+    self->hello_fault_ = judge.fault();
     if (self->hello_fault_ != HelloFault::none) return GNUTLS_E_RECEIVED_DISALLOWED_NAME;
     // The credential for this name (docs/contract.md, "Several certificates").
     const GnuTlsContext& c = *self->context_;
     return gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE,
                                   c.credentials_[c.credential_for(self->requested_name_)]);
   }
-  static int on_hello_extension(void* ctx, unsigned type, const unsigned char* data, unsigned size) {
-    if (type != 0) return 0;  // server_name
-    auto* self = static_cast<GnuTlsEngine*>(ctx);
-    ServerNameVerdict verdict = judge_server_name(std::span<const unsigned char>(data, size));
-    self->hello_fault_ = verdict.fault;
-    self->requested_name_ = std::move(verdict.name);
+  static int on_hello_extension(void* judge, unsigned type, const unsigned char* data, unsigned size) {
+    static_cast<HelloJudge*>(judge)->extension(type, std::span<const unsigned char>(data, size));
     return 0;
   }
   // gnutls_session_set_keylog_function (Config::keylog set): GnuTLS gives
@@ -441,7 +439,7 @@ void GnuTlsEngine::export_session() {
 // Maps a fatal result.
 Result GnuTlsEngine::translate(int ret, Op op) {
   if (hello_fault_ != HelloFault::none) [[unlikely]]
-    return Result::answer(errc::protocol_error, make_error_code(hello_fault_), static_cast<int>(hello_fault_));
+    return Result::answer(errc::protocol_error, make_error_code(hello_fault_), hello_alert(hello_fault_));
   switch (ret) {
     case GNUTLS_E_PUSH_ERROR:
     case GNUTLS_E_PULL_ERROR:

@@ -220,6 +220,7 @@ class OpenSslContext final : public BackendContext,
   const std::string& server_name() const { return server_name_; }
   bool server_name_is_ip() const { return server_name_is_ip_; }
   const OwnCredential& credential(std::size_t i) const { return credentials_[i]; }
+  bool has_choice() const { return credentials_.size() > 1; }
 
  private:
   friend class OpenSslEngine;
@@ -354,10 +355,10 @@ class OpenSslEngine final : public Engine {
   void* native_handle() const override { return ssl_; }
   // Server, from the ClientHello callback: SSL_get_servername would give
   // nothing, or the original session's name, on a resumption.
-  static void hello_server_name(const SSL* ssl, ServerNameVerdict verdict) {
+  static void hello_judged(const SSL* ssl, const HelloJudge& judge) {
     if (OpenSslEngine* engine = of(ssl)) {
-      engine->requested_name_ = std::move(verdict.name);
-      engine->hello_fault_ = verdict.fault;
+      engine->requested_name_ = judge.server_name();
+      engine->hello_fault_ = judge.fault();
     }
   }
   std::size_t pending() const override {
@@ -869,28 +870,30 @@ int on_client_hello(SSL* ssl, int* alert, void*) {
       tls13 = tls13 || (ext[i] == 0x03 && ext[i + 1] == 0x04);
   }
   if (!tls13) SSL_set_options(ssl, SSL_OP_NO_TICKET);
-  // The server name by the core's rule (docs/contract.md, "Server names"),
-  // before OpenSSL's own (it refuses fewer names).
-  ServerNameVerdict verdict;
+  // The server name and ALPN by the core's rules (docs/contract.md, "Server
+  // names"), before OpenSSL's own (it refuses fewer names). OpenSSL has
+  // refused a repeated extension itself (illegal_parameter, as the rule).
+  HelloJudge judge;
   if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1)
-    verdict = judge_server_name(std::span<const unsigned char>(ext, len));
-  const HelloFault fault = verdict.fault;
-  // The credential for this name (docs/contract.md, "Several certificates").
-  const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
-  if (fault == HelloFault::none && context) {
-    if (const std::size_t i = context->credential_for(verdict.name); i > 0) {
-      const OwnCredential& chosen = context->credential(i);
-      SSL_certs_clear(ssl);
-      if (SSL_use_cert_and_key(ssl, chosen.leaf, chosen.key, chosen.chain, 1) != 1) {
-        *alert = SSL_AD_INTERNAL_ERROR;
-        return SSL_CLIENT_HELLO_ERROR;
-      }
-    }
-  }
-  OpenSslEngine::hello_server_name(ssl, std::move(verdict));
-  if (fault != HelloFault::none) {
-    *alert = static_cast<int>(fault);
+    judge.extension(TLSEXT_TYPE_server_name, std::span<const unsigned char>(ext, len));
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) == 1)
+    judge.extension(TLSEXT_TYPE_application_layer_protocol_negotiation, std::span<const unsigned char>(ext, len));
+  OpenSslEngine::hello_judged(ssl, judge);
+  if (judge.fault() != HelloFault::none) {
+    *alert = hello_alert(judge.fault());
     return SSL_CLIENT_HELLO_ERROR;
+  }
+  // The credential for this name (docs/contract.md, "Several certificates"),
+  // set on every hello: a second one (after a HelloRetryRequest) may name
+  // another.
+  const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  if (context && context->has_choice()) {
+    const OwnCredential& chosen = context->credential(context->credential_for(judge.server_name()));
+    SSL_certs_clear(ssl);
+    if (SSL_use_cert_and_key(ssl, chosen.leaf, chosen.key, chosen.chain, 1) != 1) {
+      *alert = SSL_AD_INTERNAL_ERROR;
+      return SSL_CLIENT_HELLO_ERROR;
+    }
   }
   return SSL_CLIENT_HELLO_SUCCESS;
 }

@@ -47,6 +47,7 @@
 #   encrypted_des3.key            server.key as PKCS#8 PBES2, PBKDF2 hmacWithSHA1, DES-EDE3-CBC ("unitls")
 #   encrypted_pkcs12.key          server.key as PKCS#8 pbeWithSHAAnd3-KeyTripleDES-CBC ("unitls")
 #   encrypted_scrypt.key          server.key as PKCS#8 PBES2 with scrypt, AES-256-CBC ("unitls")
+#   encrypted_camellia.key        server.key as PKCS#8 PBES2, PBKDF2 hmacWithSHA256, Camellia-256-CBC ("unitls")
 #   server.der, server_key.der, ca.der, client.der
 #                                 server.pem, server.key and ca.pem in DER (not PEM)
 # Keys are ECDSA P-256: quick to make, supported by every backend.
@@ -173,6 +174,7 @@ openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v2 aes-128-cbc -v2prf 
 openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v2 des3 -v2prf hmacWithSHA1 -out encrypted_des3.key
 openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v1 PBE-SHA1-3DES -out encrypted_pkcs12.key
 openssl pkcs8 -topk8 -in server.key -passout pass:unitls -scrypt -out encrypted_scrypt.key
+openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v2 camellia-256-cbc -out encrypted_camellia.key
 openssl x509 -in server.pem -outform DER -out server.der
 openssl pkey -in server.key -outform DER -out server_key.der
 openssl x509 -in ca.pem -outform DER -out ca.der
