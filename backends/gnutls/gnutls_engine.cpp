@@ -10,8 +10,11 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <span>
 #include <memory>
 #include <string>
@@ -97,6 +100,19 @@ struct DatumGuard {
 
 class GnuTlsEngine;
 
+// ---- groups ---------------------------------------------------------------------
+
+// IANA NamedGroup code points and GnuTLS's groups for them (GnuTLS 3.7 has
+// no brainpool curves for TLS).
+struct GroupOf {
+  std::uint16_t code;
+  gnutls_group_t group;
+};
+constexpr GroupOf group_map[] = {
+    {29, GNUTLS_GROUP_X25519},    {30, GNUTLS_GROUP_X448},      {23, GNUTLS_GROUP_SECP256R1},
+    {24, GNUTLS_GROUP_SECP384R1}, {25, GNUTLS_GROUP_SECP521R1},
+};
+
 // ---- the context --------------------------------------------------------------
 
 class GnuTlsContext final : public BackendContext,
@@ -134,6 +150,10 @@ class GnuTlsContext final : public BackendContext,
   gnutls_certificate_credentials_t credentials_ = nullptr;
   gnutls_priority_t priority_ = nullptr;
   gnutls_datum_t ticket_key_{};  // server: encrypts the session tickets
+  // Server with an ECDSA certificate: the IANA code point of its curve
+  // (0: another key). See GnuTlsEngine::on_client_hello.
+  std::uint16_t ecdsa_curve_ = 0;
+  bool tls1_3_ = false;  // the server negotiates TLS 1.3 with a client that offers it
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -251,6 +271,14 @@ class GnuTlsEngine final : public Engine {
     return name ? name : "";
   }
 
+  std::uint16_t group() const override {
+    if (!handshake_done_) return 0;
+    const gnutls_group_t g = gnutls_group_get(session_);
+    for (const auto& m : group_map)
+      if (m.group == g) return m.code;
+    return 0;
+  }
+
   std::string alpn_selected() const override {
     gnutls_datum_t p{};
     if (gnutls_alpn_get_selected_protocol(session_, &p) != GNUTLS_E_SUCCESS || !p.data) return "";
@@ -343,6 +371,35 @@ class GnuTlsEngine final : public Engine {
   static int on_ticket(gnutls_session_t session, unsigned, unsigned, unsigned incoming,
                        const gnutls_datum_t*) {
     if (incoming) static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session))->ticket_received_ = true;
+    return 0;
+  }
+  // gnutls_handshake_set_hook_function (server with an ECDSA certificate):
+  // a TLS 1.2 client whose supported_groups leave out the curve of our key
+  // is refused, as OpenSSL and mbedTLS refuse it (RFC 8422 5.1: the
+  // extension names the curves the client takes for ECDHE and ECDSA);
+  // GnuTLS 3.7 would serve it (docs/backend-notes.md, "Cipher suites and
+  // groups").
+  static int on_client_hello(gnutls_session_t session, unsigned, unsigned, unsigned incoming,
+                             const gnutls_datum_t* msg) {
+    if (!incoming || !msg) return 0;
+    const GnuTlsContext& c = *static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session))->context_;
+    struct Seen {
+      std::uint16_t curve;
+      bool groups = false, curve_listed = false, tls13 = false;
+    } seen{c.ecdsa_curve_};
+    auto each = [](void* ctx, unsigned type, const unsigned char* data, unsigned size) -> int {
+      auto& s = *static_cast<Seen*>(ctx);
+      if (type == 10 && size >= 2) {  // supported_groups (RFC 8422 5.1.1)
+        s.groups = true;
+        for (unsigned i = 2; i + 1 < size; i += 2)
+          s.curve_listed = s.curve_listed || (data[i] << 8 | data[i + 1]) == s.curve;
+      } else if (type == 43 && size >= 1) {  // supported_versions (RFC 8446 4.2.1)
+        for (unsigned i = 1; i + 1 < size; i += 2) s.tls13 = s.tls13 || (data[i] == 3 && data[i + 1] == 4);
+      }
+      return 0;
+    };
+    if (gnutls_ext_raw_parse(&seen, each, msg, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO) < 0) return 0;  // GnuTLS judges it
+    if (seen.groups && !seen.curve_listed && !(seen.tls13 && c.tls1_3_)) return GNUTLS_E_NO_CIPHER_SUITES;
     return 0;
   }
   // Off the path where bytes move (the callbacks then need a smaller frame).
@@ -534,8 +591,11 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   // (certificate_error, not "no certificate"). A server issues no TLS 1.2
   // tickets: its sessions are in the core's session-ID cache, where the
   // RFC 2246 rule can take them away.
+  // A client sends one TLS 1.3 key share, for its first group
+  // (GNUTLS_KEY_SHARE_TOP; GnuTLS's default sends two: docs/contract.md,
+  // "Cipher suites and groups").
   const unsigned flags = (c.role_ == Role::server ? GNUTLS_SERVER | GNUTLS_NO_TICKETS_TLS12
-                                                  : GNUTLS_CLIENT | GNUTLS_FORCE_CLIENT_CERT) |
+                                                  : GNUTLS_CLIENT | GNUTLS_FORCE_CLIENT_CERT | GNUTLS_KEY_SHARE_TOP) |
                          GNUTLS_NO_SIGNAL;
   if (gnutls_init(&session_, flags) != GNUTLS_E_SUCCESS) {
     session_ = nullptr;
@@ -577,6 +637,9 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
     gnutls_db_set_retrieve_function(session_, &GnuTlsEngine::db_find);
     gnutls_db_set_store_function(session_, &GnuTlsEngine::db_store);
     gnutls_db_set_remove_function(session_, &GnuTlsEngine::db_remove);
+    if (c.ecdsa_curve_)
+      gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
+                                         &GnuTlsEngine::on_client_hello);
     if (c.verify_peer_) {
       gnutls_certificate_server_set_request(session_, GNUTLS_CERT_REQUIRE);
       gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);
@@ -616,11 +679,134 @@ gnutls_datum_t datum_of(const std::string& pem) {
   return {reinterpret_cast<unsigned char*>(const_cast<char*>(pem.data())), static_cast<unsigned>(pem.size())};
 }
 
-std::string priority_string(Version min, Version max) {
-  std::string p = "NORMAL:-VERS-ALL";
-  if (min <= Version::tls1_2 && max >= Version::tls1_2) p += ":+VERS-TLS1.2";
-  if (min <= Version::tls1_3 && max >= Version::tls1_3) p += ":+VERS-TLS1.3";
+// A suite as GnuTLS knows it (gnutls_cipher_suite_info).
+struct NativeSuite {
+  std::uint16_t code;
+  gnutls_kx_algorithm_t kx;
+  gnutls_cipher_algorithm_t cipher;
+  gnutls_mac_algorithm_t mac;
+  bool tls13;
+};
+
+std::vector<NativeSuite> native_suites() {
+  std::vector<NativeSuite> all;
+  unsigned char id[2];
+  gnutls_kx_algorithm_t kx;
+  gnutls_cipher_algorithm_t cipher;
+  gnutls_mac_algorithm_t mac;
+  gnutls_protocol_t min;
+  for (std::size_t i = 0; gnutls_cipher_suite_info(i, id, &kx, &cipher, &mac, &min); ++i)
+    all.push_back({static_cast<std::uint16_t>(id[0] << 8 | id[1]), kx, cipher, mac, min == GNUTLS_TLS1_3});
+  return all;
+}
+
+template <class T>
+void add_once(std::vector<T>& list, T value) {
+  if (std::find(list.begin(), list.end(), value) == list.end()) list.push_back(value);
+}
+
+// The priority string for the Selection, or "" with *message (and
+// unsupported) when GnuTLS cannot offer it as it is.
+//
+// GnuTLS has no list of suites: it offers every suite of the key
+// exchanges x ciphers x MACs it is given, the TLS 1.3 ones first in cipher
+// order, then the TLS 1.2 ones key exchange by key exchange, each in cipher
+// then MAC order (set_ciphersuite_list, lib/priority.c). A list it would
+// offer otherwise (more suites, another order) is refused, never quietly
+// changed: the same peer must negotiate the same suite on every backend.
+std::string priority_string(const Selection& selection, std::string& message) {
+  const std::vector<NativeSuite> known = native_suites();
+  std::vector<gnutls_kx_algorithm_t> kxs;
+  std::vector<gnutls_cipher_algorithm_t> ciphers;
+  std::vector<gnutls_mac_algorithm_t> macs;
+  for (const SuiteInfo* suite : selection.suites) {
+    auto it = std::find_if(known.begin(), known.end(), [&](const NativeSuite& n) { return n.code == suite->code; });
+    if (it == known.end()) {
+      message = unsupported_suite_message(*suite, "gnutls", "GnuTLS has no such suite");
+      return {};
+    }
+    if (!it->tls13) add_once(kxs, it->kx);
+    add_once(ciphers, it->cipher);
+    add_once(macs, it->mac);
+  }
+  const bool tls12 = selection.min_version == Version::tls1_2;
+  const bool tls13 = selection.max_version == Version::tls1_3;
+  std::vector<std::uint16_t> offered;
+  auto offer = [&](bool want13, gnutls_kx_algorithm_t kx, gnutls_cipher_algorithm_t c, gnutls_mac_algorithm_t m) {
+    for (const NativeSuite& n : known) {
+      if (n.tls13 != want13 || n.cipher != c || n.mac != m || (!want13 && n.kx != kx)) continue;
+      offered.push_back(n.code);
+      return;  // GnuTLS takes the first match (cipher_suite_get)
+    }
+  };
+  if (tls13)
+    for (auto c : ciphers)
+      for (auto m : macs) offer(true, GNUTLS_KX_UNKNOWN, c, m);
+  if (tls12)
+    for (auto k : kxs)
+      for (auto c : ciphers)
+        for (auto m : macs) offer(false, k, c, m);
+  std::vector<std::uint16_t> wanted;
+  for (const SuiteInfo* suite : selection.suites) wanted.push_back(suite->code);
+  if (offered != wanted) {
+    message = "cipher_suites: the gnutls backend (" + std::string(gnutls_check_version(nullptr)) +
+              ") cannot offer this list as it is: GnuTLS offers every pairing of the key exchanges, "
+              "ciphers and MACs it is given, in one order, and would offer";
+    for (std::size_t i = 0; i < offered.size(); ++i) {
+      const SuiteInfo* info = find_suite(offered[i]);
+      message += (i ? ", " : " ");
+      message += info ? std::string(info->name) : "suite " + std::to_string(offered[i]);
+    }
+    return {};
+  }
+
+  // Server precedence: the server's order decides the suite and the group,
+  // as on every backend (docs/contract.md, "Cipher suites and groups").
+  std::string p = "NORMAL:%SERVER_PRECEDENCE:-VERS-ALL";
+  if (tls13) p += ":+VERS-TLS1.3";
+  if (tls12) p += ":+VERS-TLS1.2";
+  p += ":-CIPHER-ALL";
+  for (auto c : ciphers) p += std::string(":+") + gnutls_cipher_get_name(c);
+  p += ":-MAC-ALL";
+  for (auto m : macs) p += std::string(":+") + gnutls_mac_get_name(m);
+  p += ":-KX-ALL";
+  for (auto k : kxs) p += std::string(":+") + gnutls_kx_get_name(k);
+  p += ":-GROUP-ALL";
+  const gnutls_group_t* available = gnutls_group_list();
+  for (const GroupInfo* group : selection.groups) {
+    const auto* m = std::find_if(std::begin(group_map), std::end(group_map),
+                                 [&](const GroupOf& g) { return g.code == group->code; });
+    bool usable = false;
+    for (const gnutls_group_t* a = available; m != std::end(group_map) && a && *a; ++a)
+      usable = usable || *a == m->group;
+    if (!usable) {
+      message = unsupported_group_message(*group, "gnutls", "GnuTLS has no such group for TLS");
+      return {};
+    }
+    p += std::string(":+GROUP-") + gnutls_group_get_name(m->group);
+  }
   return p;
+}
+
+// The curve of the leaf's key when it is an ECDSA one (its IANA code
+// point), else 0.
+std::uint16_t ecdsa_curve(const std::string& chain_pem) {
+  gnutls_x509_crt_t crt = nullptr;
+  if (gnutls_x509_crt_init(&crt) < 0) return 0;
+  std::uint16_t code = 0;
+  const gnutls_datum_t pem = datum_of(chain_pem);
+  gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
+  gnutls_datum_t x{}, y{};
+  if (gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) >= 0 &&
+      gnutls_x509_crt_get_pk_algorithm(crt, nullptr) == GNUTLS_PK_ECDSA &&
+      gnutls_x509_crt_get_pk_ecc_raw(crt, &curve, &x, &y) >= 0) {
+    for (const auto& m : group_map)
+      if (static_cast<int>(m.group) == static_cast<int>(curve)) code = m.code;
+  }
+  gnutls_free(x.data);
+  gnutls_free(y.data);
+  gnutls_x509_crt_deinit(crt);
+  return code;
 }
 
 bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
@@ -630,12 +816,16 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
   for (auto& p : alpn_names_)
     alpn_.push_back({reinterpret_cast<unsigned char*>(p.data()), static_cast<unsigned>(p.size())});
 
-  const std::string priorities = priority_string(config.min_version, config.max_version);
+  const std::string priorities = priority_string(prepared.selection, message);
+  if (priorities.empty()) {
+    init_error_ = errc::unsupported;
+    return false;
+  }
   const char* error_at = nullptr;
   int ret = gnutls_priority_init(&priority_, priorities.c_str(), &error_at);
   if (ret < 0) {
     priority_ = nullptr;
-    message = with_reason("min_version/max_version: GnuTLS refused the priority string '" + priorities +
+    message = with_reason("cipher_suites/groups/versions: GnuTLS refused the priority string '" + priorities +
                               "'" + (error_at ? std::string(" at '") + error_at + "'" : std::string()),
                           ret);
     return false;
@@ -663,6 +853,9 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
       return false;
     }
   }
+
+  tls1_3_ = prepared.selection.max_version == Version::tls1_3;
+  if (role_ == Role::server && !prepared.chain_pem.empty()) ecdsa_curve_ = ecdsa_curve(prepared.chain_pem);
 
   if (!prepared.trust_pem.empty()) {
     // The anchors the core kept (a leaf in ca_file is none: GnuTLS would
