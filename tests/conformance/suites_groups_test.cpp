@@ -1,6 +1,7 @@
 // Config::cipher_suites and Config::groups (docs/contract.md, "Cipher suites
 // and groups"): the uniform default, the server's preference, and the same
 // words for a name that is unknown (every backend) or one a stack cannot do.
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -265,5 +266,33 @@ TEST_CASE("a suite or group the stack cannot do is unsupported at create, naming
     MemoryConn conn = connect_memory(made(client),
                                      made(server));
     expect_negotiated(conn, tls12_aes256, "x25519");
+  }
+}
+
+TEST_CASE("every suite of the table an ECDSA server can use is negotiated when both sides list only it") {
+  const char* const tls13[] = {"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+                               "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"};
+  const char* const tls12[] = {tls12_aes128,
+                               tls12_aes256,
+                               tls12_chacha,
+                               "TLS_ECDHE_ECDSA_WITH_AES_128_CCM",
+                               "TLS_ECDHE_ECDSA_WITH_AES_256_CCM",
+                               "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8",
+                               "TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8",
+                               "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+                               "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+                               "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+                               "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA"};
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    const auto& suites = v == Version::tls1_3 ? std::vector<std::string>(std::begin(tls13), std::end(tls13))
+                                              : std::vector<std::string>(std::begin(tls12), std::end(tls12));
+    for (const std::string& suite : suites) {
+      CAPTURE(suite);
+      MemoryConn conn = connect_memory(v, [&](Config& client, Config& server) {
+        client.cipher_suites = server.cipher_suites = {suite};
+      });
+      expect_negotiated(conn, suite, "x25519");
+    }
   }
 }
