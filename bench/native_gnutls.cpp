@@ -1,6 +1,7 @@
 // GnuTLS used directly, as a GnuTLS application would, configured as unitls
-// configures it (docs/benchmarks.md): NORMAL with X25519 alone and the
-// ciphers of unitls's default in its order (with the test PKI's ECDSA P-256
+// configures it (docs/benchmarks.md): NORMAL with X25519 alone (GnuTLS
+// would send a second key share for any second group) and the suites of
+// unitls's default in its order (with the test PKI's ECDSA P-256
 // certificate: the same suite and group as unitls), no TLS 1.2 tickets
 // (sessions by ID in the server's database), stateless TLS 1.3 tickets.
 #include <cerrno>
@@ -104,9 +105,9 @@ class GnuTlsStack final : public Stack {
     const char* priority =
         options.version == Version::tls1_3
             ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
-              "+CHACHA20-POLY1305"
+              "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
             : "NORMAL:-VERS-ALL:+VERS-TLS1.2:-GROUP-ALL:+GROUP-X25519:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
-              "+CHACHA20-POLY1305";
+              "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA";
     int ret = gnutls_priority_init(&priority_, priority, nullptr);
     if (ret < 0) fail(gnutls_reason("gnutls_priority_init", ret));
     if ((ret = gnutls_certificate_allocate_credentials(&client_credentials_)) < 0 ||
