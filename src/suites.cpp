@@ -48,8 +48,14 @@ constexpr SuiteInfo suites[] = {
 // The elliptic-curve groups (RFC 8446 4.2.7, RFC 7027 for brainpool in
 // TLS 1.2). Finite-field groups are not here: no suite above uses them.
 constexpr GroupInfo groups[] = {
-    {29, "x25519"},          {23, "secp256r1"},       {24, "secp384r1"},       {25, "secp521r1"},
-    {30, "x448"},            {26, "brainpoolP256r1"}, {27, "brainpoolP384r1"}, {28, "brainpoolP512r1"},
+    {29, "x25519"},
+    {23, "secp256r1"},
+    {24, "secp384r1"},
+    {25, "secp521r1"},
+    {30, "x448"},
+    {26, "brainpoolP256r1", false},
+    {27, "brainpoolP384r1", false},
+    {28, "brainpoolP512r1", false},
 };
 
 // AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305: the order OpenSSL, GnuTLS
@@ -173,6 +179,14 @@ bool select_suites(const Config& c, bool stack_has_tls1_3, std::string_view stac
   }
   out.min_version = has12 ? c.min_version : v13;
   out.max_version = has13 ? max : v12;
+  // TLS 1.3 needs a group it can use for its key share.
+  if (std::none_of(out.groups.begin(), out.groups.end(), [](const GroupInfo* g) { return g->tls1_3; })) {
+    if (out.min_version == v13) {
+      message = "groups: only TLS 1.2 groups (brainpool), but TLS 1.3 is the only version left";
+      return false;
+    }
+    out.max_version = v12;
+  }
   return true;
 }
 

@@ -28,6 +28,7 @@ struct SuiteInfo {
 struct GroupInfo {
   std::uint16_t code;     // the IANA NamedGroup code point (RFC 8446 4.2.7)
   std::string_view name;  // the IANA name: "x25519", "secp256r1", ...
+  bool tls1_3 = true;     // false: TLS 1.2 only (brainpool, RFC 7027; TLS 1.3 has other code points, RFC 8734)
 };
 
 // Every suite and group unitls knows, in no particular order.
@@ -48,8 +49,8 @@ std::span<const std::uint16_t> default_groups();
 // What the core made of cipher_suites, groups and the versions: the suites
 // of the versions this backend will negotiate, in preference order, the
 // groups in preference order, and the versions narrowed to those the
-// suites leave (a list with no TLS 1.3 suite negotiates TLS 1.2, and the
-// other way round).
+// suites and groups leave (a list with no TLS 1.3 suite, or no TLS 1.3
+// group, negotiates TLS 1.2, and the other way round).
 struct Selection {
   std::vector<const SuiteInfo*> suites;
   std::vector<const GroupInfo*> groups;

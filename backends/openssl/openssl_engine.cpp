@@ -749,7 +749,8 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 // mbedTLS. OpenSSL 3.0 takes the client's first key share it can use
 // (tls_parse_ctos_key_share), whatever its own order: so this connection's
 // groups become the one it prefers among the client's supported_groups, and
-// OpenSSL takes that share or asks for it with a HelloRetryRequest.
+// OpenSSL takes that share or asks for it with a HelloRetryRequest (groups
+// TLS 1.3 has no code point for are passed over).
 void prefer_own_group(SSL* ssl) {
   const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   const unsigned char* ext = nullptr;
@@ -759,6 +760,8 @@ void prefer_own_group(SSL* ssl) {
   const std::size_t end = std::min<std::size_t>(len, 2u + (std::size_t{ext[0]} << 8 | ext[1]));
   const auto& codes = context->group_codes();
   for (std::size_t k = 0; k < codes.size(); ++k) {
+    const GroupInfo* info = find_group(codes[k]);
+    if (!info || !info->tls1_3) continue;  // a TLS 1.2-only group (brainpool)
     for (std::size_t i = 2; i + 1 < end; i += 2) {
       if ((std::uint16_t{ext[i]} << 8 | ext[i + 1]) != codes[k]) continue;
       int nid = context->group_nids()[k];

@@ -158,6 +158,34 @@ TEST_CASE("a list without TLS 1.3 suites negotiates TLS 1.2; one without TLS 1.2
   }
 }
 
+TEST_CASE("a server's first group that TLS 1.3 has no code point for (brainpool) counts for TLS 1.2 only") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    Config client = client_config(v), server = server_config(v);
+    client.groups = {"brainpoolP384r1", "secp256r1"};
+    server.groups = {"brainpoolP384r1", "secp256r1", "x25519"};
+    std::error_code ec;
+    std::string message;
+    auto ctx = Context::create(client, ec, &message);
+    if (backend_under_test() == "gnutls") {  // no brainpool groups (the unsupported case below)
+      CHECK(ec == errc::unsupported);
+      return;
+    }
+    REQUIRE_MESSAGE(ctx, message);
+    MemoryConn conn = connect_memory(std::shared_ptr<Context>(std::move(ctx)), made(server));
+    expect_negotiated(conn, first_suite(v), v == Version::tls1_3 ? "secp256r1" : "brainpoolP384r1");
+  }
+}
+
+TEST_CASE("groups only TLS 1.2 has (brainpool) are invalid_argument when TLS 1.3 is the only version") {
+  if (skip_unless_supported(Version::tls1_3)) return;
+  Config c = client_config(Version::tls1_3);
+  c.groups = {"brainpoolP256r1"};
+  const Created f = create(c);
+  CHECK(f.ec == errc::invalid_argument);
+  CHECK(f.message == "groups: only TLS 1.2 groups (brainpool), but TLS 1.3 is the only version left");
+}
+
 TEST_CASE("a resumed TLS 1.2 handshake has no group; a resumed TLS 1.3 one has its own") {
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
     if (skip_unless_supported(v)) return;

@@ -58,4 +58,12 @@ TEST_CASE("select_suites keeps the suites of the versions allowed, in order, and
     CHECK(sel.suites[0]->code == 0xC013);
     CHECK(sel.suites[1]->code == 0xC02F);
   }
+  SUBCASE("only TLS 1.2 groups: TLS 1.2 only, or nothing left") {
+    c.groups = {"brainpoolP256r1"};
+    REQUIRE(select_suites(c, true, "x", sel, message, unsupported));
+    CHECK(sel.max_version == Version::tls1_2);
+    c.min_version = Version::tls1_3;
+    CHECK_FALSE(select_suites(c, true, "x", sel, message, unsupported));
+    CHECK_FALSE(unsupported);
+  }
 }
