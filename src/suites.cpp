@@ -7,6 +7,8 @@
 
 #include <unitls/backend.hpp>
 
+#include "der.hpp"
+
 namespace unitls::detail {
 
 namespace {
@@ -188,6 +190,39 @@ bool select_suites(const Config& c, bool stack_has_tls1_3, std::string_view stac
     out.max_version = v12;
   }
   return true;
+}
+
+std::uint16_t ec_curve_of(std::span<const std::byte> der) {
+  // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL,
+  // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo, ... } }
+  Der top(der);
+  Tlv cert, tbs, field, spki, algorithm, oid, params;
+  if (!top.next(cert) || cert.tag != tag_sequence) return 0;
+  Der cert_fields(cert.value);
+  if (!cert_fields.next(tbs) || tbs.tag != tag_sequence) return 0;
+  Der fields(tbs.value);
+  (void)fields.next_if(0xa0, field);
+  for (int i = 0; i < 5; ++i)  // serialNumber, signature, issuer, validity, subject
+    if (!fields.next(field)) return 0;
+  if (!fields.next(spki) || spki.tag != tag_sequence) return 0;
+  Der key(spki.value);
+  if (!key.next(algorithm) || algorithm.tag != tag_sequence) return 0;
+  Der alg(algorithm.value);
+  if (!alg.next(oid) || !oid_is(oid, {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01}))  // id-ecPublicKey
+    return 0;
+  if (!alg.next(params) || params.tag != tag_oid) return 0;  // namedCurve (RFC 5480: the only form)
+  if (oid_is(params, {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07})) return 23;  // secp256r1
+  if (oid_is(params, {0x2b, 0x81, 0x04, 0x00, 0x22})) return 24;                    // secp384r1
+  if (oid_is(params, {0x2b, 0x81, 0x04, 0x00, 0x23})) return 25;                    // secp521r1
+  if (oid_is(params, {0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07})) return 26;  // brainpoolP256r1
+  if (oid_is(params, {0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0b})) return 27;  // brainpoolP384r1
+  if (oid_is(params, {0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0d})) return 28;  // brainpoolP512r1
+  return 0;
+}
+
+bool server_key_allowed(std::span<const std::byte> der, std::span<const std::uint16_t> groups) {
+  const std::uint16_t curve = ec_curve_of(der);
+  return curve == 0 || std::find(groups.begin(), groups.end(), curve) != groups.end();
 }
 
 std::string unsupported_suite_message(const SuiteInfo& suite, std::string_view backend, std::string_view why) {

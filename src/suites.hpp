@@ -65,6 +65,18 @@ struct Selection {
 bool select_suites(const Config& config, bool stack_has_tls1_3, std::string_view stack,
                    Selection& out, std::string& message, bool& unsupported);
 
+// The named curve of a certificate's EC public key (RFC 5480 2.1.1) as a
+// group code point of the table; 0 for another key, or a certificate that
+// does not parse.
+std::uint16_t ec_curve_of(std::span<const std::byte> certificate_der);
+
+// TLS 1.2 client: whether the server's certificate is one these groups
+// allow. RFC 8422 5.1: supported_groups also names the curves a client
+// takes for ECDSA keys, and a server must not use a key on another. A key
+// that is not EC, or on a curve outside the table, is not this rule's
+// business (the stack judges it).
+bool server_key_allowed(std::span<const std::byte> certificate_der, std::span<const std::uint16_t> groups);
+
 // "cipher_suites: TLS_AES_128_CCM_8_SHA256 is not available in the gnutls
 // backend (GnuTLS 3.7.9: <why>)": the words every backend uses for an entry
 // its stack cannot do (errc::unsupported).

@@ -154,6 +154,8 @@ class GnuTlsContext final : public BackendContext,
   // (0: another key). See GnuTlsEngine::on_client_hello.
   std::uint16_t ecdsa_curve_ = 0;
   bool tls1_3_ = false;  // the server negotiates TLS 1.3 with a client that offers it
+  bool tls1_2_ = false;  // TLS 1.2 may be negotiated
+  std::vector<std::uint16_t> groups_;  // code points, preference order
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -351,6 +353,7 @@ class GnuTlsEngine final : public Engine {
   // gnutls_session_set_verify_function: the peer's chain, then the core's
   // rules on its leaf.
   static int verify_peer(gnutls_session_t session);
+  static int check_server(gnutls_session_t session);
 
   // ---- transport callbacks ----
   static ssize_t pull(gnutls_transport_ptr_t ptr, void* data, size_t size);
@@ -414,6 +417,7 @@ class GnuTlsEngine final : public Engine {
   bool ticket_pending_ = false;  // TLS 1.3 client: no NewSessionTicket seen yet
   bool ticket_received_ = false; // TLS 1.2 client: the server sent a NewSessionTicket
   unsigned verify_status_ = 0;   // gnutls_certificate_status_t of a rejected peer certificate
+  bool wrong_curve_ = false;     // TLS 1.2 client: the server's key is on a curve we did not list
   SessionSink* sessions_;        // client with the session cache: where new sessions go
 };
 
@@ -448,6 +452,9 @@ Result GnuTlsEngine::translate(int ret, Op op) {
       break;
   }
   std::error_code native = gnutls_code(ret);
+  // check_server refused the server's key: a protocol failure of the
+  // server's, answered as OpenSSL answers it (SSL_R_WRONG_CURVE).
+  if (op == Op::handshake && wrong_curve_) return Result::answer(errc::protocol_error, native, GNUTLS_A_ILLEGAL_PARAMETER);
   errc kind = errc::protocol_error;
   if (op == Op::handshake && is_certificate_failure(ret)) {
     kind = errc::certificate_error;
@@ -490,6 +497,26 @@ int GnuTlsEngine::alert_for(int ret, bool certificate) const {
 // a client certificate as a server's and the other way round. It is given
 // no host name: names are the core's rule (verify.hpp), the same on every
 // backend, checked here on the leaf.
+// A client's verify function, set whether it verifies or not: TLS 1.2
+// first holds the server to RFC 8422 5.1 (its ECDSA key on a curve our
+// groups list), which GnuTLS 3.7 does not check and OpenSSL and mbedTLS do
+// (docs/contract.md, "Cipher suites and groups"); then verify_peer, when
+// the client verifies.
+int GnuTlsEngine::check_server(gnutls_session_t session) {
+  auto* self = static_cast<GnuTlsEngine*>(gnutls_transport_get_ptr(session));
+  if (gnutls_protocol_get_version(session) == GNUTLS_TLS1_2) {
+    unsigned count = 0;
+    const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
+    if (chain && count > 0 &&
+        !server_key_allowed(std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size)),
+                            self->context_->groups_)) {
+      self->wrong_curve_ = true;
+      return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+  }
+  return self->context_->verify_peer_ ? verify_peer(session) : 0;
+}
+
 int GnuTlsEngine::verify_peer(gnutls_session_t session) {
   auto* self = static_cast<GnuTlsEngine*>(gnutls_transport_get_ptr(session));
   const Role role = self->context_->role_;
@@ -650,7 +677,8 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   if (!c.sni_.empty() &&
       gnutls_server_name_set(session_, GNUTLS_NAME_DNS, c.sni_.data(), c.sni_.size()) != GNUTLS_E_SUCCESS)
     return false;
-  if (c.verify_peer_) gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);
+  if (c.verify_peer_ || c.tls1_2_)
+    gnutls_session_set_verify_function(session_, &GnuTlsEngine::check_server);
   if (sessions_)
     gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
                                        &GnuTlsEngine::on_ticket);
@@ -855,6 +883,8 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
   }
 
   tls1_3_ = prepared.selection.max_version == Version::tls1_3;
+  tls1_2_ = prepared.selection.min_version == Version::tls1_2;
+  for (const GroupInfo* g : prepared.selection.groups) groups_.push_back(g->code);
   if (role_ == Role::server && !prepared.chain_pem.empty()) ecdsa_curve_ = ecdsa_curve(prepared.chain_pem);
 
   if (!prepared.trust_pem.empty()) {

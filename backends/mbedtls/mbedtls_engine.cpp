@@ -261,6 +261,7 @@ class MbedTlsContext final : public BackendContext,
 
   std::vector<int> suites_;                       // IANA code points, 0-terminated
   std::vector<mbedtls_ecp_group_id> curves_;      // MBEDTLS_ECP_DP_NONE-terminated
+  std::vector<std::uint16_t> groups_;             // the same, as code points
   bool load_trust(const Config& config, const Prepared& prepared, std::string& message);
 
   // f_rng for every connection of this context. The context is shared across
@@ -415,6 +416,7 @@ class MbedTlsEngine final : public Engine {
   std::string requested_name_;  // server: this handshake's SNI host_name
   bool setup(const mbedtls_ssl_config* conf);
   void note_group();
+  bool wrong_curve() const;
   void export_session();
   Result read_client_hello();
   Result translate(int ret, Op op);
@@ -530,10 +532,16 @@ Result MbedTlsEngine::handshake() {
     // A client reads a NewSessionTicket only when the ServerHello announced one.
     if (ssl_.state == MBEDTLS_SSL_SERVER_NEW_SESSION_TICKET) ticket_received_ = true;
     sent_ = false;  // per step: whether this step's failure already went out as an alert
+    const int before = ssl_.state;
     const int ret = mbedtls_ssl_handshake_step(&ssl_);
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
     note_group();
     if (ret != 0) return translate(ret, Op::handshake);
+    // RFC 8422 5.1 for a client that does not verify (verifying, mbedTLS
+    // checks it itself and fails the step: translate).
+    if (before == MBEDTLS_SSL_SERVER_CERTIFICATE && context_->role_ == Role::client && wrong_curve())
+      return Result::answer(errc::protocol_error, mbedtls_code(MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE),
+                            MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER);
   }
   handshake_done_ = true;
   // A resumption without a new ticket makes no session.
@@ -544,6 +552,17 @@ Result MbedTlsEngine::handshake() {
 // mbedTLS 2.28 has no call for the group of the key exchange: it is read
 // from the ECDH context of the handshake while there is one (it goes with
 // the handshake), once ServerKeyExchange is written or read.
+// A client's peer: its ECDSA key is on a curve the groups do not list
+// (RFC 8422 5.1: the server must not use it). OpenSSL fails that as a
+// protocol error; so does every backend (docs/contract.md, "Cipher suites
+// and groups").
+bool MbedTlsEngine::wrong_curve() const {
+  const mbedtls_x509_crt* peer = ssl_.session_negotiate ? ssl_.session_negotiate->peer_cert : nullptr;
+  if (!peer || !peer->raw.p) return false;
+  const auto der = std::as_bytes(std::span<const unsigned char>(peer->raw.p, peer->raw.len));
+  return !server_key_allowed(der, context_->groups_);
+}
+
 void MbedTlsEngine::note_group() {
   if (!ssl_.handshake) return;
 #if defined(MBEDTLS_ECDH_LEGACY_CONTEXT)
@@ -629,6 +648,13 @@ Result MbedTlsEngine::translate(int ret, Op op) {
       break;
   }
   if (op == Op::handshake) {
+    // mbedTLS's own RFC 8422 5.1 check (a verifying client, after the
+    // chain verified) marks the key bad and nothing else, and drops the
+    // certificate: the same protocol_error as on every backend, not a
+    // certificate verdict (mbedTLS already sent its alert).
+    if (ret == MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE && context_->role_ == Role::client &&
+        mbedtls_ssl_get_verify_result(&ssl_) == MBEDTLS_X509_BADCERT_BAD_KEY)
+      return fatal(errc::protocol_error, ret, mbedtls_code(ret), op);
     // Our own check of the peer's certificate failed (not the peer's check
     // of ours: that arrives as a fatal alert, above).
     if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
@@ -882,6 +908,7 @@ bool MbedTlsContext::select(const Selection& selection, std::string& message) {
       return false;
     }
     curves_.push_back(info->grp_id);
+    groups_.push_back(group->code);
   }
   curves_.push_back(MBEDTLS_ECP_DP_NONE);
   return true;

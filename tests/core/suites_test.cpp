@@ -1,9 +1,13 @@
 // The suite and group table and select_suites (src/suites.hpp): no backend.
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 
 #include "doctest.hpp"
 #include "suites.hpp"
+#include "x509.hpp"
 
 using namespace unitls;
 using namespace unitls::detail;
@@ -66,4 +70,23 @@ TEST_CASE("select_suites keeps the suites of the versions allowed, in order, and
     CHECK_FALSE(select_suites(c, true, "x", sel, message, unsupported));
     CHECK_FALSE(unsupported);
   }
+}
+
+TEST_CASE("ec_curve_of reads the named curve of an EC key; server_key_allowed holds a server to the groups") {
+  const char* dir = std::getenv("UNITLS_TEST_CERTS");
+  REQUIRE_MESSAGE(dir != nullptr, "UNITLS_TEST_CERTS is not set (run through meson test)");
+  std::ifstream in(std::string(dir) + "/server.pem");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto blocks = parse_pem(text);
+  REQUIRE(blocks.has_value());
+  REQUIRE_FALSE(blocks->empty());
+  const std::span<const std::byte> der((*blocks)[0].der);
+  CHECK(ec_curve_of(der) == 23);  // the test PKI is ECDSA P-256
+  const std::uint16_t p256[] = {29, 23}, x25519[] = {29};
+  CHECK(server_key_allowed(der, p256));
+  CHECK_FALSE(server_key_allowed(der, x25519));
+  // Not a certificate: not this rule's business.
+  const std::byte junk[] = {std::byte{0x30}, std::byte{0x03}, std::byte{0x02}, std::byte{0x01}, std::byte{0x00}};
+  CHECK(ec_curve_of(junk) == 0);
+  CHECK(server_key_allowed(junk, x25519));
 }

@@ -177,4 +177,40 @@ TEST_CASE("TLS 1.3: a unitls server takes its preferred group among gnutls-cli's
   });
 }
 
+TEST_CASE("TLS 1.2: a unitls client refuses a gnutls-serv that serves an ECDSA key on a curve the client did not list") {
+  const std::string gnutls_serv = peer_program("UNITLS_PEER_GNUTLS_SERV");
+  if (skip_unless_installed(gnutls_serv, "gnutls-serv")) return;
+  for_each_target([&](const Target& t) {
+    if (t.version != Version::tls1_2) return;
+    for (const bool verify : {true, false}) {
+      CAPTURE(verify);
+      // gnutls-serv serves its P-256 key to a client that lists x25519 alone
+      // (RFC 8422 5.1 says it must not); the client refuses it, as
+      // protocol_error, whether it verifies or not.
+      std::unique_ptr<ChildProcess> peer;
+      Fd fd;
+      for (int attempt = 0; attempt < 3 && fd.get() < 0; ++attempt) {
+        const int port = free_port();
+        peer = std::make_unique<ChildProcess>(ChildProcess::Options{
+            {gnutls_serv, "--echo", "--port", std::to_string(port), "--x509certfile", certs_dir() + "/server.pem",
+             "--x509keyfile", certs_dir() + "/server.key", "--disable-client-cert", "--priority",
+             "NORMAL:-VERS-ALL:+VERS-TLS1.2"}});
+        fd = connect_when_listening(*peer, port);
+        if (fd.get() < 0 && !(peer->exited() && lost_port_race(*peer))) break;
+      }
+      REQUIRE_MESSAGE(fd.get() >= 0, "gnutls-serv did not listen:\n" << peer->report());
+      Watchdog dog;
+      dog.watch(fd.get());
+      Config c = client_config(t.version);
+      c.groups = {"x25519"};
+      c.verify_peer = verify;
+      auto ctx = context_of(c, t);
+      auto s = ctx->wrap(make_fd_transport(fd.get(), false));
+      CHECK(outcome(*s, s->handshake()) == failure(errc::protocol_error));
+      s.reset();
+      CHECK_FALSE_MESSAGE(dog.fired(), "the watchdog cut the socket: something hung");
+    }
+  });
+}
+
 }  // namespace unitls::test::peers
