@@ -104,9 +104,11 @@ class GnuTlsStack final : public Stack {
   GnuTlsStack(const StackOptions& options, const Certs& certs) : sessions_(options.sessions) {
     const char* priority =
         options.version == Version::tls1_3
-            ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
+            ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:-CIPHER-ALL:+AES-128-GCM:+"
+              "AES-256-GCM:"
               "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
-            : "NORMAL:-VERS-ALL:+VERS-TLS1.2:-GROUP-ALL:+GROUP-X25519:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
+            : "NORMAL:-VERS-ALL:+VERS-TLS1.2:-GROUP-ALL:+GROUP-X25519:-CIPHER-ALL:+AES-128-GCM:+"
+              "AES-256-GCM:"
               "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA";
     int ret = gnutls_priority_init(&priority_, priority, nullptr);
     if (ret < 0) fail(gnutls_reason("gnutls_priority_init", ret));

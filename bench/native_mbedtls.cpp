@@ -154,7 +154,8 @@ class MbedTlsStack final : public Stack {
                                  MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
                                  MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
                                  0};
-    static const mbedtls_ecp_group_id curves[] = {MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1,
+    static const mbedtls_ecp_group_id curves[] = {MBEDTLS_ECP_DP_CURVE25519,
+                                                  MBEDTLS_ECP_DP_SECP256R1,
                                                   MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_NONE};
     for (auto [conf, endpoint] : {std::pair{&client_conf_, MBEDTLS_SSL_IS_CLIENT},
                                   std::pair{&server_conf_, MBEDTLS_SSL_IS_SERVER}}) {

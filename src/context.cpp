@@ -376,8 +376,8 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
     return fail(errc::unsupported);
   detail::Prepared prepared;
   bool unsupported = false;
-  if (!detail::select_suites(config, entry->capabilities.tls1_3, entry->name, prepared.selection, why,
-                             unsupported))
+  if (!detail::select_suites(config, entry->capabilities.tls1_3, entry->name, prepared.selection,
+                             why, unsupported))
     return fail(unsupported ? errc::unsupported : errc::invalid_argument);
   if (!prepare(config, prepared, why)) return fail(errc::invalid_argument);
   if (config.role == Role::server) prepared.server_sessions = std::make_shared<detail::ServerSessionStore>();

@@ -71,7 +71,8 @@ constexpr std::uint16_t uniform_groups[] = {29, 23, 24};
 
 bool same_ignoring_case(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
          });
 }
 
@@ -86,18 +87,21 @@ std::string shown(std::string_view name) {
 
 template <class Info>
 bool resolve(const char* option, const char* what, const char* examples,
-             const std::vector<std::string>& names, std::vector<const Info*>& out, std::string& message) {
+             const std::vector<std::string>& names, std::vector<const Info*>& out,
+             std::string& message) {
   for (const auto& name : names) {
     if (name.empty()) {
       message = std::string(option) + ": an empty name";
       return false;
     }
     const Info* info = nullptr;
-    if constexpr (std::is_same_v<Info, SuiteInfo>) info = find_suite(name);
-    else info = find_group(name);
+    if constexpr (std::is_same_v<Info, SuiteInfo>)
+      info = find_suite(name);
+    else
+      info = find_group(name);
     if (!info) {
-      message = std::string(option) + ": unknown " + what + " '" + shown(name) + "' (IANA names such as " +
-                examples + ")";
+      message = std::string(option) + ": unknown " + what + " '" + shown(name) +
+                "' (IANA names such as " + examples + ")";
       return false;
     }
     if (std::find(out.begin(), out.end(), info) != out.end()) {
@@ -150,7 +154,8 @@ bool select_suites(const Config& c, bool stack_has_tls1_3, std::string_view stac
   unsupported = false;
   out = Selection{};
   std::vector<const SuiteInfo*> listed;
-  if (!resolve("cipher_suites", "suite", "TLS_AES_128_GCM_SHA256", c.cipher_suites, listed, message) ||
+  if (!resolve("cipher_suites", "suite", "TLS_AES_128_GCM_SHA256", c.cipher_suites, listed,
+               message) ||
       !resolve("groups", "group", "x25519, secp256r1", c.groups, out.groups, message))
     return false;
   if (c.cipher_suites.empty())
@@ -182,7 +187,8 @@ bool select_suites(const Config& c, bool stack_has_tls1_3, std::string_view stac
   out.min_version = has12 ? c.min_version : v13;
   out.max_version = has13 ? max : v12;
   // TLS 1.3 needs a group it can use for its key share.
-  if (std::none_of(out.groups.begin(), out.groups.end(), [](const GroupInfo* g) { return g->tls1_3; })) {
+  if (std::none_of(out.groups.begin(), out.groups.end(),
+                   [](const GroupInfo* g) { return g->tls1_3; })) {
     if (out.min_version == v13) {
       message = "groups: only TLS 1.2 groups (brainpool), but TLS 1.3 is the only version left";
       return false;
@@ -214,9 +220,12 @@ std::uint16_t ec_curve_of(std::span<const std::byte> der) {
   if (oid_is(params, {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07})) return 23;  // secp256r1
   if (oid_is(params, {0x2b, 0x81, 0x04, 0x00, 0x22})) return 24;                    // secp384r1
   if (oid_is(params, {0x2b, 0x81, 0x04, 0x00, 0x23})) return 25;                    // secp521r1
-  if (oid_is(params, {0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07})) return 26;  // brainpoolP256r1
-  if (oid_is(params, {0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0b})) return 27;  // brainpoolP384r1
-  if (oid_is(params, {0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0d})) return 28;  // brainpoolP512r1
+  if (oid_is(params, {0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07}))
+    return 26;  // brainpoolP256r1
+  if (oid_is(params, {0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0b}))
+    return 27;  // brainpoolP384r1
+  if (oid_is(params, {0x2b, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x0d}))
+    return 28;  // brainpoolP512r1
   return 0;
 }
 
@@ -225,14 +234,18 @@ bool server_key_allowed(std::span<const std::byte> der, std::span<const std::uin
   return curve == 0 || std::find(groups.begin(), groups.end(), curve) != groups.end();
 }
 
-std::string unsupported_suite_message(const SuiteInfo& suite, std::string_view backend, std::string_view why) {
-  std::string text = "cipher_suites: " + std::string(suite.name) + " is not available in " + stack_words(backend);
+std::string unsupported_suite_message(const SuiteInfo& suite, std::string_view backend,
+                                      std::string_view why) {
+  std::string text =
+      "cipher_suites: " + std::string(suite.name) + " is not available in " + stack_words(backend);
   if (!why.empty()) text += ": " + std::string(why);
   return text;
 }
 
-std::string unsupported_group_message(const GroupInfo& group, std::string_view backend, std::string_view why) {
-  std::string text = "groups: " + std::string(group.name) + " is not available in " + stack_words(backend);
+std::string unsupported_group_message(const GroupInfo& group, std::string_view backend,
+                                      std::string_view why) {
+  std::string text =
+      "groups: " + std::string(group.name) + " is not available in " + stack_words(backend);
   if (!why.empty()) text += ": " + std::string(why);
   return text;
 }

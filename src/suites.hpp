@@ -28,7 +28,8 @@ struct SuiteInfo {
 struct GroupInfo {
   std::uint16_t code;     // the IANA NamedGroup code point (RFC 8446 4.2.7)
   std::string_view name;  // the IANA name: "x25519", "secp256r1", ...
-  bool tls1_3 = true;     // false: TLS 1.2 only (brainpool, RFC 7027; TLS 1.3 has other code points, RFC 8734)
+  bool tls1_3 =
+      true;  // false: TLS 1.2 only (brainpool, RFC 7027; TLS 1.3 has other code points, RFC 8734)
 };
 
 // Every suite and group unitls knows, in no particular order.
@@ -75,7 +76,8 @@ std::uint16_t ec_curve_of(std::span<const std::byte> certificate_der);
 // takes for ECDSA keys, and a server must not use a key on another. A key
 // that is not EC, or on a curve outside the table, is not this rule's
 // business (the stack judges it).
-bool server_key_allowed(std::span<const std::byte> certificate_der, std::span<const std::uint16_t> groups);
+bool server_key_allowed(std::span<const std::byte> certificate_der,
+                        std::span<const std::uint16_t> groups);
 
 // "cipher_suites: TLS_AES_128_CCM_8_SHA256 is not available in the gnutls
 // backend (GnuTLS 3.7.9: <why>)": the words every backend uses for an entry

@@ -103,13 +103,15 @@ std::function<std::string(const std::string&)> pin(TlsOptions* options, unitls::
 
 // A list of names separated by ':' or ',' (as openssl's -ciphersuites and
 // -groups take them); Context::create judges the names.
-std::function<std::string(const std::string&)> names(std::vector<std::string>* field, const char* option) {
+std::function<std::string(const std::string&)> names(std::vector<std::string>* field,
+                                                     const char* option) {
   return [field, option](const std::string& value) {
     field->clear();
     std::size_t start = 0;
     for (;;) {
       const std::size_t end = value.find_first_of(":,", start);
-      const std::string name = value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      const std::string name =
+          value.substr(start, end == std::string::npos ? std::string::npos : end - start);
       if (name.empty()) return std::string(option) + " " + value + ": an empty name in the list";
       field->push_back(name);
       if (end == std::string::npos) return std::string();

@@ -153,8 +153,8 @@ class GnuTlsContext final : public BackendContext,
   // Server with an ECDSA certificate: the IANA code point of its curve
   // (0: another key). See GnuTlsEngine::on_client_hello.
   std::uint16_t ecdsa_curve_ = 0;
-  bool tls1_3_ = false;  // the server negotiates TLS 1.3 with a client that offers it
-  bool tls1_2_ = false;  // TLS 1.2 may be negotiated
+  bool tls1_3_ = false;                // the server negotiates TLS 1.3 with a client that offers it
+  bool tls1_2_ = false;                // TLS 1.2 may be negotiated
   std::vector<std::uint16_t> groups_;  // code points, preference order
 };
 
@@ -397,12 +397,15 @@ class GnuTlsEngine final : public Engine {
         for (unsigned i = 2; i + 1 < size; i += 2)
           s.curve_listed = s.curve_listed || (data[i] << 8 | data[i + 1]) == s.curve;
       } else if (type == 43 && size >= 1) {  // supported_versions (RFC 8446 4.2.1)
-        for (unsigned i = 1; i + 1 < size; i += 2) s.tls13 = s.tls13 || (data[i] == 3 && data[i + 1] == 4);
+        for (unsigned i = 1; i + 1 < size; i += 2)
+          s.tls13 = s.tls13 || (data[i] == 3 && data[i + 1] == 4);
       }
       return 0;
     };
-    if (gnutls_ext_raw_parse(&seen, each, msg, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO) < 0) return 0;  // GnuTLS judges it
-    if (seen.groups && !seen.curve_listed && !(seen.tls13 && c.tls1_3_)) return GNUTLS_E_NO_CIPHER_SUITES;
+    if (gnutls_ext_raw_parse(&seen, each, msg, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO) < 0)
+      return 0;  // GnuTLS judges it
+    if (seen.groups && !seen.curve_listed && !(seen.tls13 && c.tls1_3_))
+      return GNUTLS_E_NO_CIPHER_SUITES;
     return 0;
   }
   // Off the path where bytes move (the callbacks then need a smaller frame).
@@ -454,7 +457,8 @@ Result GnuTlsEngine::translate(int ret, Op op) {
   std::error_code native = gnutls_code(ret);
   // check_server refused the server's key: a protocol failure of the
   // server's, answered as OpenSSL answers it (SSL_R_WRONG_CURVE).
-  if (op == Op::handshake && wrong_curve_) return Result::answer(errc::protocol_error, native, GNUTLS_A_ILLEGAL_PARAMETER);
+  if (op == Op::handshake && wrong_curve_)
+    return Result::answer(errc::protocol_error, native, GNUTLS_A_ILLEGAL_PARAMETER);
   errc kind = errc::protocol_error;
   if (op == Op::handshake && is_certificate_failure(ret)) {
     kind = errc::certificate_error;
@@ -508,8 +512,9 @@ int GnuTlsEngine::check_server(gnutls_session_t session) {
     unsigned count = 0;
     const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
     if (chain && count > 0 &&
-        !server_key_allowed(std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size)),
-                            self->context_->groups_)) {
+        !server_key_allowed(
+            std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size)),
+            self->context_->groups_)) {
       self->wrong_curve_ = true;
       return GNUTLS_E_CERTIFICATE_ERROR;
     }
@@ -621,9 +626,10 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   // A client sends one TLS 1.3 key share, for its first group
   // (GNUTLS_KEY_SHARE_TOP; GnuTLS's default sends two: docs/contract.md,
   // "Cipher suites and groups").
-  const unsigned flags = (c.role_ == Role::server ? GNUTLS_SERVER | GNUTLS_NO_TICKETS_TLS12
-                                                  : GNUTLS_CLIENT | GNUTLS_FORCE_CLIENT_CERT | GNUTLS_KEY_SHARE_TOP) |
-                         GNUTLS_NO_SIGNAL;
+  const unsigned flags =
+      (c.role_ == Role::server ? GNUTLS_SERVER | GNUTLS_NO_TICKETS_TLS12
+                               : GNUTLS_CLIENT | GNUTLS_FORCE_CLIENT_CERT | GNUTLS_KEY_SHARE_TOP) |
+      GNUTLS_NO_SIGNAL;
   if (gnutls_init(&session_, flags) != GNUTLS_E_SUCCESS) {
     session_ = nullptr;
     return false;
@@ -724,7 +730,8 @@ std::vector<NativeSuite> native_suites() {
   gnutls_mac_algorithm_t mac;
   gnutls_protocol_t min;
   for (std::size_t i = 0; gnutls_cipher_suite_info(i, id, &kx, &cipher, &mac, &min); ++i)
-    all.push_back({static_cast<std::uint16_t>(id[0] << 8 | id[1]), kx, cipher, mac, min == GNUTLS_TLS1_3});
+    all.push_back(
+        {static_cast<std::uint16_t>(id[0] << 8 | id[1]), kx, cipher, mac, min == GNUTLS_TLS1_3});
   return all;
 }
 
@@ -748,7 +755,8 @@ std::string priority_string(const Selection& selection, std::string& message) {
   std::vector<gnutls_cipher_algorithm_t> ciphers;
   std::vector<gnutls_mac_algorithm_t> macs;
   for (const SuiteInfo* suite : selection.suites) {
-    auto it = std::find_if(known.begin(), known.end(), [&](const NativeSuite& n) { return n.code == suite->code; });
+    auto it = std::find_if(known.begin(), known.end(),
+                           [&](const NativeSuite& n) { return n.code == suite->code; });
     if (it == known.end()) {
       message = unsupported_suite_message(*suite, "gnutls", "GnuTLS has no such suite");
       return {};
@@ -760,7 +768,8 @@ std::string priority_string(const Selection& selection, std::string& message) {
   const bool tls12 = selection.min_version == Version::tls1_2;
   const bool tls13 = selection.max_version == Version::tls1_3;
   std::vector<std::uint16_t> offered;
-  auto offer = [&](bool want13, gnutls_kx_algorithm_t kx, gnutls_cipher_algorithm_t c, gnutls_mac_algorithm_t m) {
+  auto offer = [&](bool want13, gnutls_kx_algorithm_t kx, gnutls_cipher_algorithm_t c,
+                   gnutls_mac_algorithm_t m) {
     for (const NativeSuite& n : known) {
       if (n.tls13 != want13 || n.cipher != c || n.mac != m || (!want13 && n.kx != kx)) continue;
       offered.push_back(n.code);
@@ -777,9 +786,10 @@ std::string priority_string(const Selection& selection, std::string& message) {
   std::vector<std::uint16_t> wanted;
   for (const SuiteInfo* suite : selection.suites) wanted.push_back(suite->code);
   if (offered != wanted) {
-    message = "cipher_suites: the gnutls backend (" + std::string(gnutls_check_version(nullptr)) +
-              ") cannot offer this list as it is: GnuTLS offers every pairing of the key exchanges, "
-              "ciphers and MACs it is given, in one order, and would offer";
+    message =
+        "cipher_suites: the gnutls backend (" + std::string(gnutls_check_version(nullptr)) +
+        ") cannot offer this list as it is: GnuTLS offers every pairing of the key exchanges, "
+        "ciphers and MACs it is given, in one order, and would offer";
     for (std::size_t i = 0; i < offered.size(); ++i) {
       const SuiteInfo* info = find_suite(offered[i]);
       message += (i ? ", " : " ");
@@ -853,8 +863,9 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
   int ret = gnutls_priority_init(&priority_, priorities.c_str(), &error_at);
   if (ret < 0) {
     priority_ = nullptr;
-    message = with_reason("cipher_suites/groups/versions: GnuTLS refused the priority string '" + priorities +
-                              "'" + (error_at ? std::string(" at '") + error_at + "'" : std::string()),
+    message = with_reason("cipher_suites/groups/versions: GnuTLS refused the priority string '" +
+                              priorities + "'" +
+                              (error_at ? std::string(" at '") + error_at + "'" : std::string()),
                           ret);
     return false;
   }
@@ -885,7 +896,8 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
   tls1_3_ = prepared.selection.max_version == Version::tls1_3;
   tls1_2_ = prepared.selection.min_version == Version::tls1_2;
   for (const GroupInfo* g : prepared.selection.groups) groups_.push_back(g->code);
-  if (role_ == Role::server && !prepared.chain_pem.empty()) ecdsa_curve_ = ecdsa_curve(prepared.chain_pem);
+  if (role_ == Role::server && !prepared.chain_pem.empty())
+    ecdsa_curve_ = ecdsa_curve(prepared.chain_pem);
 
   if (!prepared.trust_pem.empty()) {
     // The anchors the core kept (a leaf in ca_file is none: GnuTLS would

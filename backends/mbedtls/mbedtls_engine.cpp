@@ -259,9 +259,9 @@ class MbedTlsContext final : public BackendContext,
                  std::string& message);
   bool select(const Selection& selection, std::string& message);
 
-  std::vector<int> suites_;                       // IANA code points, 0-terminated
-  std::vector<mbedtls_ecp_group_id> curves_;      // MBEDTLS_ECP_DP_NONE-terminated
-  std::vector<std::uint16_t> groups_;             // the same, as code points
+  std::vector<int> suites_;                   // IANA code points, 0-terminated
+  std::vector<mbedtls_ecp_group_id> curves_;  // MBEDTLS_ECP_DP_NONE-terminated
+  std::vector<std::uint16_t> groups_;         // the same, as code points
   bool load_trust(const Config& config, const Prepared& prepared, std::string& message);
 
   // f_rng for every connection of this context. The context is shared across
@@ -539,7 +539,8 @@ Result MbedTlsEngine::handshake() {
     if (ret != 0) return translate(ret, Op::handshake);
     // RFC 8422 5.1 for a client that does not verify (verifying, mbedTLS
     // checks it itself and fails the step: translate).
-    if (before == MBEDTLS_SSL_SERVER_CERTIFICATE && context_->role_ == Role::client && wrong_curve())
+    if (before == MBEDTLS_SSL_SERVER_CERTIFICATE && context_->role_ == Role::client &&
+        wrong_curve())
       return Result::answer(errc::protocol_error, mbedtls_code(MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE),
                             MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER);
   }
@@ -557,7 +558,8 @@ Result MbedTlsEngine::handshake() {
 // protocol error; so does every backend (docs/contract.md, "Cipher suites
 // and groups").
 bool MbedTlsEngine::wrong_curve() const {
-  const mbedtls_x509_crt* peer = ssl_.session_negotiate ? ssl_.session_negotiate->peer_cert : nullptr;
+  const mbedtls_x509_crt* peer =
+      ssl_.session_negotiate ? ssl_.session_negotiate->peer_cert : nullptr;
   if (!peer || !peer->raw.p) return false;
   const auto der = std::as_bytes(std::span<const unsigned char>(peer->raw.p, peer->raw.len));
   return !server_key_allowed(der, context_->groups_);
@@ -571,7 +573,8 @@ void MbedTlsEngine::note_group() {
   const mbedtls_ecp_group_id id = ssl_.handshake->ecdh_ctx.grp_id;
 #endif
   if (id == MBEDTLS_ECP_DP_NONE) return;
-  if (const mbedtls_ecp_curve_info* info = mbedtls_ecp_curve_info_from_grp_id(id)) group_ = info->tls_id;
+  if (const mbedtls_ecp_curve_info* info = mbedtls_ecp_curve_info_from_grp_id(id))
+    group_ = info->tls_id;
 }
 
 Result MbedTlsEngine::read(std::span<std::byte> buf) {

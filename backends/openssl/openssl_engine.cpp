@@ -154,8 +154,10 @@ struct GroupNid {
   int nid;
 };
 constexpr GroupNid group_nids[] = {
-    {29, NID_X25519},          {30, NID_X448},          {23, NID_X9_62_prime256v1}, {24, NID_secp384r1},
-    {25, NID_secp521r1},       {26, NID_brainpoolP256r1}, {27, NID_brainpoolP384r1}, {28, NID_brainpoolP512r1},
+    {29, NID_X25519},           {30, NID_X448},
+    {23, NID_X9_62_prime256v1}, {24, NID_secp384r1},
+    {25, NID_secp521r1},        {26, NID_brainpoolP256r1},
+    {27, NID_brainpoolP384r1},  {28, NID_brainpoolP512r1},
 };
 int nid_of_group(std::uint16_t code) {
   for (const auto& g : group_nids)
@@ -752,10 +754,12 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
 // OpenSSL takes that share or asks for it with a HelloRetryRequest (groups
 // TLS 1.3 has no code point for are passed over).
 void prefer_own_group(SSL* ssl) {
-  const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  const auto* context =
+      static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   const unsigned char* ext = nullptr;
   std::size_t len = 0;
-  if (!context || SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_groups, &ext, &len) != 1 || len < 2)
+  if (!context || SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_groups, &ext, &len) != 1 ||
+      len < 2)
     return;
   const std::size_t end = std::min<std::size_t>(len, 2u + (std::size_t{ext[0]} << 8 | ext[1]));
   const auto& codes = context->group_codes();
@@ -827,7 +831,8 @@ bool OpenSslContext::set_suites(const Selection& selection, std::string& message
   for (const SuiteInfo* suite : selection.suites) {
     std::string& list = suite->version == Version::tls1_3 ? tls13 : tls12;
     const std::string name(suite->name);
-    const char* native = suite->version == Version::tls1_3 ? name.c_str() : OPENSSL_cipher_name(name.c_str());
+    const char* native =
+        suite->version == Version::tls1_3 ? name.c_str() : OPENSSL_cipher_name(name.c_str());
     if (!native || std::strcmp(native, "(NONE)") == 0) {
       message = unsupported_suite_message(*suite, "openssl", "OpenSSL has no name for it");
       init_error_ = errc::unsupported;
@@ -840,7 +845,8 @@ bool OpenSslContext::set_suites(const Selection& selection, std::string& message
   // already. The TLS 1.2 list is left as it is when there is none (TLS 1.3 only).
   if (SSL_CTX_set_ciphersuites(ctx_, tls13.c_str()) != 1 ||
       (!tls12.empty() && SSL_CTX_set_cipher_list(ctx_, tls12.c_str()) != 1)) {
-    message = with_reason("cipher_suites: OpenSSL refused '" + tls13 + (tls13.empty() ? "" : ":") + tls12 + "'");
+    message = with_reason("cipher_suites: OpenSSL refused '" + tls13 + (tls13.empty() ? "" : ":") +
+                          tls12 + "'");
     init_error_ = errc::unsupported;
     return false;
   }
@@ -850,7 +856,8 @@ bool OpenSslContext::set_suites(const Selection& selection, std::string& message
     for (int i = 0; !found && i < sk_SSL_CIPHER_num(kept); ++i)
       found = (SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(kept, i)) & 0xffff) == suite->code;
     if (!found) {
-      message = unsupported_suite_message(*suite, "openssl", "OpenSSL left it out of its cipher list");
+      message =
+          unsupported_suite_message(*suite, "openssl", "OpenSSL left it out of its cipher list");
       init_error_ = errc::unsupported;
       return false;
     }
@@ -904,7 +911,8 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
     message = with_reason("min_version/max_version not supported by this OpenSSL");
     return false;
   }
-  if (!set_suites(prepared.selection, message) || !set_groups(prepared.selection, message)) return false;
+  if (!set_suites(prepared.selection, message) || !set_groups(prepared.selection, message))
+    return false;
   // Partial writes: the core loops for blocking callers and reports counts
   // to non-blocking ones. Moving buffer: a retried write may come from a
   // different address. AUTO_RETRY (default) stays on: tickets never surface.

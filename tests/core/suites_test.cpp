@@ -12,7 +12,8 @@
 using namespace unitls;
 using namespace unitls::detail;
 
-TEST_CASE("every suite and group has one code point and one name, and the defaults are in the table") {
+TEST_CASE(
+    "every suite and group has one code point and one name, and the defaults are in the table") {
   std::set<std::uint16_t> codes;
   std::set<std::string> names;
   for (const auto& s : suite_table()) {
@@ -29,7 +30,8 @@ TEST_CASE("every suite and group has one code point and one name, and the defaul
   CHECK(find_group("X25519")->code == 29);
 }
 
-TEST_CASE("select_suites keeps the suites of the versions allowed, in order, and narrows the versions") {
+TEST_CASE(
+    "select_suites keeps the suites of the versions allowed, in order, and narrows the versions") {
   Config c;
   Selection sel;
   std::string message;
@@ -56,7 +58,8 @@ TEST_CASE("select_suites keeps the suites of the versions allowed, in order, and
     CHECK(unsupported);
   }
   SUBCASE("TLS 1.2 suites only: TLS 1.2 only") {
-    c.cipher_suites = {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"};
+    c.cipher_suites = {"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+                       "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"};
     REQUIRE(select_suites(c, true, "x", sel, message, unsupported));
     CHECK(sel.max_version == Version::tls1_2);
     CHECK(sel.suites[0]->code == 0xC013);
@@ -72,7 +75,9 @@ TEST_CASE("select_suites keeps the suites of the versions allowed, in order, and
   }
 }
 
-TEST_CASE("ec_curve_of reads the named curve of an EC key; server_key_allowed holds a server to the groups") {
+TEST_CASE(
+    "ec_curve_of reads the named curve of an EC key; server_key_allowed holds a server to the "
+    "groups") {
   const char* dir = std::getenv("UNITLS_TEST_CERTS");
   REQUIRE_MESSAGE(dir != nullptr, "UNITLS_TEST_CERTS is not set (run through meson test)");
   std::ifstream in(std::string(dir) + "/server.pem");
@@ -86,7 +91,8 @@ TEST_CASE("ec_curve_of reads the named curve of an EC key; server_key_allowed ho
   CHECK(server_key_allowed(der, p256));
   CHECK_FALSE(server_key_allowed(der, x25519));
   // Not a certificate: not this rule's business.
-  const std::byte junk[] = {std::byte{0x30}, std::byte{0x03}, std::byte{0x02}, std::byte{0x01}, std::byte{0x00}};
+  const std::byte junk[] = {std::byte{0x30}, std::byte{0x03}, std::byte{0x02}, std::byte{0x01},
+                            std::byte{0x00}};
   CHECK(ec_curve_of(junk) == 0);
   CHECK(server_key_allowed(junk, x25519));
 }

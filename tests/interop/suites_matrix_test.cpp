@@ -52,7 +52,8 @@ void for_every_pair(const std::function<void(Config&, Config&)>& tweak, const Ex
         server.backend = std::string(s);
         tweak(client, server);
         MemoryConn conn = connect_memory(made(client), made(server));
-        const std::string suite = v == Version::tls1_3 ? expected.tls13_suite : expected.tls12_suite;
+        const std::string suite =
+            v == Version::tls1_3 ? expected.tls13_suite : expected.tls12_suite;
         CHECK(conn.client->cipher() == suite);
         CHECK(conn.server->cipher() == suite);
         CHECK(conn.client->group() == expected.group);
@@ -72,7 +73,9 @@ TEST_CASE("every pair of backends negotiates the uniform default's first suite o
 TEST_CASE("on every pair of backends the server's order wins over the client's") {
   for_every_pair(
       [](Config& client, Config&) {
-        client.cipher_suites = {"TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256",
+        client.cipher_suites = {"TLS_CHACHA20_POLY1305_SHA256",
+                                "TLS_AES_256_GCM_SHA384",
+                                "TLS_AES_128_GCM_SHA256",
                                 "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
                                 "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
                                 "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"};
@@ -84,7 +87,8 @@ TEST_CASE("on every pair of backends the server's order wins over the client's")
 TEST_CASE("on every pair of backends a restricted server gets what it is restricted to") {
   for_every_pair(
       [](Config&, Config& server) {
-        server.cipher_suites = {"TLS_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"};
+        server.cipher_suites = {"TLS_AES_256_GCM_SHA384",
+                                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"};
         server.groups = {"secp384r1", "secp256r1"};
       },
       {"TLS_AES_256_GCM_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "secp384r1"});

@@ -43,9 +43,10 @@ Negotiated client_against_s_server(const Target& t, const std::vector<std::strin
   Fd fd;
   for (int attempt = 0; attempt < 3 && fd.get() < 0; ++attempt) {
     const int port = free_port();
-    ChildProcess::Options options{{openssl, "s_server", "-accept", "127.0.0.1:" + std::to_string(port), "-cert",
-                                   certs + "/server.pem", "-key", certs + "/server.key", "-naccept", "1",
-                                   t.version == Version::tls1_2 ? "-tls1_2" : "-tls1_3"}};
+    ChildProcess::Options options{{openssl, "s_server", "-accept",
+                                   "127.0.0.1:" + std::to_string(port), "-cert",
+                                   certs + "/server.pem", "-key", certs + "/server.key", "-naccept",
+                                   "1", t.version == Version::tls1_2 ? "-tls1_2" : "-tls1_3"}};
     options.argv.insert(options.argv.end(), args.begin(), args.end());
     peer = std::make_unique<ChildProcess>(std::move(options));
     fd = connect_when_listening(*peer, port);
@@ -71,10 +72,12 @@ struct ServerRun {
   Negotiated ours;
   std::string peer_output;
 };
-ServerRun server_against(const Target& t, std::vector<std::string> argv, const std::string& wait_for) {
+ServerRun server_against(const Target& t, std::vector<std::string> argv,
+                         const std::string& wait_for) {
   const Listener listener = listen_loopback();
   for (auto& a : argv)
-    if (const auto at = a.find("PORT"); at != std::string::npos) a.replace(at, 4, std::to_string(listener.port));
+    if (const auto at = a.find("PORT"); at != std::string::npos)
+      a.replace(at, 4, std::to_string(listener.port));
   ChildProcess peer(ChildProcess::Options{std::move(argv)});
   Fd fd = accept_from(listener, peer);
   REQUIRE_MESSAGE(fd.get() >= 0, "the client did not connect:\n" << peer.report());
@@ -97,7 +100,9 @@ ServerRun server_against(const Target& t, std::vector<std::string> argv, const s
   return run;
 }
 
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
 
 }  // namespace
 
@@ -113,15 +118,16 @@ TEST_CASE("a unitls client gets the suite and group an openssl s_server is restr
       CHECK(n.group == "secp384r1");
     } else {
       // secp256r1: an OpenSSL server's TLS 1.2 groups must hold its ECDSA key's curve.
-      const Negotiated n =
-          client_against_s_server(t, {"-groups", "P-256", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"});
+      const Negotiated n = client_against_s_server(
+          t, {"-groups", "P-256", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"});
       CHECK(n.cipher == "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256");
       CHECK(n.group == "secp256r1");
     }
   });
 }
 
-TEST_CASE("an openssl s_server that follows the client's order gets the uniform default's first choice") {
+TEST_CASE(
+    "an openssl s_server that follows the client's order gets the uniform default's first choice") {
   const std::string openssl = peer_program("UNITLS_PEER_OPENSSL");
   if (skip_unless_installed(openssl, "openssl")) return;
   for_each_target([&](const Target& t) {
@@ -138,22 +144,27 @@ TEST_CASE("a unitls server's preference wins over openssl s_client's") {
   for_each_target([&](const Target& t) {
     // s_client's own order starts with AES-256-GCM; its one key share is
     // for P-256, the first of its -groups.
-    std::vector<std::string> argv{openssl, "s_client", "-connect", "127.0.0.1:PORT", "-CAfile",
-                                  certs_dir() + "/ca.pem", "-servername", "localhost", "-brief",
-                                  "-groups", "P-256:X25519"};
+    std::vector<std::string> argv{openssl,          "s_client",    "-connect",
+                                  "127.0.0.1:PORT", "-CAfile",     certs_dir() + "/ca.pem",
+                                  "-servername",    "localhost",   "-brief",
+                                  "-groups",        "P-256:X25519"};
     argv.push_back(t.version == Version::tls1_2 ? "-tls1_2" : "-tls1_3");
     if (t.version == Version::tls1_2) {
       argv.push_back("-cipher");
-      argv.push_back("ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256");
+      argv.push_back(
+          "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-"
+          "SHA256");
     }
     const ServerRun run = server_against(t, argv, "Server Temp Key");
-    const std::string suite =
-        t.version == Version::tls1_3 ? "TLS_AES_128_GCM_SHA256" : "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
+    const std::string suite = t.version == Version::tls1_3
+                                  ? "TLS_AES_128_GCM_SHA256"
+                                  : "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
     CHECK(run.ours.cipher == suite);
     CHECK(run.ours.group == "x25519");
-    CHECK_MESSAGE(contains(run.peer_output, "Ciphersuite: " + std::string(t.version == Version::tls1_3
-                                                                                ? "TLS_AES_128_GCM_SHA256"
-                                                                                : "ECDHE-ECDSA-AES128-GCM-SHA256")),
+    CHECK_MESSAGE(contains(run.peer_output,
+                           "Ciphersuite: " + std::string(t.version == Version::tls1_3
+                                                             ? "TLS_AES_128_GCM_SHA256"
+                                                             : "ECDHE-ECDSA-AES128-GCM-SHA256")),
                   run.peer_output);
     CHECK_MESSAGE(contains(run.peer_output, "Server Temp Key: X25519"), run.peer_output);
   });
@@ -167,8 +178,8 @@ TEST_CASE("TLS 1.3: a unitls server takes its preferred group among gnutls-cli's
     // gnutls-cli sends key shares for secp256r1 and x25519, in that order.
     const ServerRun run = server_against(
         t,
-        {gnutls_cli, "--port", "PORT", "--x509cafile", certs_dir() + "/ca.pem", "--sni-hostname", "localhost",
-         "--verify-hostname", "localhost", "--priority",
+        {gnutls_cli, "--port", "PORT", "--x509cafile", certs_dir() + "/ca.pem", "--sni-hostname",
+         "localhost", "--verify-hostname", "localhost", "--priority",
          "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-SECP256R1:+GROUP-X25519", "127.0.0.1"},
         "- Description:");
     CHECK(run.ours.cipher == "TLS_AES_128_GCM_SHA256");
@@ -177,7 +188,9 @@ TEST_CASE("TLS 1.3: a unitls server takes its preferred group among gnutls-cli's
   });
 }
 
-TEST_CASE("TLS 1.2: a unitls client refuses a gnutls-serv that serves an ECDSA key on a curve the client did not list") {
+TEST_CASE(
+    "TLS 1.2: a unitls client refuses a gnutls-serv that serves an ECDSA key on a curve the client "
+    "did not list") {
   const std::string gnutls_serv = peer_program("UNITLS_PEER_GNUTLS_SERV");
   if (skip_unless_installed(gnutls_serv, "gnutls-serv")) return;
   for_each_target([&](const Target& t) {
@@ -192,9 +205,9 @@ TEST_CASE("TLS 1.2: a unitls client refuses a gnutls-serv that serves an ECDSA k
       for (int attempt = 0; attempt < 3 && fd.get() < 0; ++attempt) {
         const int port = free_port();
         peer = std::make_unique<ChildProcess>(ChildProcess::Options{
-            {gnutls_serv, "--echo", "--port", std::to_string(port), "--x509certfile", certs_dir() + "/server.pem",
-             "--x509keyfile", certs_dir() + "/server.key", "--disable-client-cert", "--priority",
-             "NORMAL:-VERS-ALL:+VERS-TLS1.2"}});
+            {gnutls_serv, "--echo", "--port", std::to_string(port), "--x509certfile",
+             certs_dir() + "/server.pem", "--x509keyfile", certs_dir() + "/server.key",
+             "--disable-client-cert", "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2"}});
         fd = connect_when_listening(*peer, port);
         if (fd.get() < 0 && !(peer->exited() && lost_port_race(*peer))) break;
       }
