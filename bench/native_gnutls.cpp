@@ -1,7 +1,9 @@
 // GnuTLS used directly, as a GnuTLS application would, configured as unitls
-// configures it (docs/benchmarks.md): the same priority string, no TLS 1.2
-// tickets (sessions by ID in the server's database), stateless TLS 1.3
-// tickets.
+// configures it (docs/benchmarks.md): NORMAL with X25519 alone (GnuTLS
+// would send a second key share for any second group) and the suites of
+// unitls's default in its order (with the test PKI's ECDSA P-256
+// certificate: the same suite and group as unitls), no TLS 1.2 tickets
+// (sessions by ID in the server's database), stateless TLS 1.3 tickets.
 #include <cerrno>
 #include <map>
 
@@ -100,8 +102,14 @@ class GnuTlsEndpoint final : public Endpoint {
 class GnuTlsStack final : public Stack {
  public:
   GnuTlsStack(const StackOptions& options, const Certs& certs) : sessions_(options.sessions) {
-    const char* priority = options.version == Version::tls1_3 ? "NORMAL:-VERS-ALL:+VERS-TLS1.3"
-                                                              : "NORMAL:-VERS-ALL:+VERS-TLS1.2";
+    const char* priority =
+        options.version == Version::tls1_3
+            ? "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:-CIPHER-ALL:+AES-128-GCM:+"
+              "AES-256-GCM:"
+              "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
+            : "NORMAL:-VERS-ALL:+VERS-TLS1.2:-GROUP-ALL:+GROUP-X25519:-CIPHER-ALL:+AES-128-GCM:+"
+              "AES-256-GCM:"
+              "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA";
     int ret = gnutls_priority_init(&priority_, priority, nullptr);
     if (ret < 0) fail(gnutls_reason("gnutls_priority_init", ret));
     if ((ret = gnutls_certificate_allocate_credentials(&client_credentials_)) < 0 ||

@@ -1,6 +1,8 @@
 // mbedTLS 2.28 used directly, as an mbedTLS application would, configured
 // as unitls configures it (docs/benchmarks.md): TLS 1.2 (all 2.28 has), the
-// default preset, sessions by ID from the server's cache, no tickets.
+// default preset with the groups and suites of unitls's default, in its
+// order (with the test PKI's ECDSA P-256 certificate: the same suite
+// and group as unitls), sessions by ID from the server's cache, no tickets.
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
@@ -8,6 +10,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_cache.h>
+#include <mbedtls/ssl_ciphersuites.h>
 #include <mbedtls/x509_crt.h>
 
 #include "bench.hpp"
@@ -141,6 +144,19 @@ class MbedTlsStack final : public Stack {
     if ((ret = mbedtls_pk_parse_keyfile(&key_, certs.key.c_str(), nullptr)) != 0)
       fail(mbedtls_reason("key file", ret));
 
+    // unitls's default lists: the same ClientHello and the same choices
+    // (X25519 first; in TLS 1.2 the client's curves also bound the server
+    // key's curve for mbedTLS, so P-256 must be there).
+    static const int suites[] = {MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                                 MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                                 MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                                 MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                                 MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                                 MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+                                 0};
+    static const mbedtls_ecp_group_id curves[] = {MBEDTLS_ECP_DP_CURVE25519,
+                                                  MBEDTLS_ECP_DP_SECP256R1,
+                                                  MBEDTLS_ECP_DP_SECP384R1, MBEDTLS_ECP_DP_NONE};
     for (auto [conf, endpoint] : {std::pair{&client_conf_, MBEDTLS_SSL_IS_CLIENT},
                                   std::pair{&server_conf_, MBEDTLS_SSL_IS_SERVER}}) {
       ret = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_STREAM,
@@ -150,6 +166,8 @@ class MbedTlsStack final : public Stack {
       mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
       mbedtls_ssl_conf_max_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
       mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+      mbedtls_ssl_conf_ciphersuites(conf, suites);
+      mbedtls_ssl_conf_curves(conf, curves);
     }
     mbedtls_ssl_conf_authmode(&client_conf_, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&client_conf_, &ca_, nullptr);

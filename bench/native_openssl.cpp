@@ -1,6 +1,8 @@
 // OpenSSL used directly, as an OpenSSL application would, configured as
-// unitls configures it (docs/benchmarks.md): same version, defaults for
-// suites and groups, no TLS 1.2 tickets, stateless TLS 1.3 tickets.
+// unitls configures it (docs/benchmarks.md): same version, the groups (X25519
+// first, one key share) and suites of unitls's default in its order (with the test PKI's ECDSA
+// P-256 certificate: the same suite and group as unitls), no TLS 1.2
+// tickets, stateless TLS 1.3 tickets.
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -126,6 +128,17 @@ class OpenSslStack final : public Stack {
     for (SSL_CTX* ctx : {client_ctx_, server_ctx_}) {
       if (!SSL_CTX_set_min_proto_version(ctx, v) || !SSL_CTX_set_max_proto_version(ctx, v))
         fail(openssl_reason("SSL_CTX_set_min/max_proto_version"));
+      // unitls's default lists (OpenSSL sends one key share, X25519's; an
+      // OpenSSL TLS 1.2 server serves an ECDSA key only on a curve of its
+      // own list, so P-256 must be there).
+      if (!SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384") ||
+          !SSL_CTX_set_ciphersuites(
+              ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") ||
+          !SSL_CTX_set_cipher_list(ctx,
+                                   "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                                   "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
+                                   "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305"))
+        fail(openssl_reason("groups and suites"));
     }
 
     if (SSL_CTX_load_verify_locations(client_ctx_, certs.ca.c_str(), nullptr) != 1)

@@ -21,6 +21,7 @@
 #include "private_key.hpp"
 #include "session_cache.hpp"
 #include "socket_core.hpp"
+#include "suites.hpp"
 #include "verify.hpp"
 #include "x509.hpp"
 
@@ -675,6 +676,10 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
   if (!check_capabilities(config, entry->name, entry->capabilities, why))
     return fail(errc::unsupported);
   detail::Prepared prepared;
+  bool unsupported = false;
+  if (!detail::select_suites(config, entry->capabilities.tls1_3, entry->name, prepared.selection,
+                             why, unsupported))
+    return fail(unsupported ? errc::unsupported : errc::invalid_argument);
   if (errc kind{}; !prepare(config, *entry, prepared, kind, why)) return fail(kind);
   if (config.role == Role::server) prepared.server_sessions = std::make_shared<detail::ServerSessionStore>();
 

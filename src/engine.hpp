@@ -29,6 +29,7 @@
 #include "wipe.hpp"
 
 #include "keylog.hpp"
+#include "suites.hpp"
 
 namespace unitls::detail {
 
@@ -147,6 +148,9 @@ class Engine {
   // Facts about the established connection.
   virtual std::string protocol_version() const = 0;
   virtual std::string cipher() const = 0;
+  // The IANA code point of the group this handshake's key exchange used
+  // (0: none, or before the handshake). The core names it (group()).
+  virtual std::uint16_t group() const = 0;
   virtual std::string alpn_selected() const = 0;
   virtual bool session_reused() const = 0;
   // Application data already decrypted and held by the stack: what read()
@@ -346,6 +350,12 @@ struct Prepared {
   // Server: the session-ID cache the stack's cache hooks store into and
   // look up (the core removes what the RFC 2246 rule takes away).
   std::shared_ptr<ServerSessionStore> server_sessions;
+  // cipher_suites and groups, checked and in preference order (the uniform
+  // default when empty), and the versions to negotiate: the Config's,
+  // narrowed to those the suites leave. Backends take the versions from
+  // here, never from the Config, and answer a suite or group their stack
+  // cannot do with errc::unsupported (unsupported_suite_message).
+  Selection selection;
 };
 
 // "<source>: <what> (<stack>: <why>)": the words every backend uses for
@@ -393,6 +403,9 @@ struct ContextFacts {
   std::size_t credential_for(std::string_view server_name) const {
     return chooser_ ? chooser_->choose(server_name) : 0;
   }
+  // What a failed init() means: invalid_argument, or unsupported for what
+  // the stack cannot do (a suite or group it lacks).
+  errc init_error_ = errc::invalid_argument;
 };
 
 // The one factory each backend provides. The core has checked the Config
@@ -406,13 +419,14 @@ using ContextFactory = std::shared_ptr<BackendContext> (*)(const Config& config,
 
 // The factory's common shape: a backend context built from the Config and
 // the Prepared and initialised by its init(config, prepared, message); a
-// failed init is invalid_argument, with init's message.
+// failed init is its init_error_ (invalid_argument unless it said
+// otherwise), with init's message.
 template <class BackendT>
 std::shared_ptr<BackendContext> make_context(const Config& config, const Prepared& prepared,
                                              std::error_code& ec, std::string& message) {
   auto context = std::make_shared<BackendT>(config, prepared);
   if (!context->init(config, prepared, message)) {
-    ec = make_error_code(errc::invalid_argument);
+    ec = make_error_code(context->init_error_);
     return nullptr;
   }
   ec.clear();

@@ -402,6 +402,14 @@ std::string SocketCore::protocol_version() const {
 std::string SocketCore::cipher() const {
   return state_.connected ? engine_->cipher() : std::string();
 }
+// A resumed TLS 1.2 handshake agrees on no key (RFC 5246 7.3): whatever a
+// stack remembers of the original one is not this handshake's group.
+std::string SocketCore::group() const {
+  if (!state_.connected || (engine_->session_reused() && engine_->protocol_version() == "TLSv1.2"))
+    return {};
+  const GroupInfo* g = find_group(engine_->group());
+  return g ? std::string(g->name) : std::string();
+}
 std::string SocketCore::alpn_selected() const {
   return state_.connected ? engine_->alpn_selected() : std::string();
 }

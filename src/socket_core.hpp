@@ -85,6 +85,7 @@ class SocketCore final : public SecureSocket {
   std::string_view backend() const override { return backend_; }
   std::string protocol_version() const override;
   std::string cipher() const override;
+  std::string group() const override;
   std::string alpn_selected() const override;
   bool session_reused() const override;
   std::optional<Certificate> peer_certificate() const override;

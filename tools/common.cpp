@@ -107,6 +107,25 @@ std::function<std::string(const std::string&)> pin(TlsOptions* options, unitls::
   };
 }
 
+// A list of names separated by ':' or ',' (as openssl's -ciphersuites and
+// -groups take them); Context::create judges the names.
+std::function<std::string(const std::string&)> names(std::vector<std::string>* field,
+                                                     const char* option) {
+  return [field, option](const std::string& value) {
+    field->clear();
+    std::size_t start = 0;
+    for (;;) {
+      const std::size_t end = value.find_first_of(":,", start);
+      const std::string name =
+          value.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      if (name.empty()) return std::string(option) + " " + value + ": an empty name in the list";
+      field->push_back(name);
+      if (end == std::string::npos) return std::string();
+      start = end + 1;
+    }
+  };
+}
+
 }  // namespace
 
 std::vector<OptionSpec> tls_option_specs(TlsOptions* options) {
@@ -131,6 +150,8 @@ std::vector<OptionSpec> tls_option_specs(TlsOptions* options) {
            rest.remove_prefix(comma + 1);
          }
        }},
+      {"--ciphersuites", true, names(&options->cipher_suites, "--ciphersuites")},
+      {"--groups", true, names(&options->groups, "--groups")},
       {"--tls1_2", false, pin(options, unitls::Version::tls1_2)},
       {"--tls1_3", false, pin(options, unitls::Version::tls1_3)},
       {"--no-verify", false, set(&options->no_verify)},
@@ -155,6 +176,8 @@ unitls::Config make_config(unitls::Role role, const TlsOptions& options) {
   config.ca_file = options.ca_file;
   config.server_name = options.server_name;
   config.alpn = options.alpn;
+  config.cipher_suites = options.cipher_suites;
+  config.groups = options.groups;
   // A client verifies unless told not to; a server asks for a client
   // certificate only when told to.
   if (role == unitls::Role::client) config.verify_peer = !options.no_verify;

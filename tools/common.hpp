@@ -61,6 +61,7 @@ struct TlsOptions {
   std::string ca_file, cert_file, key_file;
   std::string server_name;
   std::vector<std::string> alpn;
+  std::vector<std::string> cipher_suites, groups;  // --ciphersuites / --groups ({} = the default)
   std::optional<unitls::Version> pinned_version;  // --tls1_2 / --tls1_3
   bool no_verify = false;                         // client: do not verify the server
   unitls::ClientAuth client_auth = unitls::ClientAuth::none;  // server: --client-auth
@@ -69,8 +70,8 @@ struct TlsOptions {
 };
 
 // The options above as OptionSpecs writing into *options (--backend,
-// --cafile, --cert, --key, --servername, --alpn, --tls1_2, --tls1_3,
-// --no-verify, --client-auth, --keylogfile).
+// --cafile, --cert, --key, --servername, --alpn, --ciphersuites, --groups, --tls1_2,
+// --tls1_3, --no-verify, --client-auth, --keylogfile).
 std::vector<OptionSpec> tls_option_specs(TlsOptions* options);
 
 unitls::Config make_config(unitls::Role role, const TlsOptions& options);

@@ -225,7 +225,7 @@ short Endpoint::advance() {
       case Phase::handshake: {
         if (tls_->handshake() == 1) {
           facts_ = {str(tls_->backend()), tls_->protocol_version(), tls_->cipher(),
-                    tls_->alpn_selected()};
+                    tls_->alpn_selected(), tls_->group()};
           phase_ = Phase::open;
           if (events_.connected) events_.connected(facts_);
           continue;

@@ -46,7 +46,7 @@ std::string compact(const Step& step);
 
 // What the handshake settled, kept after the socket is gone.
 struct Facts {
-  std::string backend, version, cipher, alpn;
+  std::string backend, version, cipher, alpn, group;
 };
 
 class Endpoint {

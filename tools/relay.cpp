@@ -171,9 +171,9 @@ int relay(std::string_view command, std::unique_ptr<unitls::SecureSocket> tls, i
   Endpoint::Events events;
   events.connected = [&](const Facts& facts) {
     connected = true;
-    std::fprintf(stderr, "connected: %s %s alpn=%s backend=%s\n", facts.version.c_str(),
-                 facts.cipher.c_str(), facts.alpn.empty() ? "-" : facts.alpn.c_str(),
-                 facts.backend.c_str());
+    std::fprintf(stderr, "connected: %s %s group=%s alpn=%s backend=%s\n", facts.version.c_str(),
+                 facts.cipher.c_str(), facts.group.empty() ? "-" : facts.group.c_str(),
+                 facts.alpn.empty() ? "-" : facts.alpn.c_str(), facts.backend.c_str());
     if (peer) print_peer(*peer, verifies && peer->peer_certificate().has_value(), options.show_certs);
   };
   events.data = [&](std::span<const std::byte> bytes) { write_stdout(bytes, stdout_open); };

@@ -75,6 +75,16 @@ struct Config {
   // logged, and the stacks' own key logging (GnuTLS's $SSLKEYLOGFILE) is
   // off too.
   std::function<void(std::string_view line)> keylog;
+  // IANA names, TLS 1.3 and TLS 1.2 suites in one list, in preference order
+  // ("TLS_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+  // ...); {} = the uniform default. Suites of a version that is not
+  // negotiated are left out; a list without TLS 1.3 suites negotiates
+  // TLS 1.2 (docs/contract.md, "Cipher suites and groups").
+  std::vector<std::string> cipher_suites;
+  // IANA names in preference order ("x25519", "secp256r1", "secp384r1",
+  // ...); {} = the uniform default. A TLS 1.3 client sends one key share,
+  // for the first.
+  std::vector<std::string> groups;
 };
 
 // One per configuration. Owns the backend's context (certificates, trust
@@ -90,9 +100,10 @@ class UNITLS_API Context {
   //     min_version > max_version, a server without certificate or key, a
   //     client that verifies the peer without server_name, a server that
   //     asks for client certificates (client_auth) without ca_file,
-  //     client_auth on a client;
+  //     client_auth on a client, an unknown, empty or repeated name in
+  //     cipher_suites or groups, or no suite left for the versions allowed;
   //   errc::unsupported — the backend cannot do what is asked (TLS 1.3 only
-  //     on a TLS 1.2 stack).
+  //     on a TLS 1.2 stack, a suite or group its stack lacks).
   // error_message() below has the sentence that names the culprit.
   static std::unique_ptr<Context> create(const Config& config, std::error_code& ec);
   // Same, and puts a human-readable reason (naming the path, option or

@@ -79,6 +79,9 @@ class UNITLS_API SecureSocket {
   virtual std::string_view backend() const = 0;          // "openssl", "mbedtls", "gnutls"
   virtual std::string protocol_version() const = 0;      // "TLSv1.2" / "TLSv1.3"
   virtual std::string cipher() const = 0;                // IANA name, e.g. "TLS_AES_128_GCM_SHA256"
+  // The group of this handshake's key exchange, by its IANA name ("x25519",
+  // "secp256r1", ...); "" when there was none (a resumed TLS 1.2 handshake).
+  virtual std::string group() const = 0;
   virtual std::string alpn_selected() const = 0;         // "" when none
   virtual bool session_reused() const = 0;
 

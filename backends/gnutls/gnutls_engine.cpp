@@ -10,8 +10,11 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <iterator>
 #include <span>
 #include <memory>
 #include <string>
@@ -99,6 +102,19 @@ struct DatumGuard {
 
 class GnuTlsEngine;
 
+// ---- groups ---------------------------------------------------------------------
+
+// IANA NamedGroup code points and GnuTLS's groups for them (GnuTLS 3.7 has
+// no brainpool curves for TLS).
+struct GroupOf {
+  std::uint16_t code;
+  gnutls_group_t group;
+};
+constexpr GroupOf group_map[] = {
+    {29, GNUTLS_GROUP_X25519},    {30, GNUTLS_GROUP_X448},      {23, GNUTLS_GROUP_SECP256R1},
+    {24, GNUTLS_GROUP_SECP384R1}, {25, GNUTLS_GROUP_SECP521R1},
+};
+
 // ---- the context --------------------------------------------------------------
 
 class GnuTlsContext final : public BackendContext,
@@ -139,6 +155,12 @@ class GnuTlsContext final : public BackendContext,
   std::vector<gnutls_certificate_credentials_t> credentials_;
   gnutls_priority_t priority_ = nullptr;
   gnutls_datum_t ticket_key_{};  // server: encrypts the session tickets
+  // Server with an ECDSA certificate: the IANA code point of its curve
+  // (0: another key). See GnuTlsEngine::on_client_hello.
+  std::vector<std::uint16_t> ecdsa_curves_;  // server: per credential, its ECDSA key's curve (0: not ECDSA)
+  bool tls1_3_ = false;                // the server negotiates TLS 1.3 with a client that offers it
+  bool tls1_2_ = false;                // TLS 1.2 may be negotiated
+  std::vector<std::uint16_t> groups_;  // code points, preference order
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -257,6 +279,14 @@ class GnuTlsEngine final : public Engine {
     return name ? name : "";
   }
 
+  std::uint16_t group() const override {
+    if (!handshake_done_) return 0;
+    const gnutls_group_t g = gnutls_group_get(session_);
+    for (const auto& m : group_map)
+      if (m.group == g) return m.code;
+    return 0;
+  }
+
   std::string alpn_selected() const override {
     gnutls_datum_t p{};
     if (gnutls_alpn_get_selected_protocol(session_, &p) != GNUTLS_E_SUCCESS || !p.data) return "";
@@ -335,6 +365,7 @@ class GnuTlsEngine final : public Engine {
   // gnutls_session_set_verify_function: the peer's chain, then the core's
   // rules on its leaf.
   static int verify_peer(gnutls_session_t session);
+  static int check_server(gnutls_session_t session);
 
   // ---- transport callbacks ----
   static ssize_t pull(gnutls_transport_ptr_t ptr, void* data, size_t size);
@@ -358,27 +389,51 @@ class GnuTlsEngine final : public Engine {
     return 0;
   }
   // gnutls_handshake_set_hook_function (server): each ClientHello, before
-  // GnuTLS reads it. The server name is the core's to judge
-  // (docs/contract.md, "Server names"): GnuTLS refuses fewer names than the
-  // rule (longer than 255 bytes, a first entry that is not a host_name) and
-  // would answer them with its own alerts.
+  // GnuTLS reads it.
+  // - The server name and ALPN are the core's to judge (docs/contract.md,
+  //   "Server names"): GnuTLS refuses fewer names than the rule (longer than
+  //   255 bytes, a first entry that is not a host_name) and would answer
+  //   them with its own alerts.
+  // - The SNI picks the credential (docs/contract.md, "Several certificates").
+  // - A TLS 1.2 client whose supported_groups leave out the curve of the
+  //   chosen ECDSA key is refused, as OpenSSL and mbedTLS refuse it (RFC 8422
+  //   5.1: the extension names the curves the client takes for ECDHE and
+  //   ECDSA); GnuTLS 3.7 would serve it (docs/backend-notes.md, "Cipher
+  //   suites and groups").
+  struct HelloSeen {
+    HelloJudge judge;
+    bool groups = false, tls13 = false;
+    std::vector<std::uint16_t> offered;  // supported_groups
+  };
   static int on_client_hello(gnutls_session_t session, unsigned, unsigned, unsigned incoming,
                              const gnutls_datum_t* msg) {
     if (!incoming || !msg) return 0;
     auto* self = static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session));
-    HelloJudge judge;
-    (void)gnutls_ext_raw_parse(&judge, &GnuTlsEngine::on_hello_extension, msg,
-                               GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO);
-    self->requested_name_ = judge.server_name();
-    self->hello_fault_ = judge.fault();
+    HelloSeen seen;
+    const bool parsed =
+        gnutls_ext_raw_parse(&seen, &GnuTlsEngine::on_hello_extension, msg, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO) >= 0;
+    self->requested_name_ = seen.judge.server_name();
+    self->hello_fault_ = seen.judge.fault();
     if (self->hello_fault_ != HelloFault::none) return GNUTLS_E_RECEIVED_DISALLOWED_NAME;
-    // The credential for this name (docs/contract.md, "Several certificates").
     const GnuTlsContext& c = *self->context_;
-    return gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE,
-                                  c.credentials_[c.credential_for(self->requested_name_)]);
+    const std::size_t chosen = c.credential_for(self->requested_name_);
+    const int ret = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, c.credentials_[chosen]);
+    if (ret < 0 || !parsed) return ret;  // a hello that does not parse: GnuTLS judges it
+    const std::uint16_t curve = chosen < c.ecdsa_curves_.size() ? c.ecdsa_curves_[chosen] : 0;
+    if (curve && seen.groups && !(seen.tls13 && c.tls1_3_) &&
+        std::find(seen.offered.begin(), seen.offered.end(), curve) == seen.offered.end())
+      return GNUTLS_E_NO_CIPHER_SUITES;
+    return 0;
   }
-  static int on_hello_extension(void* judge, unsigned type, const unsigned char* data, unsigned size) {
-    static_cast<HelloJudge*>(judge)->extension(type, std::span<const unsigned char>(data, size));
+  static int on_hello_extension(void* ctx, unsigned type, const unsigned char* data, unsigned size) {
+    auto& seen = *static_cast<HelloSeen*>(ctx);
+    seen.judge.extension(type, std::span<const unsigned char>(data, size));
+    if (type == 10 && size >= 2) {  // supported_groups (RFC 8422 5.1.1)
+      seen.groups = true;
+      for (unsigned i = 2; i + 1 < size; i += 2) seen.offered.push_back(static_cast<std::uint16_t>(data[i] << 8 | data[i + 1]));
+    } else if (type == 43 && size >= 1) {  // supported_versions (RFC 8446 4.2.1)
+      for (unsigned i = 1; i + 1 < size; i += 2) seen.tls13 = seen.tls13 || (data[i] == 3 && data[i + 1] == 4);
+    }
     return 0;
   }
   // gnutls_session_set_keylog_function (Config::keylog set): GnuTLS gives
@@ -422,6 +477,7 @@ class GnuTlsEngine final : public Engine {
   std::string requested_name_;   // server: this handshake's SNI host_name
   HelloFault hello_fault_ = HelloFault::none;  // server: the core refused the ClientHello's server_name
   unsigned verify_status_ = 0;   // gnutls_certificate_status_t of a rejected peer certificate
+  bool wrong_curve_ = false;     // TLS 1.2 client: the server's key is on a curve we did not list
   SessionSink* sessions_;        // client with the session cache: where new sessions go
   KeyLogSink* keylog_;           // Config::keylog set: where secrets go
 };
@@ -459,6 +515,10 @@ Result GnuTlsEngine::translate(int ret, Op op) {
       break;
   }
   std::error_code native = gnutls_code(ret);
+  // check_server refused the server's key: a protocol failure of the
+  // server's, answered as OpenSSL answers it (SSL_R_WRONG_CURVE).
+  if (op == Op::handshake && wrong_curve_)
+    return Result::answer(errc::protocol_error, native, GNUTLS_A_ILLEGAL_PARAMETER);
   errc kind = errc::protocol_error;
   if (op == Op::handshake && is_certificate_failure(ret)) {
     kind = errc::certificate_error;
@@ -501,6 +561,27 @@ int GnuTlsEngine::alert_for(int ret, bool certificate) const {
 // a client certificate as a server's and the other way round. It is given
 // no host name: names are the core's rule (verify.hpp), the same on every
 // backend, checked here on the leaf.
+// A client's verify function, set whether it verifies or not: TLS 1.2
+// first holds the server to RFC 8422 5.1 (its ECDSA key on a curve our
+// groups list), which GnuTLS 3.7 does not check and OpenSSL and mbedTLS do
+// (docs/contract.md, "Cipher suites and groups"); then verify_peer, when
+// the client verifies.
+int GnuTlsEngine::check_server(gnutls_session_t session) {
+  auto* self = static_cast<GnuTlsEngine*>(gnutls_transport_get_ptr(session));
+  if (gnutls_protocol_get_version(session) == GNUTLS_TLS1_2) {
+    unsigned count = 0;
+    const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
+    if (chain && count > 0 &&
+        !server_key_allowed(
+            std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size)),
+            self->context_->groups_)) {
+      self->wrong_curve_ = true;
+      return GNUTLS_E_CERTIFICATE_ERROR;
+    }
+  }
+  return self->context_->verify_peer_ ? verify_peer(session) : 0;
+}
+
 int GnuTlsEngine::verify_peer(gnutls_session_t session) {
   auto* self = static_cast<GnuTlsEngine*>(gnutls_transport_get_ptr(session));
   const Role role = self->context_->role_;
@@ -604,9 +685,13 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   // (certificate_error, not "no certificate"). A server issues no TLS 1.2
   // tickets: its sessions are in the core's session-ID cache, where the
   // RFC 2246 rule can take them away.
-  const unsigned flags = (c.role_ == Role::server ? GNUTLS_SERVER | GNUTLS_NO_TICKETS_TLS12
-                                                  : GNUTLS_CLIENT | GNUTLS_FORCE_CLIENT_CERT) |
-                         GNUTLS_NO_SIGNAL;
+  // A client sends one TLS 1.3 key share, for its first group
+  // (GNUTLS_KEY_SHARE_TOP; GnuTLS's default sends two: docs/contract.md,
+  // "Cipher suites and groups").
+  const unsigned flags =
+      (c.role_ == Role::server ? GNUTLS_SERVER | GNUTLS_NO_TICKETS_TLS12
+                               : GNUTLS_CLIENT | GNUTLS_FORCE_CLIENT_CERT | GNUTLS_KEY_SHARE_TOP) |
+      GNUTLS_NO_SIGNAL;
   if (gnutls_init(&session_, flags) != GNUTLS_E_SUCCESS) {
     session_ = nullptr;
     return false;
@@ -661,7 +746,8 @@ bool GnuTlsEngine::init(const SessionBytes* offer) {
   if (!c.sni_.empty() &&
       gnutls_server_name_set(session_, GNUTLS_NAME_DNS, c.sni_.data(), c.sni_.size()) != GNUTLS_E_SUCCESS)
     return false;
-  if (c.verify_peer_) gnutls_session_set_verify_function(session_, &GnuTlsEngine::verify_peer);
+  if (c.verify_peer_ || c.tls1_2_)
+    gnutls_session_set_verify_function(session_, &GnuTlsEngine::check_server);
   if (sessions_)
     gnutls_handshake_set_hook_function(session_, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
                                        &GnuTlsEngine::on_ticket);
@@ -690,10 +776,116 @@ gnutls_datum_t datum_of(const std::string& pem) {
   return {reinterpret_cast<unsigned char*>(const_cast<char*>(pem.data())), static_cast<unsigned>(pem.size())};
 }
 
-std::string priority_string(Version min, Version max) {
-  std::string p = "NORMAL:-VERS-ALL";
-  if (min <= Version::tls1_2 && max >= Version::tls1_2) p += ":+VERS-TLS1.2";
-  if (min <= Version::tls1_3 && max >= Version::tls1_3) p += ":+VERS-TLS1.3";
+// A suite as GnuTLS knows it (gnutls_cipher_suite_info).
+struct NativeSuite {
+  std::uint16_t code;
+  gnutls_kx_algorithm_t kx;
+  gnutls_cipher_algorithm_t cipher;
+  gnutls_mac_algorithm_t mac;
+  bool tls13;
+};
+
+std::vector<NativeSuite> native_suites() {
+  std::vector<NativeSuite> all;
+  unsigned char id[2];
+  gnutls_kx_algorithm_t kx;
+  gnutls_cipher_algorithm_t cipher;
+  gnutls_mac_algorithm_t mac;
+  gnutls_protocol_t min;
+  for (std::size_t i = 0; gnutls_cipher_suite_info(i, id, &kx, &cipher, &mac, &min); ++i)
+    all.push_back(
+        {static_cast<std::uint16_t>(id[0] << 8 | id[1]), kx, cipher, mac, min == GNUTLS_TLS1_3});
+  return all;
+}
+
+template <class T>
+void add_once(std::vector<T>& list, T value) {
+  if (std::find(list.begin(), list.end(), value) == list.end()) list.push_back(value);
+}
+
+// The priority string for the Selection, or "" with *message (and
+// unsupported) when GnuTLS cannot offer it as it is.
+//
+// GnuTLS has no list of suites: it offers every suite of the key
+// exchanges x ciphers x MACs it is given, the TLS 1.3 ones first in cipher
+// order, then the TLS 1.2 ones key exchange by key exchange, each in cipher
+// then MAC order (set_ciphersuite_list, lib/priority.c). A list it would
+// offer otherwise (more suites, another order) is refused, never quietly
+// changed: the same peer must negotiate the same suite on every backend.
+std::string priority_string(const Selection& selection, std::string& message) {
+  const std::vector<NativeSuite> known = native_suites();
+  std::vector<gnutls_kx_algorithm_t> kxs;
+  std::vector<gnutls_cipher_algorithm_t> ciphers;
+  std::vector<gnutls_mac_algorithm_t> macs;
+  for (const SuiteInfo* suite : selection.suites) {
+    auto it = std::find_if(known.begin(), known.end(),
+                           [&](const NativeSuite& n) { return n.code == suite->code; });
+    if (it == known.end()) {
+      message = unsupported_suite_message(*suite, "gnutls", "GnuTLS has no such suite");
+      return {};
+    }
+    if (!it->tls13) add_once(kxs, it->kx);
+    add_once(ciphers, it->cipher);
+    add_once(macs, it->mac);
+  }
+  const bool tls12 = selection.min_version == Version::tls1_2;
+  const bool tls13 = selection.max_version == Version::tls1_3;
+  std::vector<std::uint16_t> offered;
+  auto offer = [&](bool want13, gnutls_kx_algorithm_t kx, gnutls_cipher_algorithm_t c,
+                   gnutls_mac_algorithm_t m) {
+    for (const NativeSuite& n : known) {
+      if (n.tls13 != want13 || n.cipher != c || n.mac != m || (!want13 && n.kx != kx)) continue;
+      offered.push_back(n.code);
+      return;  // GnuTLS takes the first match (cipher_suite_get)
+    }
+  };
+  if (tls13)
+    for (auto c : ciphers)
+      for (auto m : macs) offer(true, GNUTLS_KX_UNKNOWN, c, m);
+  if (tls12)
+    for (auto k : kxs)
+      for (auto c : ciphers)
+        for (auto m : macs) offer(false, k, c, m);
+  std::vector<std::uint16_t> wanted;
+  for (const SuiteInfo* suite : selection.suites) wanted.push_back(suite->code);
+  if (offered != wanted) {
+    message =
+        "cipher_suites: the gnutls backend (" + std::string(gnutls_check_version(nullptr)) +
+        ") cannot offer this list as it is: GnuTLS offers every pairing of the key exchanges, "
+        "ciphers and MACs it is given, in one order, and would offer";
+    for (std::size_t i = 0; i < offered.size(); ++i) {
+      const SuiteInfo* info = find_suite(offered[i]);
+      message += (i ? ", " : " ");
+      message += info ? std::string(info->name) : "suite " + std::to_string(offered[i]);
+    }
+    return {};
+  }
+
+  // Server precedence: the server's order decides the suite and the group,
+  // as on every backend (docs/contract.md, "Cipher suites and groups").
+  std::string p = "NORMAL:%SERVER_PRECEDENCE:-VERS-ALL";
+  if (tls13) p += ":+VERS-TLS1.3";
+  if (tls12) p += ":+VERS-TLS1.2";
+  p += ":-CIPHER-ALL";
+  for (auto c : ciphers) p += std::string(":+") + gnutls_cipher_get_name(c);
+  p += ":-MAC-ALL";
+  for (auto m : macs) p += std::string(":+") + gnutls_mac_get_name(m);
+  p += ":-KX-ALL";
+  for (auto k : kxs) p += std::string(":+") + gnutls_kx_get_name(k);
+  p += ":-GROUP-ALL";
+  const gnutls_group_t* available = gnutls_group_list();
+  for (const GroupInfo* group : selection.groups) {
+    const auto* m = std::find_if(std::begin(group_map), std::end(group_map),
+                                 [&](const GroupOf& g) { return g.code == group->code; });
+    bool usable = false;
+    for (const gnutls_group_t* a = available; m != std::end(group_map) && a && *a; ++a)
+      usable = usable || *a == m->group;
+    if (!usable) {
+      message = unsupported_group_message(*group, "gnutls", "GnuTLS has no such group for TLS");
+      return {};
+    }
+    p += std::string(":+GROUP-") + gnutls_group_get_name(m->group);
+  }
   return p;
 }
 
@@ -717,6 +909,27 @@ bool load_credential(gnutls_certificate_credentials_t credentials, const Prepare
   return false;
 }
 
+// The curve of the leaf's key when it is an ECDSA one (its IANA code
+// point), else 0.
+std::uint16_t ecdsa_curve(const std::string& chain_pem) {
+  gnutls_x509_crt_t crt = nullptr;
+  if (gnutls_x509_crt_init(&crt) < 0) return 0;
+  std::uint16_t code = 0;
+  const gnutls_datum_t pem = datum_of(chain_pem);
+  gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
+  gnutls_datum_t x{}, y{};
+  if (gnutls_x509_crt_import(crt, &pem, GNUTLS_X509_FMT_PEM) >= 0 &&
+      gnutls_x509_crt_get_pk_algorithm(crt, nullptr) == GNUTLS_PK_ECDSA &&
+      gnutls_x509_crt_get_pk_ecc_raw(crt, &curve, &x, &y) >= 0) {
+    for (const auto& m : group_map)
+      if (static_cast<int>(m.group) == static_cast<int>(curve)) code = m.code;
+  }
+  gnutls_free(x.data);
+  gnutls_free(y.data);
+  gnutls_x509_crt_deinit(crt);
+  return code;
+}
+
 bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
   // The core has checked the options, the names and the limits
   // (gnutls_capabilities) and read the files (Prepared); what is left is
@@ -724,13 +937,18 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
   for (auto& p : alpn_names_)
     alpn_.push_back({reinterpret_cast<unsigned char*>(p.data()), static_cast<unsigned>(p.size())});
 
-  const std::string priorities = priority_string(config.min_version, config.max_version);
+  const std::string priorities = priority_string(prepared.selection, message);
+  if (priorities.empty()) {
+    init_error_ = errc::unsupported;
+    return false;
+  }
   const char* error_at = nullptr;
   int ret = gnutls_priority_init(&priority_, priorities.c_str(), &error_at);
   if (ret < 0) {
     priority_ = nullptr;
-    message = with_reason("min_version/max_version: GnuTLS refused the priority string '" + priorities +
-                              "'" + (error_at ? std::string(" at '") + error_at + "'" : std::string()),
+    message = with_reason("cipher_suites/groups/versions: GnuTLS refused the priority string '" +
+                              priorities + "'" +
+                              (error_at ? std::string(" at '") + error_at + "'" : std::string()),
                           ret);
     return false;
   }
@@ -746,6 +964,8 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
     credentials_.push_back(credentials);
     if (i < prepared.credentials.size() && !load_credential(credentials, prepared.credentials[i], message))
       return false;
+    if (role_ == Role::server && i < prepared.credentials.size())
+      ecdsa_curves_.push_back(ecdsa_curve(prepared.credentials[i].chain_pem));
     // The anchors the core kept (a leaf in ca_file is none: GnuTLS would
     // trust it).
     if (!prepared.trust_pem.empty()) {
@@ -757,6 +977,10 @@ bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::st
       }
     }
   }
+
+  tls1_3_ = prepared.selection.max_version == Version::tls1_3;
+  tls1_2_ = prepared.selection.min_version == Version::tls1_2;
+  for (const GroupInfo* g : prepared.selection.groups) groups_.push_back(g->code);
 
   if (role_ == Role::server) {
     // Stateless tickets on TLS 1.2 and 1.3; read-only once made, shared by

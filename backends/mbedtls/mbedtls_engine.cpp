@@ -31,6 +31,8 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ciphersuites.h>
+#include <mbedtls/ssl_internal.h>  // the ECDH context of a handshake: its group (note_group)
 #include <mbedtls/version.h>
 #include <mbedtls/x509.h>
 #include <mbedtls/x509_crt.h>
@@ -283,6 +285,11 @@ class MbedTlsContext final : public BackendContext,
   bool configure(mbedtls_ssl_config* conf, bool with_alpn, const Config& config,
                  std::string& message);
   bool load_trust(const Prepared& prepared, std::string& message);
+  bool select(const Selection& selection, std::string& message);
+
+  std::vector<int> suites_;                   // IANA code points, 0-terminated
+  std::vector<mbedtls_ecp_group_id> curves_;  // MBEDTLS_ECP_DP_NONE-terminated
+  std::vector<std::uint16_t> groups_;         // the same, as code points
 
   // f_rng for every connection of this context. The context is shared across
   // threads; MBEDTLS_THREADING_C would make the DRBG lock itself, but a
@@ -397,6 +404,8 @@ class MbedTlsEngine final : public Engine {
     return name;
   }
 
+  std::uint16_t group() const override { return handshake_done_ ? group_ : 0; }
+
   std::string alpn_selected() const override {
     const char* p = handshake_done_ ? mbedtls_ssl_get_alpn_protocol(&ssl_) : nullptr;
     return p ? p : "";
@@ -467,6 +476,8 @@ class MbedTlsEngine final : public Engine {
  private:
   std::string requested_name_;  // server: this handshake's SNI host_name
   bool setup(const mbedtls_ssl_config* conf);
+  void note_group();
+  bool wrong_curve() const;
   void export_session();
   Result read_client_hello();
   Result check_optional_client_certificate();
@@ -500,6 +511,7 @@ class MbedTlsEngine final : public Engine {
   Reframer reframer_;                 // plaintext handshake messages, one record each
   std::vector<unsigned char> ahead_;  // read ahead by read_client_hello, not yet given to mbedTLS
   std::size_t ahead_offset_ = 0;
+  std::uint16_t group_ = 0;           // the key exchange's group (note_group)
   SessionSink* sessions_;             // client with the session cache: where new sessions go
   KeyLogSink* keylog_;                // Config::keylog set: where the master secret goes
   // The engine whose handshake step runs on this thread, for the callbacks
@@ -668,17 +680,51 @@ Result MbedTlsEngine::handshake() {
     const int ret = mbedtls_ssl_handshake_step(&ssl_);
     stepping_engine = nullptr;
     if (ssl_.state == MBEDTLS_SSL_SERVER_CERTIFICATE) full_handshake_ = true;
+    note_group();
     if (ret != 0) return translate(ret, Op::handshake);
     if (state == MBEDTLS_SSL_CLIENT_CERTIFICATE && context_->client_auth_ == ClientAuth::optional &&
         ssl_.state != state) {
       Result r = check_optional_client_certificate();
       if (r.status != Status::done) return r;
     }
+    // RFC 8422 5.1 for a client that does not verify (verifying, mbedTLS
+    // checks it itself and fails the step: translate).
+    if (state == MBEDTLS_SSL_SERVER_CERTIFICATE && context_->role_ == Role::client &&
+        wrong_curve())
+      return Result::answer(errc::protocol_error, mbedtls_code(MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE),
+                            MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER);
   }
   handshake_done_ = true;
   // A resumption without a new ticket makes no session.
   if (sessions_ && (full_handshake_ || ticket_received_)) export_session();
   return Result::ok();
+}
+
+// mbedTLS 2.28 has no call for the group of the key exchange: it is read
+// from the ECDH context of the handshake while there is one (it goes with
+// the handshake), once ServerKeyExchange is written or read.
+// A client's peer: its ECDSA key is on a curve the groups do not list
+// (RFC 8422 5.1: the server must not use it). OpenSSL fails that as a
+// protocol error; so does every backend (docs/contract.md, "Cipher suites
+// and groups").
+bool MbedTlsEngine::wrong_curve() const {
+  const mbedtls_x509_crt* peer =
+      ssl_.session_negotiate ? ssl_.session_negotiate->peer_cert : nullptr;
+  if (!peer || !peer->raw.p) return false;
+  const auto der = std::as_bytes(std::span<const unsigned char>(peer->raw.p, peer->raw.len));
+  return !server_key_allowed(der, context_->groups_);
+}
+
+void MbedTlsEngine::note_group() {
+  if (!ssl_.handshake) return;
+#if defined(MBEDTLS_ECDH_LEGACY_CONTEXT)
+  const mbedtls_ecp_group_id id = ssl_.handshake->ecdh_ctx.grp.id;
+#else
+  const mbedtls_ecp_group_id id = ssl_.handshake->ecdh_ctx.grp_id;
+#endif
+  if (id == MBEDTLS_ECP_DP_NONE) return;
+  if (const mbedtls_ecp_curve_info* info = mbedtls_ecp_curve_info_from_grp_id(id))
+    group_ = info->tls_id;
 }
 
 Result MbedTlsEngine::read(std::span<std::byte> buf) {
@@ -755,6 +801,13 @@ Result MbedTlsEngine::translate(int ret, Op op) {
       break;
   }
   if (op == Op::handshake) {
+    // mbedTLS's own RFC 8422 5.1 check (a verifying client, after the
+    // chain verified) marks the key bad and nothing else, and drops the
+    // certificate: the same protocol_error as on every backend, not a
+    // certificate verdict (mbedTLS already sent its alert).
+    if (ret == MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE && context_->role_ == Role::client &&
+        mbedtls_ssl_get_verify_result(&ssl_) == MBEDTLS_X509_BADCERT_BAD_KEY)
+      return fatal(errc::protocol_error, ret, mbedtls_code(ret), op);
     // Our own check of the peer's certificate failed (not the peer's check
     // of ours: that arrives as a fatal alert, above).
     if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
@@ -1032,6 +1085,11 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
   mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
   // Nothing is installed without Config::keylog (docs/contract.md, "Key log").
   if (config.keylog) mbedtls_ssl_conf_export_keys_ext_cb(conf, &MbedTlsEngine::on_keys, nullptr);
+  // The suites and curves of the Selection, in its order; a server picks
+  // by its own order (MBEDTLS_SSL_SRV_RESPECT_CLIENT_PREFERENCE is off),
+  // as every backend does (docs/contract.md, "Cipher suites and groups").
+  mbedtls_ssl_conf_ciphersuites(conf, suites_.data());
+  mbedtls_ssl_conf_curves(conf, curves_.data());
 
   if (has_ca_) mbedtls_ssl_conf_ca_chain(conf, &ca_chain_, nullptr);
   if (verify_peer_) mbedtls_ssl_conf_verify(conf, &MbedTlsContext::verify_leaf, this);
@@ -1069,7 +1127,34 @@ bool MbedTlsContext::configure(mbedtls_ssl_config* conf, bool with_alpn, const C
   return true;
 }
 
+// The Selection as mbedTLS takes it: its suites are TLS 1.2 ones (the core
+// left out TLS 1.3 ones for a stack without TLS 1.3), by code point.
+bool MbedTlsContext::select(const Selection& selection, std::string& message) {
+  for (const SuiteInfo* suite : selection.suites) {
+    if (!mbedtls_ssl_ciphersuite_from_id(suite->code)) {
+      message = unsupported_suite_message(*suite, "mbedtls", "not in this build of mbedTLS");
+      init_error_ = errc::unsupported;
+      return false;
+    }
+    suites_.push_back(suite->code);
+  }
+  suites_.push_back(0);
+  for (const GroupInfo* group : selection.groups) {
+    const mbedtls_ecp_curve_info* info = mbedtls_ecp_curve_info_from_tls_id(group->code);
+    if (!info) {
+      message = unsupported_group_message(*group, "mbedtls", "not in this build of mbedTLS");
+      init_error_ = errc::unsupported;
+      return false;
+    }
+    curves_.push_back(info->grp_id);
+    groups_.push_back(group->code);
+  }
+  curves_.push_back(MBEDTLS_ECP_DP_NONE);
+  return true;
+}
+
 bool MbedTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
+  if (!select(prepared.selection, message)) return false;
   // The core has checked the options and read the files (Prepared); what
   // is left is what only mbedTLS can tell: whether it can use them.
 

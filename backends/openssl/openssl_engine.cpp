@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <algorithm>
 #include <chrono>
@@ -196,6 +197,30 @@ unsigned issues_of(long result) {
   }
 }
 
+// ---- groups ---------------------------------------------------------------------
+
+// IANA NamedGroup code points and OpenSSL's NIDs for them.
+struct GroupNid {
+  std::uint16_t code;
+  int nid;
+};
+constexpr GroupNid group_nids[] = {
+    {29, NID_X25519},           {30, NID_X448},
+    {23, NID_X9_62_prime256v1}, {24, NID_secp384r1},
+    {25, NID_secp521r1},        {26, NID_brainpoolP256r1},
+    {27, NID_brainpoolP384r1},  {28, NID_brainpoolP512r1},
+};
+int nid_of_group(std::uint16_t code) {
+  for (const auto& g : group_nids)
+    if (g.code == code) return g.nid;
+  return NID_undef;
+}
+std::uint16_t group_of_nid(int nid) {
+  for (const auto& g : group_nids)
+    if (g.nid == nid) return g.code;
+  return 0;
+}
+
 // ---- the context --------------------------------------------------------------
 
 class OpenSslContext final : public BackendContext,
@@ -221,9 +246,17 @@ class OpenSslContext final : public BackendContext,
   bool server_name_is_ip() const { return server_name_is_ip_; }
   const OwnCredential& credential(std::size_t i) const { return credentials_[i]; }
   bool has_choice() const { return credentials_.size() > 1; }
+  // Groups in preference order: IANA code points and their NIDs.
+  const std::vector<std::uint16_t>& group_codes() const { return group_codes_; }
+  const std::vector<int>& group_nids() const { return group_nids_; }
 
  private:
   friend class OpenSslEngine;
+  bool set_suites(const Selection& selection, std::string& message);
+  bool set_groups(const Selection& selection, std::string& message);
+
+  std::vector<std::uint16_t> group_codes_;
+  std::vector<int> group_nids_;
 
   SSL_CTX* ctx_ = nullptr;
   // Prepared::credentials as OpenSSL objects ([0] is also in ctx_; a
@@ -317,6 +350,11 @@ class OpenSslEngine final : public Engine {
     const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
     const char* name = c ? SSL_CIPHER_standard_name(c) : nullptr;
     return name ? name : "";
+  }
+
+  std::uint16_t group() const override {
+    // The group of this handshake's key exchange, TLS 1.2 (ECDHE) and 1.3.
+    return handshake_done_ ? group_of_nid(static_cast<int>(SSL_get_negotiated_group(ssl_))) : 0;
   }
 
   std::string alpn_selected() const override {
@@ -855,6 +893,35 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_NOACK;
 }
 
+// TLS 1.3: the server's preference wins for the group as it does for the
+// suite (docs/contract.md, "Cipher suites and groups"), as on GnuTLS and
+// mbedTLS. OpenSSL 3.0 takes the client's first key share it can use
+// (tls_parse_ctos_key_share), whatever its own order: so this connection's
+// groups become the one it prefers among the client's supported_groups, and
+// OpenSSL takes that share or asks for it with a HelloRetryRequest (groups
+// TLS 1.3 has no code point for are passed over).
+void prefer_own_group(SSL* ssl) {
+  const auto* context =
+      static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
+  const unsigned char* ext = nullptr;
+  std::size_t len = 0;
+  if (!context || SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_groups, &ext, &len) != 1 ||
+      len < 2)
+    return;
+  const std::size_t end = std::min<std::size_t>(len, 2u + (std::size_t{ext[0]} << 8 | ext[1]));
+  const auto& codes = context->group_codes();
+  for (std::size_t k = 0; k < codes.size(); ++k) {
+    const GroupInfo* info = find_group(codes[k]);
+    if (!info || !info->tls1_3) continue;  // a TLS 1.2-only group (brainpool)
+    for (std::size_t i = 2; i + 1 < end; i += 2) {
+      if ((std::uint16_t{ext[i]} << 8 | ext[i + 1]) != codes[k]) continue;
+      int nid = context->group_nids()[k];
+      SSL_set1_groups(ssl, &nid, 1);
+      return;
+    }
+  }
+}
+
 // SSL_CTX_set_client_hello_cb (server): the server name judged; a connection that will be TLS 1.2
 // gets no session ticket (SSL_OP_NO_TICKET on it alone: on the context it
 // would also make TLS 1.3 tickets stateful). TLS 1.3 is what it will be when
@@ -895,6 +962,7 @@ int on_client_hello(SSL* ssl, int* alert, void*) {
       return SSL_CLIENT_HELLO_ERROR;
     }
   }
+  if (tls13) prefer_own_group(ssl);
   return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -941,6 +1009,71 @@ bool read_credential(const PreparedCredential& prepared, OwnCredential& out, std
 
 int to_native(Version v) { return v == Version::tls1_3 ? TLS1_3_VERSION : TLS1_2_VERSION; }
 
+// The suites in the Selection's order: TLS 1.3 ones by their IANA names,
+// TLS 1.2 ones by OpenSSL's (OPENSSL_cipher_name). OpenSSL drops a name it
+// cannot do without a word, so what it kept is checked suite by suite.
+bool OpenSslContext::set_suites(const Selection& selection, std::string& message) {
+  std::string tls13, tls12;
+  for (const SuiteInfo* suite : selection.suites) {
+    std::string& list = suite->version == Version::tls1_3 ? tls13 : tls12;
+    const std::string name(suite->name);
+    const char* native =
+        suite->version == Version::tls1_3 ? name.c_str() : OPENSSL_cipher_name(name.c_str());
+    if (!native || std::strcmp(native, "(NONE)") == 0) {
+      message = unsupported_suite_message(*suite, "openssl", "OpenSSL has no name for it");
+      init_error_ = errc::unsupported;
+      return false;
+    }
+    if (!list.empty()) list += ':';
+    list += native;
+  }
+  // An empty TLS 1.3 list turns TLS 1.3 off; the versions are narrowed so
+  // already. The TLS 1.2 list is left as it is when there is none (TLS 1.3 only).
+  if (SSL_CTX_set_ciphersuites(ctx_, tls13.c_str()) != 1 ||
+      (!tls12.empty() && SSL_CTX_set_cipher_list(ctx_, tls12.c_str()) != 1)) {
+    message = with_reason("cipher_suites: OpenSSL refused '" + tls13 + (tls13.empty() ? "" : ":") +
+                          tls12 + "'");
+    init_error_ = errc::unsupported;
+    return false;
+  }
+  STACK_OF(SSL_CIPHER)* kept = SSL_CTX_get_ciphers(ctx_);
+  for (const SuiteInfo* suite : selection.suites) {
+    bool found = false;
+    for (int i = 0; !found && i < sk_SSL_CIPHER_num(kept); ++i)
+      found = (SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(kept, i)) & 0xffff) == suite->code;
+    if (!found) {
+      message =
+          unsupported_suite_message(*suite, "openssl", "OpenSSL left it out of its cipher list");
+      init_error_ = errc::unsupported;
+      return false;
+    }
+  }
+  return true;
+}
+
+// The groups in the Selection's order; a TLS 1.3 client sends a key share
+// for the first only (OpenSSL 3.0 does that by itself, measured:
+// docs/backend-notes.md, "Cipher suites and groups").
+bool OpenSslContext::set_groups(const Selection& selection, std::string& message) {
+  for (const GroupInfo* group : selection.groups) {
+    int nid = nid_of_group(group->code);
+    if (nid == NID_undef || SSL_CTX_set1_groups(ctx_, &nid, 1) != 1) {
+      ERR_clear_error();
+      message = unsupported_group_message(*group, "openssl", "OpenSSL refused it");
+      init_error_ = errc::unsupported;
+      return false;
+    }
+    group_codes_.push_back(group->code);
+    group_nids_.push_back(nid);
+  }
+  if (SSL_CTX_set1_groups(ctx_, group_nids_.data(), group_nids_.size()) != 1) {
+    message = with_reason("groups: OpenSSL refused the list");
+    init_error_ = errc::unsupported;
+    return false;
+  }
+  return true;
+}
+
 bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::string& message) {
   // The core has checked the options and read the files (Prepared); what
   // is left is what only OpenSSL can tell: whether it can use them.
@@ -959,11 +1092,13 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   }
   SSL_CTX_set_app_data(ctx_, this);
   SSL_CTX_set_default_passwd_cb(ctx_, no_password);
-  if (!SSL_CTX_set_min_proto_version(ctx_, to_native(config.min_version)) ||
-      !SSL_CTX_set_max_proto_version(ctx_, to_native(config.max_version))) {
+  if (!SSL_CTX_set_min_proto_version(ctx_, to_native(prepared.selection.min_version)) ||
+      !SSL_CTX_set_max_proto_version(ctx_, to_native(prepared.selection.max_version))) {
     message = with_reason("min_version/max_version not supported by this OpenSSL");
     return false;
   }
+  if (!set_suites(prepared.selection, message) || !set_groups(prepared.selection, message))
+    return false;
   // Partial writes: the core loops for blocking callers and reports counts
   // to non-blocking ones. Moving buffer: a retried write may come from a
   // different address. AUTO_RETRY (default) stays on: tickets never surface.
@@ -978,6 +1113,9 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   // warning (a HelloRequest to a client, a second ClientHello to a server),
   // and the connection goes on if the peer accepts that.
   SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION);
+  // The server's order decides the suite (TLS 1.2 and 1.3) and the TLS 1.2
+  // group, as on every backend (docs/contract.md, "Cipher suites and groups").
+  if (role_ == Role::server) SSL_CTX_set_options(ctx_, SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_msg_callback(ctx_, &OpenSslEngine::on_message);
   // Nothing is installed without Config::keylog (docs/contract.md, "Key log").
   if (config.keylog) SSL_CTX_set_keylog_callback(ctx_, &OpenSslEngine::on_keylog);

@@ -60,6 +60,7 @@ class ScriptedEngine final : public Engine {
   void send_alert(std::uint8_t) override { ++s_->fatal_alerts; }
   std::string protocol_version() const override { return "TLSv1.3"; }
   std::string cipher() const override { return "TLS_AES_128_GCM_SHA256"; }
+  std::uint16_t group() const override { return 29; }
   std::string alpn_selected() const override { return ""; }
   bool session_reused() const override { return false; }
   std::size_t pending() const override { return 0; }
