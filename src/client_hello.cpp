@@ -125,11 +125,17 @@ ServerNameVerdict judge_server_name(std::span<const unsigned char> extension_bod
 }
 
 void HelloJudge::extension(unsigned type, std::span<const unsigned char> body) {
-  if (std::find(seen_.begin(), seen_.end(), type) != seen_.end()) {
+  const auto t = static_cast<std::uint16_t>(type);
+  const auto seen_end = seen_.begin() + static_cast<std::ptrdiff_t>(seen_count_);
+  if (std::find(seen_.begin(), seen_end, t) != seen_end || std::find(more_.begin(), more_.end(), t) != more_.end()) {
     repeated_ = true;
     return;
   }
-  seen_.push_back(type);
+  if (seen_count_ < seen_.size()) {
+    seen_[seen_count_++] = t;
+  } else {
+    more_.push_back(t);
+  }
   if (fault_ != HelloFault::none) return;
   if (type == ext_server_name) {
     ServerNameVerdict verdict = judge_server_name(body);

@@ -5,7 +5,9 @@
 // core; a backend asks it, never parses a hello itself.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string>
 #include <system_error>
@@ -62,7 +64,11 @@ class HelloJudge {
   HelloFault fault_ = HelloFault::none;
   bool repeated_ = false;
   std::string name_;
-  std::vector<unsigned> seen_;  // the types so far (a hello has a few dozen)
+  // The types so far: a hello has a few dozen, kept without an allocation;
+  // more go to more_.
+  std::array<std::uint16_t, 40> seen_{};
+  std::size_t seen_count_ = 0;
+  std::vector<std::uint16_t> more_;
 };
 
 struct ClientHelloScan {

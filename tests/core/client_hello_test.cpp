@@ -124,3 +124,25 @@ TEST_CASE("scan_client_hello tells a hello without extensions from one it cannot
     CHECK(scan_client_hello(raw, 16).state == ClientHelloScan::State::malformed);
   }
 }
+
+TEST_CASE("HelloJudge: a repeated extension is found among many, and outranks a refused name") {
+  const unsigned char empty[] = {0};
+  HelloJudge many;
+  for (unsigned type = 100; type < 160; ++type) many.extension(type, std::span<const unsigned char>(empty, 0));
+  CHECK(many.fault() == HelloFault::none);
+  many.extension(150, std::span<const unsigned char>(empty, 0));  // kept past the first 40
+  CHECK(many.fault() == HelloFault::repeated_extension);
+  HelloJudge early;
+  for (unsigned type = 100; type < 160; ++type) early.extension(type, std::span<const unsigned char>(empty, 0));
+  early.extension(101, std::span<const unsigned char>(empty, 0));
+  CHECK(early.fault() == HelloFault::repeated_extension);
+
+  // server_name "a_b" (refused), then the same extension again.
+  const unsigned char refused[] = {0, 6, 0, 0, 3, 'a', '_', 'b'};
+  HelloJudge judge;
+  judge.extension(0, refused);
+  CHECK(judge.fault() == HelloFault::server_name_refused);
+  judge.extension(0, refused);
+  CHECK(judge.fault() == HelloFault::repeated_extension);
+  CHECK(hello_alert(HelloFault::alpn_malformed) == 50);
+}
