@@ -28,10 +28,12 @@ enum class ClientAuth {
 
 // One certificate chain and its private key, from files or from PEM text
 // (each item one way, not both): a server's additional_credentials.
+// (Every member has an initializer: `{.certificate_file = ..., .private_key_file = ...}`
+// leaves the others empty without a -Wmissing-field-initializers warning.)
 struct Credential {
-  std::string certificate_file, private_key_file;
-  std::string certificate_pem, private_key_pem;
-  std::string private_key_password;  // of an encrypted key; "" = the key is not encrypted
+  std::string certificate_file{}, private_key_file{};
+  std::string certificate_pem{}, private_key_pem{};
+  std::string private_key_password{};  // of an encrypted key; "" = the key is not encrypted
 };
 
 struct Config {

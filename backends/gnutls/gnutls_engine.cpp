@@ -930,7 +930,7 @@ std::uint16_t ecdsa_curve(const std::string& chain_pem) {
   return code;
 }
 
-bool GnuTlsContext::init(const Config& config, const Prepared& prepared, std::string& message) {
+bool GnuTlsContext::init(const Config&, const Prepared& prepared, std::string& message) {
   // The core has checked the options, the names and the limits
   // (gnutls_capabilities) and read the files (Prepared); what is left is
   // what only GnuTLS can tell: whether it can use them.
