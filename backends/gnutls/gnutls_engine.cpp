@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <mutex>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -20,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -125,6 +128,7 @@ class GnuTlsContext final : public BackendContext,
 
   ~GnuTlsContext() override {
     for (auto* credentials : credentials_) gnutls_certificate_free_credentials(credentials);
+    for (auto& [name, key] : ticket_keys_) secure_wipe(key);
     if (priority_) gnutls_priority_deinit(priority_);
     if (ticket_key_.data) {
       gnutls_memset(ticket_key_.data, 0, ticket_key_.size);
@@ -158,6 +162,21 @@ class GnuTlsContext final : public BackendContext,
   // Server with an ECDSA certificate: the IANA code point of its curve
   // (0: another key). See GnuTlsEngine::on_client_hello.
   std::vector<std::uint16_t> ecdsa_curves_;  // server: per credential, its ECDSA key's curve (0: not ECDSA)
+  // The session ticket key for this server name: the context's, keyed by
+  // the name (HMAC-SHA512), kept for the names seen so far.
+  std::array<unsigned char, 64> ticket_key_for(const std::string& name) const {
+    std::lock_guard lock(ticket_keys_mutex_);
+    for (const auto& [seen, key] : ticket_keys_)
+      if (seen == name) return key;
+    std::array<unsigned char, 64> key{};
+    (void)gnutls_hmac_fast(GNUTLS_MAC_SHA512, ticket_key_.data, ticket_key_.size, name.data(), name.size(),
+                           key.data());
+    if (ticket_keys_.size() < max_ticket_keys) ticket_keys_.emplace_back(name, key);
+    return key;
+  }
+  static constexpr std::size_t max_ticket_keys = 64;  // names a client sends are many; these stay few
+  mutable std::mutex ticket_keys_mutex_;
+  mutable std::vector<std::pair<std::string, std::array<unsigned char, 64>>> ticket_keys_;
   bool tls1_3_ = false;                // the server negotiates TLS 1.3 with a client that offers it
   bool tls1_2_ = false;                // TLS 1.2 may be negotiated
   std::vector<std::uint16_t> groups_;  // code points, preference order
@@ -417,8 +436,21 @@ class GnuTlsEngine final : public Engine {
     if (self->hello_fault_ != HelloFault::none) return GNUTLS_E_RECEIVED_DISALLOWED_NAME;
     const GnuTlsContext& c = *self->context_;
     const std::size_t chosen = c.credential_for(self->requested_name_);
-    const int ret = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, c.credentials_[chosen]);
+    int ret = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, c.credentials_[chosen]);
     if (ret < 0 || !parsed) return ret;  // a hello that does not parse: GnuTLS judges it
+    // TLS 1.3 tickets under this name's own key: a ticket made under another
+    // name does not decrypt, and the client gets a full handshake
+    // (docs/contract.md, "Server names"; GnuTLS 3.7 resumes a TLS 1.3 ticket
+    // under any name). Once per connection: a second hello (after a
+    // HelloRetryRequest) names the same server.
+    if (seen.tls13 && c.tls1_3_ && !self->ticket_key_named_) {
+      std::array<unsigned char, 64> key = c.ticket_key_for(self->requested_name_);
+      const gnutls_datum_t datum{key.data(), static_cast<unsigned>(key.size())};
+      ret = gnutls_session_ticket_enable_server(session, &datum);
+      secure_wipe(key);
+      if (ret < 0) return ret;
+      self->ticket_key_named_ = true;
+    }
     const std::uint16_t curve = chosen < c.ecdsa_curves_.size() ? c.ecdsa_curves_[chosen] : 0;
     if (curve && seen.groups && !(seen.tls13 && c.tls1_3_) &&
         std::find(seen.offered.begin(), seen.offered.end(), curve) == seen.offered.end())
@@ -475,6 +507,7 @@ class GnuTlsEngine final : public Engine {
   bool ticket_pending_ = false;  // TLS 1.3 client: no NewSessionTicket seen yet
   bool ticket_received_ = false; // TLS 1.2 client: the server sent a NewSessionTicket
   std::string requested_name_;   // server: this handshake's SNI host_name
+  bool ticket_key_named_ = false;  // server: the TLS 1.3 ticket key is this SNI's (on_client_hello)
   HelloFault hello_fault_ = HelloFault::none;  // server: the core refused the ClientHello's server_name
   unsigned verify_status_ = 0;   // gnutls_certificate_status_t of a rejected peer certificate
   bool wrong_curve_ = false;     // TLS 1.2 client: the server's key is on a curve we did not list

@@ -445,6 +445,42 @@ class OpenSslEngine final : public Engine {
     return 0;
   }
 
+  // SSL_CTX_set_session_ticket_cb (server; TLS 1.3, where the tickets are):
+  // a ticket carries the server name of the handshake that made it, and a
+  // ClientHello under another name gets a full handshake (docs/contract.md,
+  // "Server names": OpenSSL 3.0 resumes a TLS 1.3 ticket under any name).
+  static int on_ticket_made(SSL* ssl, void*) {
+    const OpenSslEngine* self = of(ssl);
+    SSL_SESSION* session = SSL_get0_session(ssl);
+    if (!self || !session) return 1;
+    const std::string& name = self->requested_name_;
+    // "" is stored as one NUL byte: appdata cannot be empty.
+    return SSL_SESSION_set1_ticket_appdata(session, name.empty() ? "" : name.data(), name.empty() ? 1 : name.size());
+  }
+  static SSL_TICKET_RETURN on_ticket_offered(SSL* ssl, SSL_SESSION* session, const unsigned char*, std::size_t,
+                                             SSL_TICKET_STATUS status, void*) {
+    switch (status) {
+      case SSL_TICKET_SUCCESS:
+      case SSL_TICKET_SUCCESS_RENEW: {
+        const OpenSslEngine* self = of(ssl);
+        void* data = nullptr;
+        std::size_t size = 0;
+        if (!self || SSL_SESSION_get0_ticket_appdata(session, &data, &size) != 1) return SSL_TICKET_RETURN_IGNORE_RENEW;
+        const std::string_view made(static_cast<const char*>(data), size);
+        const std::string& now = self->requested_name_;
+        if (now.empty() ? made != std::string_view("", 1) : made != now) return SSL_TICKET_RETURN_IGNORE_RENEW;
+        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+      }
+      case SSL_TICKET_EMPTY:
+      case SSL_TICKET_NO_DECRYPT:
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+      case SSL_TICKET_NONE:
+        return SSL_TICKET_RETURN_IGNORE;
+      default:
+        return SSL_TICKET_RETURN_ABORT;
+    }
+  }
+
   // A new reference to session, released with the cache entry that holds it.
   static std::shared_ptr<void> shared(SSL_SESSION* session) {
     SSL_SESSION_up_ref(session);
@@ -1153,6 +1189,7 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
     // tickets are off (on_client_hello): a session the RFC 2246 rule takes
     // away is gone. TLS 1.3 tickets stay stateless, as GnuTLS's are.
     SSL_CTX_set_client_hello_cb(ctx_, on_client_hello, nullptr);
+    SSL_CTX_set_session_ticket_cb(ctx_, &OpenSslEngine::on_ticket_made, &OpenSslEngine::on_ticket_offered, nullptr);
     SSL_CTX_set_session_cache_mode(ctx_, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
     SSL_CTX_sess_set_new_cb(ctx_, &OpenSslEngine::on_new_session);
     SSL_CTX_sess_set_get_cb(ctx_, &OpenSslEngine::find_session);
