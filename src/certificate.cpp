@@ -137,39 +137,6 @@ void append_utf8(std::string& out, char32_t c) {
 
 bool is_scalar(char32_t c) { return c <= 0x10ffff && (c < 0xd800 || c > 0xdfff); }
 
-// RFC 3629 section 4: no overlong forms, no surrogates, nothing past U+10FFFF.
-bool valid_utf8(std::span<const std::byte> v) {
-  std::size_t i = 0;
-  while (i < v.size()) {
-    const std::uint8_t b = octet(v[i]);
-    std::size_t n;
-    char32_t c;
-    if (b < 0x80) {
-      ++i;
-      continue;
-    } else if ((b & 0xe0) == 0xc0) {
-      n = 1;
-      c = b & 0x1f;
-    } else if ((b & 0xf0) == 0xe0) {
-      n = 2;
-      c = b & 0x0f;
-    } else if ((b & 0xf8) == 0xf0) {
-      n = 3;
-      c = b & 0x07;
-    } else {
-      return false;
-    }
-    if (v.size() - i <= n) return false;
-    for (std::size_t k = 1; k <= n; ++k) {
-      if ((octet(v[i + k]) & 0xc0) != 0x80) return false;
-      c = (c << 6) | (octet(v[i + k]) & 0x3f);
-    }
-    constexpr char32_t smallest[] = {0, 0x80, 0x800, 0x10000};
-    if (c < smallest[n] || !is_scalar(c)) return false;
-    i += n + 1;
-  }
-  return true;
-}
 
 // The characters of a string-typed value as UTF-8; nullopt for any other
 // type, and for bytes that are not characters of the value's type (the
@@ -390,6 +357,40 @@ std::optional<std::string> address_text(const std::vector<std::uint8_t>& ip) {
 }
 
 }  // namespace
+
+// RFC 3629 section 4: no overlong forms, no surrogates, nothing past U+10FFFF.
+bool valid_utf8(std::span<const std::byte> v) {
+  std::size_t i = 0;
+  while (i < v.size()) {
+    const std::uint8_t b = octet(v[i]);
+    std::size_t n;
+    char32_t c;
+    if (b < 0x80) {
+      ++i;
+      continue;
+    } else if ((b & 0xe0) == 0xc0) {
+      n = 1;
+      c = b & 0x1f;
+    } else if ((b & 0xf0) == 0xe0) {
+      n = 2;
+      c = b & 0x0f;
+    } else if ((b & 0xf8) == 0xf0) {
+      n = 3;
+      c = b & 0x07;
+    } else {
+      return false;
+    }
+    if (v.size() - i <= n) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      if ((octet(v[i + k]) & 0xc0) != 0x80) return false;
+      c = (c << 6) | (octet(v[i + k]) & 0x3f);
+    }
+    constexpr char32_t smallest[] = {0, 0x80, 0x800, 0x10000};
+    if (c < smallest[n] || !is_scalar(c)) return false;
+    i += n + 1;
+  }
+  return true;
+}
 
 std::optional<Certificate> describe_certificate(std::span<const std::byte> der) {
   // The subjectAltName entries come from the same reader the name check

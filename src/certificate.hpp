@@ -21,4 +21,8 @@ std::optional<Certificate> describe_certificate(std::span<const std::byte> der);
 // Certificate::sha256_fingerprint of der: lower-case hex of its SHA-256.
 std::string sha256_fingerprint(std::span<const std::byte> der);
 
+// RFC 3629: well-formed UTF-8 (no overlong forms, no surrogates, nothing
+// past U+10FFFF).
+bool valid_utf8(std::span<const std::byte> text);
+
 }  // namespace unitls::detail

@@ -17,6 +17,7 @@
 #include <unitls/backend.hpp>
 #include <unitls/secure_socket.hpp>
 
+#include "certificate.hpp"
 #include "engine.hpp"
 #include "private_key.hpp"
 #include "session_cache.hpp"
@@ -185,9 +186,15 @@ bool check_strings(const Config& c, std::string& message) {
   }
   // OpenSSL's PEM reader takes passwords of up to PEM_BUFSIZE (1024) bytes;
   // every backend takes the same.
+  // And UTF-8: PKCS#12 schemes take the password as UTF-16, which OpenSSL
+  // and GnuTLS convert from UTF-8, each its own way for other bytes.
   for (const CredentialItems& items : credential_items(c)) {
     if (items.password->size() > 1024) {
       message = items.password_option + ": longer than 1024 bytes";
+      return false;
+    }
+    if (!detail::valid_utf8(std::as_bytes(std::span(items.password->data(), items.password->size())))) {
+      message = items.password_option + ": not UTF-8";
       return false;
     }
   }

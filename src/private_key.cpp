@@ -79,6 +79,17 @@ EncryptedKey pkcs8(std::span<const std::byte> der) {
   if (starts_with(oid, pkcs12_pbe_prefix)) {
     key.scheme = KeyEncryption::pkcs12;
     key.description = "a PKCS#12 password-based scheme";
+    // pkcs-12PbeParams ::= SEQUENCE { salt OCTET STRING, iterations INTEGER }
+    // (RFC 7292 C); the scheme by the OID's last arc (3: 3-key 3DES).
+    Tlv pbe{}, salt{}, count{};
+    if (alg.next(pbe) && pbe.tag == tag_sequence) {
+      Der p(pbe.value);
+      if (p.next(salt) && salt.tag == tag_octet_string && p.next(count) && small_integer(count, key.iterations)) {
+        key.salt = salt.value;
+        key.ciphertext = data.value;
+        if (static_cast<std::uint8_t>(oid.value.back()) == 3) key.cipher = "pbeWithSHAAnd3-KeyTripleDES-CBC";
+      }
+    }
     return key;
   }
   if (!oid_is(oid, oid_pbes2) || !alg.next(params) || params.tag != tag_sequence) return key;

@@ -28,10 +28,11 @@ constexpr unsigned key_encryption_bit(KeyEncryption e) { return 1u << static_cas
 struct EncryptedKey {
   KeyEncryption scheme = KeyEncryption::unknown;
   std::string description;  // for messages: "PBES2 (PBKDF2 hmacWithSHA256, aes-256-cbc)"
-  // PBES2 with PBKDF2 (views into the block's DER), for a backend whose
-  // stack cannot decrypt it by itself but has the primitives.
+  // PBES2 with PBKDF2, and PKCS#12 (views into the block's DER), for a
+  // backend whose stack cannot decrypt it by itself but has the primitives.
   std::string prf;     // "hmacWithSHA1", "hmacWithSHA224", ... "hmacWithSHA512"
-  std::string cipher;  // "aes-128-cbc", "aes-192-cbc", "aes-256-cbc", "des-ede3-cbc", ...
+  std::string cipher;  // "aes-128-cbc", "aes-192-cbc", "aes-256-cbc", "des-ede3-cbc", ...;
+                       // PKCS#12: "pbeWithSHAAnd3-KeyTripleDES-CBC" (else "")
   std::span<const std::byte> salt, iv, ciphertext;
   unsigned long iterations = 0;
   std::size_t key_length = 0;  // 0: the cipher's

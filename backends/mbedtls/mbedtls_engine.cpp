@@ -23,6 +23,7 @@
 #include <mbedtls/asn1.h>
 #include <mbedtls/cipher.h>
 #include <mbedtls/md.h>
+#include <mbedtls/pkcs12.h>
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -1019,14 +1020,80 @@ std::vector<unsigned char> decrypt_pbes2(const EncryptedKey& k, const std::strin
   return plain;
 }
 
+// A password as PKCS#12 wants it (RFC 7292 B.1): a BMPString, big-endian,
+// with two zero bytes at its end, from the UTF-8 the core checked, as
+// OpenSSL and GnuTLS read it; mbedTLS 2.28 widens each byte instead, so a
+// non-ASCII password decrypted on the other stacks and not on this one.
+std::vector<unsigned char> bmp_password(const std::string& password) {
+  std::vector<unsigned char> out;
+  for (std::size_t i = 0; i < password.size();) {
+    const auto c = static_cast<unsigned char>(password[i]);
+    std::uint32_t cp = 0;
+    std::size_t n = 0;
+    if (c < 0x80) cp = c, n = 1;
+    else if ((c & 0xe0) == 0xc0) cp = c & 0x1f, n = 2;
+    else if ((c & 0xf0) == 0xe0) cp = c & 0x0f, n = 3;
+    else cp = c & 0x07, n = 4;
+    n = std::min(n, password.size() - i);
+    for (std::size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(password[i + k]) & 0x3f);
+    if (cp >= 0x10000) {  // a surrogate pair
+      cp -= 0x10000;
+      const std::uint32_t hi = 0xd800 + (cp >> 10), lo = 0xdc00 + (cp & 0x3ff);
+      out.insert(out.end(), {static_cast<unsigned char>(hi >> 8), static_cast<unsigned char>(hi),
+                             static_cast<unsigned char>(lo >> 8), static_cast<unsigned char>(lo)});
+    } else {
+      out.insert(out.end(), {static_cast<unsigned char>(cp >> 8), static_cast<unsigned char>(cp)});
+    }
+    i += n;
+  }
+  out.insert(out.end(), {0, 0});
+  return out;
+}
+
+// PKCS#12 pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 C) with the password as
+// a BMPString of its UTF-8. The PrivateKeyInfo DER, or empty.
+std::vector<unsigned char> decrypt_pkcs12(const EncryptedKey& k, const std::string& password) {
+  if (k.cipher != "pbeWithSHAAnd3-KeyTripleDES-CBC" || k.iterations == 0 || k.iterations > INT_MAX) return {};
+  std::vector<unsigned char> bmp = bmp_password(password);
+  unsigned char key[24], iv[8];
+  const auto* salt = reinterpret_cast<const unsigned char*>(k.salt.data());
+  bool ok = mbedtls_pkcs12_derivation(key, sizeof key, bmp.data(), bmp.size(), salt, k.salt.size(), MBEDTLS_MD_SHA1,
+                                      MBEDTLS_PKCS12_DERIVE_KEY, static_cast<int>(k.iterations)) == 0 &&
+            mbedtls_pkcs12_derivation(iv, sizeof iv, bmp.data(), bmp.size(), salt, k.salt.size(), MBEDTLS_MD_SHA1,
+                                      MBEDTLS_PKCS12_DERIVE_IV, static_cast<int>(k.iterations)) == 0;
+  secure_wipe(bmp);
+  const mbedtls_cipher_info_t* info = mbedtls_cipher_info_from_type(MBEDTLS_CIPHER_DES_EDE3_CBC);
+  std::vector<unsigned char> plain(k.ciphertext.size() + 8);
+  std::size_t length = 0;
+  mbedtls_cipher_context_t context;
+  mbedtls_cipher_init(&context);
+  ok = ok && info && mbedtls_cipher_setup(&context, info) == 0 &&
+       mbedtls_cipher_setkey(&context, key, 192, MBEDTLS_DECRYPT) == 0 &&
+       mbedtls_cipher_set_padding_mode(&context, MBEDTLS_PADDING_PKCS7) == 0 &&
+       mbedtls_cipher_crypt(&context, iv, sizeof iv, reinterpret_cast<const unsigned char*>(k.ciphertext.data()),
+                            k.ciphertext.size(), plain.data(), &length) == 0;
+  mbedtls_cipher_free(&context);
+  mbedtls_platform_zeroize(key, sizeof key);
+  if (!ok) {
+    mbedtls_platform_zeroize(plain.data(), plain.size());
+    return {};
+  }
+  plain.resize(length);
+  return plain;
+}
+
 // The key of a credential, decrypted with its password.
 int parse_key(const PreparedCredential& prepared, mbedtls_pk_context& key) {
   const auto* pem = reinterpret_cast<const unsigned char*>(prepared.key_pem.c_str());
   if (!prepared.key_password.empty()) {
     if (auto blocks = parse_pem(prepared.key_pem); blocks && !blocks->empty()) {
-      if (const auto encrypted = encrypted_key(blocks->front());
-          encrypted && encrypted->scheme == KeyEncryption::pbes2) {
-        std::vector<unsigned char> der = decrypt_pbes2(*encrypted, prepared.key_password);
+      const auto encrypted = encrypted_key(blocks->front());
+      const bool pbes2 = encrypted && encrypted->scheme == KeyEncryption::pbes2;
+      const bool pkcs12 = encrypted && encrypted->scheme == KeyEncryption::pkcs12 &&
+                          encrypted->cipher == "pbeWithSHAAnd3-KeyTripleDES-CBC";
+      if (pbes2 || pkcs12) {
+        std::vector<unsigned char> der = pbes2 ? decrypt_pbes2(*encrypted, prepared.key_password)
+                                               : decrypt_pkcs12(*encrypted, prepared.key_password);
         if (der.empty()) return MBEDTLS_ERR_PK_PASSWORD_MISMATCH;
         const int ret = mbedtls_pk_parse_key(&key, der.data(), der.size(), nullptr, 0);
         mbedtls_platform_zeroize(der.data(), der.size());

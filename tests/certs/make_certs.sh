@@ -48,6 +48,8 @@
 #   encrypted_pkcs12.key          server.key as PKCS#8 pbeWithSHAAnd3-KeyTripleDES-CBC ("unitls")
 #   encrypted_scrypt.key          server.key as PKCS#8 PBES2 with scrypt, AES-256-CBC ("unitls")
 #   encrypted_camellia.key        server.key as PKCS#8 PBES2, PBKDF2 hmacWithSHA256, Camellia-256-CBC ("unitls")
+#   encrypted_utf8.key            server.key as PKCS#8 (OpenSSL's default) with a UTF-8 password ("p\303\244ss")
+#   encrypted_pkcs12_utf8.key     server.key as PKCS#8 pbeWithSHAAnd3-KeyTripleDES-CBC, the same password
 #   server.der, server_key.der, ca.der, client.der
 #                                 server.pem, server.key and ca.pem in DER (not PEM)
 # Keys are ECDSA P-256: quick to make, supported by every backend.
@@ -175,6 +177,10 @@ openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v2 des3 -v2prf hmacWit
 openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v1 PBE-SHA1-3DES -out encrypted_pkcs12.key
 openssl pkcs8 -topk8 -in server.key -passout pass:unitls -scrypt -out encrypted_scrypt.key
 openssl pkcs8 -topk8 -in server.key -passout pass:unitls -v2 camellia-256-cbc -out encrypted_camellia.key
+printf 'p\303\244ss\n' > utf8.pass
+openssl pkcs8 -topk8 -in server.key -passout file:utf8.pass -out encrypted_utf8.key
+openssl pkcs8 -topk8 -in server.key -passout file:utf8.pass -v1 PBE-SHA1-3DES -out encrypted_pkcs12_utf8.key
+rm utf8.pass
 openssl x509 -in server.pem -outform DER -out server.der
 openssl pkey -in server.key -outform DER -out server_key.der
 openssl x509 -in ca.pem -outform DER -out ca.der

@@ -190,6 +190,23 @@ TEST_CASE("an encrypted private key is used with its password, in every common f
   }
 }
 
+TEST_CASE("a password is UTF-8 on every backend, PKCS#12 schemes included") {
+  // PKCS#12 takes the password as a BMPString (RFC 7292 B.1): OpenSSL and
+  // GnuTLS convert UTF-8; mbedTLS 2.28 widened each byte, and refused the
+  // key (its backend now converts).
+  for (const std::string key : {"encrypted_utf8.key", "encrypted_pkcs12_utf8.key"}) {
+    CAPTURE(key);
+    Config server = server_config(any_version);
+    server.private_key_file = cert_path(key);
+    server.private_key_password = "p\xc3\xa4ss";
+    CHECK(served_subject(client_config(any_version), server) == "CN=localhost");
+    server.private_key_password = "p\xe4ss";  // Latin-1: not UTF-8, refused before any stack reads it
+    const Created s = create(server);
+    CHECK(s.ec == errc::invalid_argument);
+    CHECK(s.message == "private_key_password: not UTF-8");
+  }
+}
+
 TEST_CASE("an encrypted key without its password, or with a wrong one, is invalid_argument naming the key") {
   const std::string path = cert_path("encrypted.key");
   Config server = server_config(any_version);
