@@ -125,16 +125,25 @@ ServerNameVerdict judge_server_name(std::span<const unsigned char> extension_bod
 }
 
 void HelloJudge::extension(unsigned type, std::span<const unsigned char> body) {
-  const auto t = static_cast<std::uint16_t>(type);
-  const auto seen_end = seen_.begin() + static_cast<std::ptrdiff_t>(seen_count_);
-  if (std::find(seen_.begin(), seen_end, t) != seen_end || std::find(more_.begin(), more_.end(), t) != more_.end()) {
-    repeated_ = true;
-    return;
-  }
-  if (seen_count_ < seen_.size()) {
-    seen_[seen_count_++] = t;
+  if (type < 64) {
+    const std::uint64_t bit = std::uint64_t{1} << type;
+    if (low_seen_ & bit) {
+      repeated_ = true;
+      return;
+    }
+    low_seen_ |= bit;
   } else {
-    more_.push_back(t);
+    const auto t = static_cast<std::uint16_t>(type);
+    const auto seen_end = seen_.begin() + static_cast<std::ptrdiff_t>(seen_count_);
+    if (std::find(seen_.begin(), seen_end, t) != seen_end || std::find(more_.begin(), more_.end(), t) != more_.end()) {
+      repeated_ = true;
+      return;
+    }
+    if (seen_count_ < seen_.size()) {
+      seen_[seen_count_++] = t;
+    } else {
+      more_.push_back(t);
+    }
   }
   if (fault_ != HelloFault::none) return;
   if (type == ext_server_name) {

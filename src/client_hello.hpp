@@ -64,9 +64,10 @@ class HelloJudge {
   HelloFault fault_ = HelloFault::none;
   bool repeated_ = false;
   std::string name_;
-  // The types so far: a hello has a few dozen, kept without an allocation;
-  // more go to more_.
-  std::array<std::uint16_t, 40> seen_{};
+  // The types so far, without an allocation: those under 64 (nearly all a
+  // hello has) as bits, a few others in place, more on the heap.
+  std::uint64_t low_seen_ = 0;
+  std::array<std::uint16_t, 16> seen_{};
   std::size_t seen_count_ = 0;
   std::vector<std::uint16_t> more_;
 };

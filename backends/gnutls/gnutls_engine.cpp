@@ -421,8 +421,9 @@ class GnuTlsEngine final : public Engine {
   //   suites and groups").
   struct HelloSeen {
     HelloJudge judge;
-    bool groups = false, tls13 = false;
-    std::vector<std::uint16_t> offered;  // supported_groups
+    bool tls13 = false;
+    std::span<const unsigned char> groups;  // supported_groups' list (into the hello)
+    bool has_groups = false;
   };
   static int on_client_hello(gnutls_session_t session, unsigned, unsigned, unsigned incoming,
                              const gnutls_datum_t* msg) {
@@ -436,7 +437,11 @@ class GnuTlsEngine final : public Engine {
     if (self->hello_fault_ != HelloFault::none) return GNUTLS_E_RECEIVED_DISALLOWED_NAME;
     const GnuTlsContext& c = *self->context_;
     const std::size_t chosen = c.credential_for(self->requested_name_);
-    int ret = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, c.credentials_[chosen]);
+    // (With one credential it is the session's already; with more, set on
+    // every hello: a second one, after a HelloRetryRequest, may name another.)
+    int ret = c.credentials_.size() > 1
+                  ? gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, c.credentials_[chosen])
+                  : 0;
     if (ret < 0 || !parsed) return ret;  // a hello that does not parse: GnuTLS judges it
     // TLS 1.3 tickets under this name's own key: a ticket made under another
     // name does not decrypt, and the client gets a full handshake
@@ -452,17 +457,20 @@ class GnuTlsEngine final : public Engine {
       self->ticket_key_named_ = true;
     }
     const std::uint16_t curve = chosen < c.ecdsa_curves_.size() ? c.ecdsa_curves_[chosen] : 0;
-    if (curve && seen.groups && !(seen.tls13 && c.tls1_3_) &&
-        std::find(seen.offered.begin(), seen.offered.end(), curve) == seen.offered.end())
-      return GNUTLS_E_NO_CIPHER_SUITES;
+    if (curve && seen.has_groups && !(seen.tls13 && c.tls1_3_)) {
+      bool listed = false;
+      for (std::size_t i = 0; i + 1 < seen.groups.size(); i += 2)
+        listed = listed || (seen.groups[i] << 8 | seen.groups[i + 1]) == curve;
+      if (!listed) return GNUTLS_E_NO_CIPHER_SUITES;
+    }
     return 0;
   }
   static int on_hello_extension(void* ctx, unsigned type, const unsigned char* data, unsigned size) {
     auto& seen = *static_cast<HelloSeen*>(ctx);
     seen.judge.extension(type, std::span<const unsigned char>(data, size));
     if (type == 10 && size >= 2) {  // supported_groups (RFC 8422 5.1.1)
-      seen.groups = true;
-      for (unsigned i = 2; i + 1 < size; i += 2) seen.offered.push_back(static_cast<std::uint16_t>(data[i] << 8 | data[i + 1]));
+      seen.has_groups = true;
+      seen.groups = std::span<const unsigned char>(data + 2, size - 2);
     } else if (type == 43 && size >= 1) {  // supported_versions (RFC 8446 4.2.1)
       for (unsigned i = 1; i + 1 < size; i += 2) seen.tls13 = seen.tls13 || (data[i] == 3 && data[i + 1] == 4);
     }

@@ -129,8 +129,13 @@ TEST_CASE("HelloJudge: a repeated extension is found among many, and outranks a 
   const unsigned char empty[] = {0};
   HelloJudge many;
   for (unsigned type = 100; type < 160; ++type) many.extension(type, std::span<const unsigned char>(empty, 0));
+  for (unsigned type = 1; type < 64; ++type) many.extension(type, std::span<const unsigned char>(empty, 0));
   CHECK(many.fault() == HelloFault::none);
-  many.extension(150, std::span<const unsigned char>(empty, 0));  // kept past the first 40
+  many.extension(63, std::span<const unsigned char>(empty, 0));
+  CHECK(many.fault() == HelloFault::repeated_extension);
+  many = HelloJudge{};
+  for (unsigned type = 100; type < 160; ++type) many.extension(type, std::span<const unsigned char>(empty, 0));
+  many.extension(150, std::span<const unsigned char>(empty, 0));  // kept past the first 16
   CHECK(many.fault() == HelloFault::repeated_extension);
   HelloJudge early;
   for (unsigned type = 100; type < 160; ++type) early.extension(type, std::span<const unsigned char>(empty, 0));
