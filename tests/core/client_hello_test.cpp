@@ -129,7 +129,8 @@ TEST_CASE("HelloJudge: a repeated extension is found among many, and outranks a 
   const unsigned char empty[] = {0};
   HelloJudge many;
   for (unsigned type = 100; type < 160; ++type) many.extension(type, std::span<const unsigned char>(empty, 0));
-  for (unsigned type = 1; type < 64; ++type) many.extension(type, std::span<const unsigned char>(empty, 0));
+  for (unsigned type = 1; type < 64; ++type)  // (16, ALPN, would be malformed empty)
+    if (type != 16) many.extension(type, std::span<const unsigned char>(empty, 0));
   CHECK(many.fault() == HelloFault::none);
   many.extension(63, std::span<const unsigned char>(empty, 0));
   CHECK(many.fault() == HelloFault::repeated_extension);
