@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from unitls_server import UnitlsServer
+from unitls_server import UnitlsServer, main_per_backend
 
 
 def connect(unitls, certs, backend, auth, client_cert, expect_exit):
@@ -62,15 +62,5 @@ def check(unitls, certs, backend):
     return None
 
 
-def main():
-    unitls, certs, *backends = sys.argv[1:]
-    failures = 0
-    for backend in backends:
-        problem = check(unitls, certs, backend)
-        print(f"unitls server --client-auth, {backend}: {'ok' if problem is None else 'FAILED: ' + problem}")
-        failures += problem is not None
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_per_backend(check, "unitls server --client-auth"))

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 
-from unitls_server import UnitlsServer
+from unitls_server import UnitlsServer, main_per_backend
 
 
 def connect(unitls, certs, backend, server_name=None, client_cert=None, server_extra=(),
@@ -65,15 +65,5 @@ def check(unitls, certs, backend):
     return None
 
 
-def main():
-    unitls, certs, *backends = sys.argv[1:]
-    failures = 0
-    for backend in backends:
-        problem = check(unitls, certs, backend)
-        print(f"Verification error line, {backend}: {'ok' if problem is None else 'FAILED: ' + problem}")
-        failures += problem is not None
-    return 1 if failures else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_per_backend(check, "Verification error line"))

@@ -14,6 +14,7 @@ the peer's). A server still running when the block ends is killed.
 """
 import re
 import subprocess
+import sys
 
 
 class UnitlsServer:
@@ -49,3 +50,15 @@ class UnitlsServer:
             self.process.kill()
             self.process.wait()
         return False
+
+
+def main_per_backend(check, what):
+    """The drivers' main: `check(unitls, certs, backend)` for each backend
+    named on the command line (None or why it failed), one line each."""
+    unitls, certs, *backends = sys.argv[1:]
+    failures = 0
+    for backend in backends:
+        problem = check(unitls, certs, backend)
+        print(f"{what}, {backend}: {'ok' if problem is None else 'FAILED: ' + problem}")
+        failures += problem is not None
+    return 1 if failures else 0

@@ -967,6 +967,31 @@ bool MbedTlsContext::load_trust(const Prepared& prepared, std::string& message) 
 
 namespace {
 
+// CBC with PKCS#7 padding, the key the cipher's length: the plaintext, or
+// empty when it does not decrypt (a wrong key shows as bad padding, or as
+// DER the caller cannot parse).
+std::vector<unsigned char> cbc_decrypt(const mbedtls_cipher_info_t* info, const unsigned char* key,
+                                       const unsigned char* iv, std::size_t iv_size,
+                                       std::span<const std::byte> ciphertext) {
+  if (!info) return {};
+  std::vector<unsigned char> plain(ciphertext.size() + info->block_size);
+  std::size_t length = 0;
+  mbedtls_cipher_context_t context;
+  mbedtls_cipher_init(&context);
+  const bool ok = mbedtls_cipher_setup(&context, info) == 0 &&
+                  mbedtls_cipher_setkey(&context, key, static_cast<int>(info->key_bitlen), MBEDTLS_DECRYPT) == 0 &&
+                  mbedtls_cipher_set_padding_mode(&context, MBEDTLS_PADDING_PKCS7) == 0 &&
+                  mbedtls_cipher_crypt(&context, iv, iv_size, reinterpret_cast<const unsigned char*>(ciphertext.data()),
+                                       ciphertext.size(), plain.data(), &length) == 0;
+  mbedtls_cipher_free(&context);
+  if (!ok) {
+    mbedtls_platform_zeroize(plain.data(), plain.size());
+    return {};
+  }
+  plain.resize(length);
+  return plain;
+}
+
 // PBES2 (RFC 8018 6.2) with PBKDF2 and AES-CBC or DES-EDE3-CBC, decrypted
 // with mbedTLS's own primitives: its PKCS#8 reader takes PBES2 with DES
 // ciphers only (MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE for AES, OpenSSL's
@@ -1000,23 +1025,10 @@ std::vector<unsigned char> decrypt_pbes2(const EncryptedKey& k, const std::strin
                                       k.salt.size(), static_cast<unsigned>(k.iterations),
                                       static_cast<std::uint32_t>(key_bytes), key) == 0;
   mbedtls_md_free(&hmac);
-  std::vector<unsigned char> plain(k.ciphertext.size() + cipher_info->block_size);
-  std::size_t length = 0;
-  mbedtls_cipher_context_t context;
-  mbedtls_cipher_init(&context);
-  ok = ok && mbedtls_cipher_setup(&context, cipher_info) == 0 &&
-       mbedtls_cipher_setkey(&context, key, static_cast<int>(cipher_info->key_bitlen), MBEDTLS_DECRYPT) == 0 &&
-       mbedtls_cipher_set_padding_mode(&context, MBEDTLS_PADDING_PKCS7) == 0 &&
-       mbedtls_cipher_crypt(&context, reinterpret_cast<const unsigned char*>(k.iv.data()), k.iv.size(),
-                            reinterpret_cast<const unsigned char*>(k.ciphertext.data()), k.ciphertext.size(),
-                            plain.data(), &length) == 0;
-  mbedtls_cipher_free(&context);
+  std::vector<unsigned char> plain;
+  if (ok)
+    plain = cbc_decrypt(cipher_info, key, reinterpret_cast<const unsigned char*>(k.iv.data()), k.iv.size(), k.ciphertext);
   mbedtls_platform_zeroize(key, sizeof key);
-  if (!ok) {
-    mbedtls_platform_zeroize(plain.data(), plain.size());
-    return {};
-  }
-  plain.resize(length);
   return plain;
 }
 
@@ -1062,23 +1074,9 @@ std::vector<unsigned char> decrypt_pkcs12(const EncryptedKey& k, const std::stri
             mbedtls_pkcs12_derivation(iv, sizeof iv, bmp.data(), bmp.size(), salt, k.salt.size(), MBEDTLS_MD_SHA1,
                                       MBEDTLS_PKCS12_DERIVE_IV, static_cast<int>(k.iterations)) == 0;
   secure_wipe(bmp);
-  const mbedtls_cipher_info_t* info = mbedtls_cipher_info_from_type(MBEDTLS_CIPHER_DES_EDE3_CBC);
-  std::vector<unsigned char> plain(k.ciphertext.size() + 8);
-  std::size_t length = 0;
-  mbedtls_cipher_context_t context;
-  mbedtls_cipher_init(&context);
-  ok = ok && info && mbedtls_cipher_setup(&context, info) == 0 &&
-       mbedtls_cipher_setkey(&context, key, 192, MBEDTLS_DECRYPT) == 0 &&
-       mbedtls_cipher_set_padding_mode(&context, MBEDTLS_PADDING_PKCS7) == 0 &&
-       mbedtls_cipher_crypt(&context, iv, sizeof iv, reinterpret_cast<const unsigned char*>(k.ciphertext.data()),
-                            k.ciphertext.size(), plain.data(), &length) == 0;
-  mbedtls_cipher_free(&context);
+  std::vector<unsigned char> plain;
+  if (ok) plain = cbc_decrypt(mbedtls_cipher_info_from_type(MBEDTLS_CIPHER_DES_EDE3_CBC), key, iv, sizeof iv, k.ciphertext);
   mbedtls_platform_zeroize(key, sizeof key);
-  if (!ok) {
-    mbedtls_platform_zeroize(plain.data(), plain.size());
-    return {};
-  }
-  plain.resize(length);
   return plain;
 }
 

@@ -35,10 +35,7 @@ Created create(const Config& c) {
 // A handshake between the two contexts completes; the server's leaf as the
 // client saw it.
 std::string served_subject(const Config& client, const Config& server) {
-  const Created c = create(client), s = create(server);
-  REQUIRE_MESSAGE(c.context != nullptr, c.message);
-  REQUIRE_MESSAGE(s.context != nullptr, s.message);
-  MemoryConn conn = connect_memory(c.context, s.context);
+  MemoryConn conn = connect_memory(must_create(client), must_create(server));
   const auto leaf = conn.client->peer_certificate();
   REQUIRE(leaf.has_value());
   return leaf->subject;

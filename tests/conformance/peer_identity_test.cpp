@@ -194,13 +194,7 @@ TEST_CASE(
       Config& judged = judging_server ? server : client;
       judged.backend = sender;
       judged.certificate_file = judging_server ? server_pem : client_pem;
-      std::error_code ec;
-      std::string message;
-      std::shared_ptr<Context> client_ctx = Context::create(client, ec, &message);
-      REQUIRE_MESSAGE(client_ctx != nullptr, message);
-      std::shared_ptr<Context> server_ctx = Context::create(server, ec, &message);
-      REQUIRE_MESSAGE(server_ctx != nullptr, message);
-      MemoryConn conn = connect_memory(client_ctx, server_ctx);
+      MemoryConn conn = connect_memory(must_create(client), must_create(server));
       SecureSocket& verifier = judging_server ? *conn.client : *conn.server;
       const std::vector<std::byte>& sent = judging_server ? server_der : client_der;
       const std::vector<Certificate> chain = verifier.peer_chain();

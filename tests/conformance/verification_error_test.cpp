@@ -116,13 +116,7 @@ void run_row(const Row& row, Version v) {
   }
   if (!row.ca.empty()) verifying.ca_file = cert_path(row.ca);
   if (!row.server_name.empty()) client.server_name = std::string(row.server_name);
-  std::error_code ec;
-  std::string message;
-  std::shared_ptr<Context> client_ctx = Context::create(client, ec, &message);
-  REQUIRE_MESSAGE(client_ctx != nullptr, message);
-  std::shared_ptr<Context> server_ctx = Context::create(server, ec, &message);
-  REQUIRE_MESSAGE(server_ctx != nullptr, message);
-  MemoryConn conn = open_memory(client_ctx, server_ctx);
+  MemoryConn conn = open_memory(must_create(client), must_create(server));
   const HandshakeEnd ends = run_handshake(conn);
   const Side verifier = row.judging_server ? Side::client : Side::server;
   SecureSocket& s = conn.socket(verifier);

@@ -46,6 +46,15 @@ std::string cert_text(std::string_view name) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+std::shared_ptr<Context> must_create(const Config& config) {
+  std::error_code ec;
+  std::string message;
+  std::shared_ptr<Context> context = Context::create(config, ec, &message);
+  REQUIRE_MESSAGE(context != nullptr, (config.role == Role::client ? "client" : "server") << " context: "
+                                          << describe(ec) << ": " << message);
+  return context;
+}
+
 std::string backend_under_test() {
   const char* name = std::getenv("UNITLS_TEST_BACKEND");
   return name && *name ? std::string(name) : std::string(default_backend());

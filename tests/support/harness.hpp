@@ -142,6 +142,8 @@ void exchange(MemoryConn& conn);
 // connection with nothing in flight, the usual starting point of a test.
 MemoryConn connect_memory(Version v, const ConfigTweak& tweak = {});
 MemoryConn connect_memory(std::shared_ptr<Context> client_ctx, std::shared_ptr<Context> server_ctx);
+// Context::create that must succeed (a REQUIRE with the message otherwise).
+std::shared_ptr<Context> must_create(const Config& config);
 
 // The client closes properly (its shutdown() sends close_notify: SENT, so
 // its session may be resumed), the server is marked closed too, and both
