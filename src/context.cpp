@@ -174,32 +174,15 @@ bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
 bool check_strings(const Config& c, std::string& message) {
   const std::pair<const char*, const std::string*> strings[] = {
-      {"backend", &c.backend},         {"certificate_file", &c.certificate_file},
-      {"private_key_file", &c.private_key_file}, {"ca_file", &c.ca_file},
-      {"server_name", &c.server_name},
-  };
+      {"backend", &c.backend}, {"ca_file", &c.ca_file}, {"server_name", &c.server_name}};
   for (const auto& [option, value] : strings) {
     if (has_nul(*value)) {
       message = std::string(option) + ": contains a NUL byte";
       return false;
     }
   }
-  // OpenSSL's PEM reader takes passwords of up to PEM_BUFSIZE (1024) bytes;
-  // every backend takes the same.
-  // And UTF-8: PKCS#12 schemes take the password as UTF-16, which OpenSSL
-  // and GnuTLS convert from UTF-8, each its own way for other bytes.
   for (const CredentialItems& items : credential_items(c)) {
-    if (items.password->size() > 1024) {
-      message = items.password_option + ": longer than 1024 bytes";
-      return false;
-    }
-    if (!detail::valid_utf8(std::as_bytes(std::span(items.password->data(), items.password->size())))) {
-      message = items.password_option + ": not UTF-8";
-      return false;
-    }
-  }
-  // Paths and passwords reach the stacks as C strings.
-  for (const CredentialItems& items : credential_items(c)) {
+    // Paths and passwords reach the stacks as C strings.
     for (const auto& [option, value] : {std::pair{&items.certificate.file_option, items.certificate.file},
                                         std::pair{&items.key.file_option, items.key.file},
                                         std::pair{&items.password_option, items.password}}) {
@@ -207,6 +190,18 @@ bool check_strings(const Config& c, std::string& message) {
         message = *option + ": contains a NUL byte";
         return false;
       }
+    }
+    // OpenSSL's PEM reader takes passwords of up to PEM_BUFSIZE (1024)
+    // bytes, and every backend takes the same. And UTF-8: PKCS#12 schemes
+    // take the password as UTF-16, which OpenSSL and GnuTLS convert from
+    // UTF-8, each its own way for other bytes.
+    if (items.password->size() > 1024) {
+      message = items.password_option + ": longer than 1024 bytes";
+      return false;
+    }
+    if (!detail::valid_utf8(std::as_bytes(std::span(items.password->data(), items.password->size())))) {
+      message = items.password_option + ": not UTF-8";
+      return false;
     }
   }
   for (const auto& protocol : c.alpn) {

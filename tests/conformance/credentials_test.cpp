@@ -12,6 +12,7 @@
 #include <string>
 
 #include "harness.hpp"
+#include "temp_dir.hpp"
 
 using namespace unitls;
 using namespace unitls::test;
@@ -60,33 +61,6 @@ class EnvVar {
  private:
   const char* name_;
   std::optional<std::string> old_;
-};
-
-// A directory of its own, removed with what is in it.
-class TempDir {
- public:
-  TempDir() {
-    char name[] = "/tmp/unitls-credentials-XXXXXX";  // mkdtemp's template: it replaces the X's
-    REQUIRE(::mkdtemp(name) != nullptr);
-    path_ = name;
-  }
-  ~TempDir() {
-    for (const auto& f : files_) ::unlink((path_ + "/" + f).c_str());
-    ::rmdir(path_.c_str());
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-  void write(const std::string& name, const std::string& text) {
-    std::ofstream out(path_ + "/" + name, std::ios::binary);
-    out << text;
-    REQUIRE(out.good());
-    files_.push_back(name);
-  }
-
- private:
-  std::string path_;
-  std::vector<std::string> files_;
 };
 
 }  // namespace

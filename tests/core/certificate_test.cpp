@@ -20,6 +20,7 @@
 
 #include "certificate.hpp"
 #include "doctest.hpp"
+#include "temp_dir.hpp"
 #include "process.hpp"
 #include "sha256.hpp"
 #include "x509.hpp"
@@ -28,6 +29,8 @@ using namespace unitls;
 using namespace unitls::detail;
 using namespace std::chrono;
 namespace fs = std::filesystem;
+
+using unitls::test::TempDir;
 
 namespace {
 
@@ -109,22 +112,6 @@ std::string openssl(std::vector<std::string> args) {
   REQUIRE_MESSAGE(status == 0, child.report());
   return child.out();
 }
-
-// A scratch directory, removed with its contents.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/unitls-cert-XXXXXX";
-    REQUIRE(::mkdtemp(templ.data()) != nullptr);
-    path = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
 
 Bytes read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -136,18 +136,6 @@ const std::string& payload() {
   return text;
 }
 
-TempDir::TempDir() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/unitls-peers-XXXXXX";
-  REQUIRE_MESSAGE(::mkdtemp(templ.data()) != nullptr, "mkdtemp(" << templ << "): " << std::strerror(errno));
-  path_ = templ;
-}
-
-TempDir::~TempDir() {
-  std::error_code ignored;
-  std::filesystem::remove_all(path_, ignored);
-}
-
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream text;

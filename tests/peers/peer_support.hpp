@@ -18,6 +18,7 @@
 
 #include "doctest.hpp"
 #include "harness.hpp"
+#include "temp_dir.hpp"
 #include "process.hpp"
 
 namespace unitls::test::peers {
@@ -89,19 +90,8 @@ std::string certs_dir();
 // newline (4 KiB), different in every line, no line a peer command.
 const std::string& payload();
 
-// A fresh directory for a peer's files (s_client's -msgfile), removed with
-// everything in it on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(std::string_view name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+// TempDir (temp_dir.hpp): a fresh directory for a peer's files (s_client's
+// -msgfile).
 
 // The whole content of a file ("" when it cannot be read).
 std::string read_file(const std::string& path);
