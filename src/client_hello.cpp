@@ -39,28 +39,20 @@ struct Reader {
 };
 
 constexpr std::size_t ext_server_name = 0;
+constexpr std::size_t ext_supported_groups = 10;
 constexpr std::size_t ext_alpn = 16;
+constexpr std::size_t ext_supported_versions = 43;
 
-bool read_alpn(Reader body, ClientHelloScan& scan) {
-  Reader list{};
-  if (!body.vector16(list) || body.left() != 0) return false;
-  scan.has_alpn = true;
-  while (list.left() > 0) {
-    std::size_t n = 0;
-    if (!list.u8(n) || n == 0 || list.left() < n) return false;
-    scan.alpn.emplace_back(reinterpret_cast<const char*>(list.p), n);
-    list.p += n;
-  }
-  return true;
-}
-
-// ProtocolNameList<2..2^16-1> of ProtocolName<1..2^8-1>, filling the body.
-bool alpn_parses(Reader body) {
+// ProtocolNameList<2..2^16-1> of ProtocolName<1..2^8-1>, filling the body;
+// the names go to `names` when it is given.
+bool walk_alpn(Reader body, std::vector<std::string>* names) {
   Reader list{};
   if (!body.vector16(list) || body.left() != 0 || list.left() == 0) return false;
   while (list.left() > 0) {
     std::size_t n = 0;
-    if (!list.u8(n) || n == 0 || !list.skip(n)) return false;
+    if (!list.u8(n) || n == 0 || list.left() < n) return false;
+    if (names) names->emplace_back(reinterpret_cast<const char*>(list.p), n);
+    list.p += n;
   }
   return true;
 }
@@ -120,7 +112,7 @@ ServerNameVerdict judge_server_name(std::span<const unsigned char> extension_bod
     }
   }
   verdict.fault = HelloFault::none;
-  verdict.name.assign(reinterpret_cast<const char*>(name.p), name.left());
+  verdict.name = std::string_view(reinterpret_cast<const char*>(name.p), name.left());
   return verdict;
 }
 
@@ -149,35 +141,42 @@ void HelloJudge::extension(unsigned type, std::span<const unsigned char> body) {
   if (type == ext_server_name) {
     ServerNameVerdict verdict = judge_server_name(body);
     fault_ = verdict.fault;
-    name_ = std::move(verdict.name);
-  } else if (type == ext_alpn && !alpn_parses(Reader{body.data(), body.data() + body.size()})) {
+    name_ = verdict.name;
+  } else if (type == ext_alpn && !walk_alpn(Reader{body.data(), body.data() + body.size()}, nullptr)) {
     fault_ = HelloFault::alpn_malformed;
   }
 }
 
-namespace {
-
-// The body of a complete ClientHello.
-bool read_hello(Reader r, ClientHelloScan& scan) {
+ClientHelloBody read_client_hello_body(std::span<const unsigned char> body) {
+  ClientHelloBody hello;
+  Reader r{body.data(), body.data() + body.size()};
   std::size_t n = 0;
   if (!r.skip(2 + 32) || !r.u8(n) || !r.skip(n) ||  // version, random, session_id
       !r.u16(n) || !r.skip(n) ||                    // cipher_suites
       !r.u8(n) || !r.skip(n))                       // compression_methods
-    return false;
-  if (r.left() == 0) return true;  // no extensions
+    return hello;
   Reader extensions{};
-  if (!r.vector16(extensions)) return false;
+  if (r.left() != 0 && !r.vector16(extensions)) return hello;  // (none at all is allowed)
   while (extensions.left() > 0) {
     std::size_t type = 0;
-    Reader body{};
-    if (!extensions.u16(type) || !extensions.vector16(body)) return false;
-    scan.judged.extension(static_cast<unsigned>(type), std::span<const unsigned char>(body.p, body.left()));
-    if (type == ext_alpn && !read_alpn(body, scan)) return false;
+    Reader ext{};
+    if (!extensions.u16(type) || !extensions.vector16(ext)) return hello;
+    const std::size_t size = ext.left();
+    hello.judged.extension(static_cast<unsigned>(type), std::span<const unsigned char>(ext.p, size));
+    if (type == ext_alpn && !hello.has_alpn) {
+      hello.has_alpn = true;
+      hello.alpn = std::span<const unsigned char>(ext.p, size);
+    } else if (type == ext_supported_groups && size >= 2) {
+      hello.has_groups = true;
+      hello.groups = std::span<const unsigned char>(ext.p + 2, size - 2);
+    } else if (type == ext_supported_versions && size >= 1) {
+      for (std::size_t i = 1; i + 1 < size; i += 2)
+        hello.offers_tls1_3 = hello.offers_tls1_3 || (ext.p[i] == 3 && ext.p[i + 1] == 4);
+    }
   }
-  return true;
+  hello.parses = true;
+  return hello;
 }
-
-}  // namespace
 
 ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_t max_record) {
   constexpr std::size_t header = 5;  // type, version, length
@@ -202,14 +201,18 @@ ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_
       return scan;
     }
     if (msg.size() - 4 < body) continue;
-    const bool ok = read_hello(Reader{msg.data() + 4, msg.data() + 4 + body}, scan);
-    if (!ok) {
-      // What was judged stands (a refused name is refused whatever follows).
-      scan.has_alpn = false;
+    const ClientHelloBody hello = read_client_hello_body(std::span<const unsigned char>(msg.data() + 4, body));
+    // What was judged stands, also in a hello that does not parse (a
+    // refused name is refused whatever follows).
+    scan.fault = hello.judged.fault();
+    scan.server_name = hello.judged.server_name();
+    scan.state = ClientHelloScan::State::malformed;
+    if (!hello.parses) return scan;
+    if (hello.has_alpn && !walk_alpn(Reader{hello.alpn.data(), hello.alpn.data() + hello.alpn.size()}, &scan.alpn)) {
       scan.alpn.clear();
-      scan.state = ClientHelloScan::State::malformed;
       return scan;
     }
+    scan.has_alpn = hello.has_alpn;
     scan.state = ClientHelloScan::State::complete;
     return scan;
   }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -43,7 +44,7 @@ inline std::error_code make_error_code(HelloFault f) { return {static_cast<int>(
 
 struct ServerNameVerdict {
   HelloFault fault = HelloFault::none;
-  std::string name;  // the host_name, when fault is none
+  std::string_view name;  // the host_name, when fault is none (in the body judged)
 };
 
 // The server_name extension's body as a server judges it.
@@ -57,13 +58,14 @@ class HelloJudge {
  public:
   void extension(unsigned type, std::span<const unsigned char> body);
   HelloFault fault() const { return repeated_ ? HelloFault::repeated_extension : fault_; }
-  // The server_name's host_name ("" none, or refused).
-  const std::string& server_name() const { return name_; }
+  // The server_name's host_name ("" none, or refused), in the bytes judged:
+  // a caller that keeps it copies it.
+  std::string_view server_name() const { return name_; }
 
  private:
   HelloFault fault_ = HelloFault::none;
   bool repeated_ = false;
-  std::string name_;
+  std::string_view name_;
   // The types so far, without an allocation: those under 64 (nearly all a
   // hello has) as bits, a few others in place, more on the heap.
   std::uint64_t low_seen_ = 0;
@@ -71,6 +73,20 @@ class HelloJudge {
   std::size_t seen_count_ = 0;
   std::vector<std::uint16_t> more_;
 };
+
+// A ClientHello's body (the handshake message after its 4-byte header) read
+// in one pass, every extension judged on the way, with what a server's stack
+// may need before it reads the hello itself. The spans point into the body.
+struct ClientHelloBody {
+  bool parses = false;  // false: malformed (what was judged before the fault stands)
+  HelloJudge judged;
+  bool has_alpn = false;
+  std::span<const unsigned char> alpn;  // the (first) ALPN extension's body (RFC 7301 3.1)
+  bool has_groups = false;
+  std::span<const unsigned char> groups;  // NamedGroupList's content (RFC 8422 5.1.1): code points, 2 bytes each
+  bool offers_tls1_3 = false;             // supported_versions lists TLS 1.3 (RFC 8446 4.2.1)
+};
+ClientHelloBody read_client_hello_body(std::span<const unsigned char> body);
 
 struct ClientHelloScan {
   enum class State {
@@ -82,8 +98,10 @@ struct ClientHelloScan {
   bool has_alpn = false;          // the hello carried the ALPN extension
   std::vector<std::string> alpn;  // its protocols, in the client's order
   // The hello's extensions as HelloJudge judged them (also in a hello that
-  // is malformed otherwise, as far as it was read).
-  HelloJudge judged;
+  // is malformed otherwise, as far as it was read): the fault, and the
+  // host_name when there is none.
+  HelloFault fault = HelloFault::none;
+  std::string server_name;
 };
 
 // raw: the bytes received so far. A record longer than max_record is

@@ -419,21 +419,15 @@ class GnuTlsEngine final : public Engine {
   //   5.1: the extension names the curves the client takes for ECDHE and
   //   ECDSA); GnuTLS 3.7 would serve it (docs/backend-notes.md, "Cipher
   //   suites and groups").
-  struct HelloSeen {
-    HelloJudge judge;
-    bool tls13 = false;
-    std::span<const unsigned char> groups;  // supported_groups' list (into the hello)
-    bool has_groups = false;
-  };
   static int on_client_hello(gnutls_session_t session, unsigned, unsigned, unsigned incoming,
                              const gnutls_datum_t* msg) {
     if (!incoming || !msg) return 0;
     auto* self = static_cast<GnuTlsEngine*>(gnutls_session_get_ptr(session));
-    HelloSeen seen;
-    const bool parsed =
-        gnutls_ext_raw_parse(&seen, &GnuTlsEngine::on_hello_extension, msg, GNUTLS_EXT_RAW_FLAG_TLS_CLIENT_HELLO) >= 0;
-    self->requested_name_ = seen.judge.server_name();
-    self->hello_fault_ = seen.judge.fault();
+    // (The core reads the hello in one pass: cheaper than gnutls_ext_raw_parse's callbacks.)
+    const ClientHelloBody seen = read_client_hello_body(std::span<const unsigned char>(msg->data, msg->size));
+    const bool parsed = seen.parses;
+    self->requested_name_ = seen.judged.server_name();
+    self->hello_fault_ = seen.judged.fault();
     if (self->hello_fault_ != HelloFault::none) return GNUTLS_E_RECEIVED_DISALLOWED_NAME;
     const GnuTlsContext& c = *self->context_;
     const std::size_t chosen = c.credential_for(self->requested_name_);
@@ -448,7 +442,7 @@ class GnuTlsEngine final : public Engine {
     // (docs/contract.md, "Server names"; GnuTLS 3.7 resumes a TLS 1.3 ticket
     // under any name). Once per connection: a second hello (after a
     // HelloRetryRequest) names the same server.
-    if (seen.tls13 && c.tls1_3_ && !self->ticket_key_named_) {
+    if (seen.offers_tls1_3 && c.tls1_3_ && !self->ticket_key_named_) {
       std::array<unsigned char, 64> key = c.ticket_key_for(self->requested_name_);
       const gnutls_datum_t datum{key.data(), static_cast<unsigned>(key.size())};
       ret = gnutls_session_ticket_enable_server(session, &datum);
@@ -457,22 +451,11 @@ class GnuTlsEngine final : public Engine {
       self->ticket_key_named_ = true;
     }
     const std::uint16_t curve = chosen < c.ecdsa_curves_.size() ? c.ecdsa_curves_[chosen] : 0;
-    if (curve && seen.has_groups && !(seen.tls13 && c.tls1_3_)) {
+    if (curve && seen.has_groups && !(seen.offers_tls1_3 && c.tls1_3_)) {
       bool listed = false;
       for (std::size_t i = 0; i + 1 < seen.groups.size(); i += 2)
         listed = listed || (seen.groups[i] << 8 | seen.groups[i + 1]) == curve;
       if (!listed) return GNUTLS_E_NO_CIPHER_SUITES;
-    }
-    return 0;
-  }
-  static int on_hello_extension(void* ctx, unsigned type, const unsigned char* data, unsigned size) {
-    auto& seen = *static_cast<HelloSeen*>(ctx);
-    seen.judge.extension(type, std::span<const unsigned char>(data, size));
-    if (type == 10 && size >= 2) {  // supported_groups (RFC 8422 5.1.1)
-      seen.has_groups = true;
-      seen.groups = std::span<const unsigned char>(data + 2, size - 2);
-    } else if (type == 43 && size >= 1) {  // supported_versions (RFC 8446 4.2.1)
-      for (unsigned i = 1; i + 1 < size; i += 2) seen.tls13 = seen.tls13 || (data[i] == 3 && data[i + 1] == 4);
     }
     return 0;
   }

@@ -598,12 +598,12 @@ Result MbedTlsEngine::read_client_hello() {
   for (;;) {
     const ClientHelloScan scan = scan_client_hello(ahead_, MBEDTLS_SSL_IN_CONTENT_LEN);
     if (scan.state != ClientHelloScan::State::need_more) {
-      if (const HelloFault fault = scan.judged.fault(); fault != HelloFault::none) {
+      if (const HelloFault fault = scan.fault; fault != HelloFault::none) {
         // Set up all the same: the core sends the alert through ssl_.
         if (!setup(&c.conf_)) return Result::fail(errc::protocol_error, mbedtls_code(MBEDTLS_ERR_SSL_ALLOC_FAILED));
         return Result::answer(errc::protocol_error, make_error_code(fault), hello_alert(fault));
       }
-      requested_name_ = scan.judged.server_name();
+      requested_name_ = scan.server_name;
       // Anything malformed or without the extension: with ALPN, and mbedTLS
       // decides (it ignores a missing extension, and rejects a bad hello).
       bool with_alpn = c.alpn_.empty() || scan.state == ClientHelloScan::State::malformed || !scan.has_alpn;

@@ -93,7 +93,7 @@ TEST_CASE("scan_client_hello reads the ALPN offer and SNI of a hello split acros
   REQUIRE(scan.state == ClientHelloScan::State::complete);
   CHECK(scan.has_alpn);
   CHECK(scan.alpn == std::vector<std::string>{"h2", "http/1.1"});
-  CHECK(scan.judged.server_name() == "example.test");
+  CHECK(scan.server_name == "example.test");
 }
 
 TEST_CASE("scan_client_hello tells a hello without extensions from one it cannot read") {
@@ -101,7 +101,7 @@ TEST_CASE("scan_client_hello tells a hello without extensions from one it cannot
     const ClientHelloScan scan = scan_client_hello(records(hello({}), 512), 16384);
     CHECK(scan.state == ClientHelloScan::State::complete);
     CHECK_FALSE(scan.has_alpn);
-    CHECK(scan.judged.server_name().empty());
+    CHECK(scan.server_name.empty());
   }
   SUBCASE("an empty protocol name is malformed") {
     CHECK(scan_client_hello(records(hello(alpn_ext({""})), 512), 16384).state ==
