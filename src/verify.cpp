@@ -79,6 +79,13 @@ PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
   return PeerVerdict::ok;
 }
 
+PeerVerdict check_peer_intermediate(std::span<const std::byte> der, Role verifier) {
+  const auto cert = parse_certificate(der);
+  if (!cert) return PeerVerdict::ok;
+  const Role peer = verifier == Role::client ? Role::server : Role::client;
+  return purpose_allows(*cert, peer) ? PeerVerdict::ok : PeerVerdict::wrong_purpose;
+}
+
 unsigned issue_of(PeerVerdict verdict) {
   switch (verdict) {
     case PeerVerdict::ok: return 0;

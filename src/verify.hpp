@@ -45,6 +45,14 @@ bool purpose_allows(const CertificateFacts& cert, Role as);
 PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
                             std::string_view server_name);
 
+// An intermediate CA of the chain the verifier built (not the leaf, not the
+// trust anchor): when it has an extendedKeyUsage extension, that must list
+// what the peer does, anyExtendedKeyUsage not counting (RFC 5280 4.2.1.12
+// applied to the chain, as OpenSSL and GnuTLS check it; mbedTLS checks the
+// leaf only and calls this). ok or wrong_purpose (unparsable: the stack
+// parsed it, so its own checks stand).
+PeerVerdict check_peer_intermediate(std::span<const std::byte> der, Role verifier);
+
 // Why a peer's certificate was rejected, in the core's words. Each engine
 // maps its stack's own verification result (OpenSSL's X509_V_ERR_*,
 // GnuTLS's status bits, mbedTLS's flags) and the PeerVerdict it reported

@@ -39,6 +39,11 @@
 #   eku_none.pem/.key             no EKU extension
 #   eku_any.pem/.key              EKU anyExtendedKeyUsage only
 #   untrusted_client.pem/.key     signed by other_ca, EKU clientAuth only
+#   {server,client,any}_eku_ca.pem/.key
+#                                 intermediate CAs signed by ca whose extendedKeyUsage is serverAuth,
+#                                 clientAuth or anyExtendedKeyUsage only
+#   {server,client,any}_eku_ca_chain.pem (+ _leaf.key)
+#                                 a leaf (EKU serverAuth and clientAuth) signed by that CA, followed by the CA
 #   leaf_bundle.pem               server.pem, client.pem and other_ca.pem in one file: as a ca_file
 #                                 its only trust anchor is other_ca, which signed neither leaf
 #   encrypted.key                 server.key as PKCS#8 encrypted with AES-256 (password "unitls")
@@ -168,6 +173,14 @@ leaf eku_both ca localhost DNS:localhost $both
 leaf eku_any ca localhost DNS:localhost anyExtendedKeyUsage
 issue eku_none ca localhost "$leaf_ku
 subjectAltName=DNS:localhost"
+# ... on the CAs of a chain: an intermediate's EKU limits what its leaves may do.
+for eku in server:serverAuth client:clientAuth any:anyExtendedKeyUsage; do
+  issue "${eku%%:*}_eku_ca" ca "unitls ${eku#*:} intermediate CA" "basicConstraints=critical,CA:TRUE,pathlen:0
+keyUsage=critical,keyCertSign,cRLSign
+extendedKeyUsage=${eku#*:}"
+  leaf "${eku%%:*}_eku_ca_leaf" "${eku%%:*}_eku_ca" localhost DNS:localhost $both
+  cat "${eku%%:*}_eku_ca_leaf.pem" "${eku%%:*}_eku_ca.pem" > "${eku%%:*}_eku_ca_chain.pem"
+done
 
 # Files that are not usable PEM.
 openssl pkey -in server.key -aes256 -passout pass:unitls -out encrypted.key

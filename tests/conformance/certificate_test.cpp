@@ -222,6 +222,26 @@ const Row zoo[] = {
   {.name = "a client leaf with EKU anyExtendedKeyUsage only", .checked = Checked::client,
    .cert = "eku_any.pem", .expect = server_rejects},
 
+  // Extended Key Usage on an intermediate CA: it limits what the leaves under it
+  // may do (RFC 5280 4.2.1.12, as OpenSSL and GnuTLS check a chain;
+  // anyExtendedKeyUsage does not count). The leaves themselves allow both.
+  {.name = "a server leaf under an intermediate CA with EKU serverAuth only",
+   .checked = Checked::server, .cert = "server_eku_ca_chain.pem", .key = "server_eku_ca_leaf.key"},
+  {.name = "a server leaf under an intermediate CA with EKU clientAuth only",
+   .checked = Checked::server, .cert = "client_eku_ca_chain.pem", .key = "client_eku_ca_leaf.key",
+   .expect = client_rejects},
+  {.name = "a server leaf under an intermediate CA with EKU anyExtendedKeyUsage only",
+   .checked = Checked::server, .cert = "any_eku_ca_chain.pem", .key = "any_eku_ca_leaf.key",
+   .expect = client_rejects},
+  {.name = "a client leaf under an intermediate CA with EKU clientAuth only",
+   .checked = Checked::client, .cert = "client_eku_ca_chain.pem", .key = "client_eku_ca_leaf.key"},
+  {.name = "a client leaf under an intermediate CA with EKU serverAuth only",
+   .checked = Checked::client, .cert = "server_eku_ca_chain.pem", .key = "server_eku_ca_leaf.key",
+   .expect = server_rejects},
+  {.name = "a client leaf under an intermediate CA with EKU anyExtendedKeyUsage only",
+   .checked = Checked::client, .cert = "any_eku_ca_chain.pem", .key = "any_eku_ca_leaf.key",
+   .expect = server_rejects},
+
   // ---- Context::create refuses what it cannot use ----
   {.name = "a server certificate_file in DER", .checked = Checked::server, .cert = "server.der",
    .key = "server.key", .expect = refused, .culprit = "server.der"},
