@@ -1,0 +1,1118 @@
+// The wolfSSL 5 backend: one WOLFSSL_CTX per Config, one WOLFSSL per
+// connection. TLS 1.2 and 1.3.
+//
+// The engine only translates wolfSSL's answers into detail::Result; every
+// shutdown rule lives in the core. wolfSSL is the stack whose own shutdown
+// state misleads most (docs/backend-notes.md, T15-T20): its flags are wrong
+// before the handshake and after a transport EOF, wolfSSL_shutdown resets the
+// object when it completes, and writes go through after a fatal error or our
+// own close_notify. The engine therefore reads none of that state: the core
+// keeps its own, and the engine
+//   - keeps the bytes wolfSSL writes in a queue of its own, so that wolfSSL
+//     never sees "would block" and never builds a second close_notify on a
+//     retried wolfSSL_shutdown (T15);
+//   - freezes the connection's facts before wolfSSL_shutdown, which resets
+//     the object when the peer's close_notify was already in (T16);
+//   - maps errors by wolfSSL_get_error and by the Wire, never by the return
+//     value alone (T19: EOF is -397, a received fatal alert -313).
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <wolfssl/wolfcrypt/error-crypt.h>
+#include <wolfssl/wolfcrypt/random.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "client_hello.hpp"
+#include "engine.hpp"
+#include "private_key.hpp"
+#include "session_cache.hpp"
+#include "verify.hpp"
+#include "wire.hpp"
+
+namespace unitls::detail {
+
+namespace {
+
+// ---- native error codes -----------------------------------------------------
+//
+// Values in the "unitls.wolfssl" category:
+//   < 0      a wolfSSL or wolfCrypt error code (error-ssl.h, error-crypt.h);
+//   >= 1000  an X509_V_ERR_* verification result, as 1000 + result;
+//   90       our own: the peer passed KeyUpdateLimit.
+// Transport failures carry their errno in std::system_category instead.
+constexpr int verify_base = 1000;
+constexpr int key_update_flood_code = 90;
+
+std::string error_text(int code) {
+  char buf[WOLFSSL_MAX_ERROR_SZ] = {};
+  wolfSSL_ERR_error_string_n(static_cast<unsigned long>(code), buf, sizeof buf);
+  return buf;
+}
+
+class WolfSslCategory final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "unitls.wolfssl"; }
+  std::string message(int value) const override {
+    if (value < 0) return error_text(value);
+    if (value >= verify_base)
+      return std::string("certificate verify failed: ") +
+             wolfSSL_X509_verify_cert_error_string(value - verify_base);
+    if (value == key_update_flood_code) return "too many KeyUpdates from the peer (more than 8 in 1 s)";
+    return "no error";
+  }
+};
+
+const std::error_category& wolfssl_category() noexcept {
+  static const WolfSslCategory instance;
+  return instance;
+}
+
+std::error_code wolfssl_code(int code) { return {code, wolfssl_category()}; }
+
+// "(wolfSSL: <why>)" for configuration messages.
+std::string why(int code) { return error_text(code); }
+
+// An X509_V_ERR_* result (what wolfSSL puts in the store of its verify
+// callback, OPENSSL_COMPATIBLE_DEFAULTS) in the core's words (verify.hpp).
+unsigned issues_of(int result) {
+  switch (result) {
+    case 0: return 0;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED:
+    case X509_V_ERR_INVALID_CA:
+    case X509_V_ERR_PATH_LENGTH_EXCEEDED:
+    case X509_V_ERR_CERT_CHAIN_TOO_LONG:
+      return issue_untrusted;
+    case X509_V_ERR_CERT_NOT_YET_VALID: return issue_not_yet_valid;
+    case X509_V_ERR_CERT_HAS_EXPIRED: return issue_expired;
+    case X509_V_ERR_INVALID_PURPOSE: return issue_wrong_purpose;
+    default: return issue_other;
+  }
+}
+
+// The named groups by wolfSSL's names (wolfSSL_get_curve_name) and IANA code points.
+struct GroupName {
+  std::uint16_t code;
+  const char* name;
+};
+constexpr GroupName group_names[] = {
+    {23, "SECP256R1"},       {24, "SECP384R1"},       {25, "SECP521R1"},       {29, "X25519"},
+    {30, "X448"},            {26, "BRAINPOOLP256R1"}, {27, "BRAINPOOLP384R1"}, {28, "BRAINPOOLP512R1"},
+};
+std::uint16_t group_of_name(const char* name) {
+  if (!name) return 0;
+  for (const auto& g : group_names)
+    if (std::strcmp(g.name, name) == 0) return g.code;
+  return 0;
+}
+
+// wolfSSL is initialised once per process (wolfSSL_Init counts; never
+// cleaned up, like OpenSSL's own global state).
+bool library_ready() {
+  static const bool ready = wolfSSL_Init() == WOLFSSL_SUCCESS;
+  return ready;
+}
+
+class WolfSslEngine;
+
+// A credential as wolfSSL loads it: the chain as PEM, the key as plain DER
+// (decrypted once, at Context::create).
+struct OwnCredential {
+  std::string chain_pem;
+  std::vector<unsigned char> key_der;
+  OwnCredential() = default;
+  OwnCredential(OwnCredential&&) = default;
+  OwnCredential& operator=(OwnCredential&&) = default;
+  ~OwnCredential() { secure_wipe(key_der); }
+};
+
+// ---- the context --------------------------------------------------------------
+
+class WolfSslContext final : public BackendContext,
+                             public ContextFacts {
+ public:
+  WolfSslContext(const Config& config, const Prepared& prepared)
+      : ContextFacts(config, prepared),
+        alpn_(config.alpn),
+        session_cache_(config.role == Role::client && config.session_cache),
+        keylog_(static_cast<bool>(config.keylog)) {}
+
+  ~WolfSslContext() override {
+    if (ctx_) wolfSSL_CTX_free(ctx_);
+    detail::secure_wipe(ticket_key_, sizeof ticket_key_);
+  }
+
+  WolfSslContext(const WolfSslContext&) = delete;
+  WolfSslContext& operator=(const WolfSslContext&) = delete;
+
+  EnginePtr make_engine(Wire& wire, EngineSetup& setup) override;
+  std::size_t engine_size() const override;
+
+  bool init(const Config& config, const Prepared& prepared, std::string& message);
+
+ private:
+  friend class WolfSslEngine;
+  bool select(const Selection& selection, std::string& message);
+  bool load_credential(const PreparedCredential& prepared, OwnCredential& own, std::string& message);
+  bool load_trust(const Prepared& prepared, std::string& message);
+  bool is_anchor(std::span<const unsigned char> der) const;
+
+  WOLFSSL_CTX* ctx_ = nullptr;
+  std::vector<std::string> alpn_;
+  std::string alpn_list_;                  // client: comma-separated (wolfSSL_UseALPN)
+  std::vector<unsigned char> alpn_wire_;   // server: RFC 7301 3.1 wire format, preference order
+  bool session_cache_;
+  bool keylog_;
+  std::vector<std::uint16_t> groups_;      // code points, preference order
+  std::vector<OwnCredential> credentials_;
+  std::vector<std::vector<unsigned char>> anchors_;  // the trust anchors' DER
+  // Server: the key of the TLS 1.3 tickets (ChaCha20-Poly1305), made at
+  // random for this context; the server name goes into each ticket's
+  // additional data (on_ticket).
+  unsigned char ticket_key_[CHACHA20_POLY1305_AEAD_KEYSIZE] = {};
+  unsigned char ticket_name_[WOLFSSL_TICKET_NAME_SZ] = {};
+};
+
+// ---- the engine -----------------------------------------------------------------
+
+enum class Op { handshake, read, write, close_notify };
+
+// A TLS 1.3 record wolfSSL must refuse after the handshake (RFC 8446 5: only
+// application_data records then): a handshake-typed one.
+constexpr unsigned char poison_record[] = {0x16, 0x03, 0x03, 0x00, 0x01, 0x00};
+
+class WolfSslEngine final : public Engine {
+ public:
+  WolfSslEngine(WolfSslContext& context, Wire& wire, WOLFSSL* ssl, SessionSink* sessions, KeyLogSink* keylog)
+      : context_(&context), wire_(wire), ssl_(ssl), sessions_(sessions), keylog_(keylog) {}
+
+  ~WolfSslEngine() override {
+    wolfSSL_free(ssl_);
+    secure_wipe(out_);
+  }
+
+  WolfSslEngine(const WolfSslEngine&) = delete;
+  WolfSslEngine& operator=(const WolfSslEngine&) = delete;
+
+  bool init(const StoredSession* offer);
+
+  Result handshake() override;
+  Result read(std::span<std::byte> buf) override;
+  Result write(std::span<const std::byte> buf) override;
+  Result send_close_notify() override;
+
+  std::string protocol_version() const override {
+    if (!handshake_done_) return "";
+    if (frozen_) return facts_.version;
+    const char* v = wolfSSL_get_version(ssl_);
+    return v ? v : "";
+  }
+  std::string cipher() const override {
+    if (!handshake_done_) return "";
+    if (frozen_) return facts_.cipher;
+    return cipher_now();
+  }
+  std::uint16_t group() const override {
+    if (!handshake_done_) return 0;
+    if (frozen_) return facts_.group;
+    return group_of_name(wolfSSL_get_curve_name(ssl_));
+  }
+  std::string alpn_selected() const override {
+    if (!handshake_done_) return "";
+    if (frozen_) return facts_.alpn;
+    return alpn_now();
+  }
+  bool session_reused() const override {
+    if (!handshake_done_) return false;
+    if (frozen_) return facts_.reused;
+    return wolfSSL_session_reused(ssl_) == 1;
+  }
+  std::size_t pending() const override {
+    const int n = wolfSSL_pending(ssl_);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
+  std::span<const unsigned char> server_session_id() const override {
+    WOLFSSL_SESSION* session = wolfSSL_get_session(ssl_);
+    unsigned len = 0;
+    const unsigned char* id = session ? wolfSSL_SESSION_get_id(session, &len) : nullptr;
+    if (!id) return {};
+    return {id, len};
+  }
+  std::vector<std::vector<std::byte>> peer_chain() const override {
+    if (!handshake_done_) return rejected_chain_;
+    if (frozen_) return facts_.chain;
+    return chain_now();
+  }
+  unsigned certificate_issues() const override { return issues_; }
+  std::string requested_server_name() const override { return requested_name_; }
+  void* native_handle() const override { return ssl_; }
+  void send_alert(std::uint8_t description) override;
+  void end(bool) override {}
+
+  // ---- callbacks ----
+  static int io_recv(WOLFSSL* ssl, char* buf, int size, void* p);
+  static int io_send(WOLFSSL* ssl, char* buf, int size, void* p);
+  static int verify(int ok, WOLFSSL_X509_STORE_CTX* store);
+  static int on_new_session(WOLFSSL* ssl, WOLFSSL_SESSION* session);
+  static WOLFSSL_SESSION* find_session(WOLFSSL* ssl, const unsigned char* id, int len, int* copy);
+  static void forget_session(WOLFSSL_CTX* ctx, WOLFSSL_SESSION* session);
+  static int on_ticket(WOLFSSL* ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
+                       unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc,
+                       unsigned char* ticket, int in_len, int* out_len, void* arg);
+  static WolfSslEngine* of(WOLFSSL* ssl) { return static_cast<WolfSslEngine*>(wolfSSL_GetIOReadCtx(ssl)); }
+
+ private:
+  struct Facts {
+    std::string version, cipher, alpn;
+    std::uint16_t group = 0;
+    bool reused = false;
+    std::vector<std::vector<std::byte>> chain;
+  };
+
+  std::string cipher_now() const {
+    const int suite = wolfSSL_get_current_cipher_suite(ssl_);
+    const SuiteInfo* info = suite > 0 ? find_suite(static_cast<std::uint16_t>(suite)) : nullptr;
+    if (info) return std::string(info->name);
+    const char* name = wolfSSL_get_cipher_name_iana_from_suite(static_cast<unsigned char>(suite >> 8),
+                                                                 static_cast<unsigned char>(suite));
+    return name ? name : "";
+  }
+  std::string alpn_now() const {
+    char* name = nullptr;
+    unsigned short size = 0;
+    if (wolfSSL_ALPN_GetProtocol(ssl_, &name, &size) != WOLFSSL_SUCCESS || !name) return "";
+    return std::string(name, size);
+  }
+  std::vector<std::vector<std::byte>> chain_now() const {
+    std::vector<std::vector<std::byte>> chain;
+    WOLFSSL_X509_CHAIN* peer = wolfSSL_get_peer_chain(ssl_);
+    const int count = peer ? wolfSSL_get_chain_count(peer) : 0;
+    for (int i = 0; i < count; ++i) {
+      const unsigned char* der = wolfSSL_get_chain_cert(peer, i);
+      const int len = wolfSSL_get_chain_length(peer, i);
+      if (!der || len <= 0) break;
+      const auto* p = reinterpret_cast<const std::byte*>(der);
+      chain.emplace_back(p, p + len);
+    }
+    if (chain.empty()) {
+      // A resumed session that kept no chain: its leaf, as wolfSSL keeps it.
+      if (WOLFSSL_X509* leaf = wolfSSL_get_peer_certificate(ssl_)) {
+        int len = 0;
+        const unsigned char* der = wolfSSL_X509_get_der(leaf, &len);
+        if (der && len > 0) {
+          const auto* p = reinterpret_cast<const std::byte*>(der);
+          chain.emplace_back(p, p + len);
+        }
+        wolfSSL_X509_free(leaf);
+      }
+    }
+    return chain;
+  }
+  // Before wolfSSL_shutdown (T16): what the connection was.
+  void freeze() {
+    if (frozen_ || !handshake_done_) return;
+    facts_.version = protocol_version();
+    facts_.cipher = cipher_now();
+    facts_.group = group();
+    facts_.alpn = alpn_now();
+    facts_.reused = wolfSSL_session_reused(ssl_) == 1;
+    facts_.chain = chain_now();
+    frozen_ = true;
+  }
+
+  void handshake_completed();
+  void log_tls12_keys();
+  Result read_client_hello();
+  Result translate(int ret, Op op);
+  // The queue of bytes wolfSSL wrote that the transport has not taken:
+  // true when it is empty. On a transport failure, *failed.
+  bool flush(Result* failed);
+  int transport_send(const unsigned char* buf, std::size_t len);
+  int transport_recv(unsigned char* buf, std::size_t len);
+  Result key_update_failure() { return Result::fail(errc::protocol_error, wolfssl_code(key_update_flood_code)); }
+
+  WolfSslContext* context_;
+  Wire& wire_;
+  WOLFSSL* ssl_;
+  SessionSink* sessions_;
+  KeyLogSink* keylog_;
+  bool handshake_done_ = false;
+  bool frozen_ = false;
+  bool close_notify_made_ = false;
+  bool hello_read_ = false;           // server: the ClientHello was scanned (read_client_hello)
+  bool write_pending_ = false;        // write: wolfSSL took pending_count_ bytes, the queue holds them
+  std::size_t pending_count_ = 0;
+  bool transport_failed_ = false;     // io_send/io_recv saw the transport fail in this call
+  std::vector<unsigned char> out_;    // written by wolfSSL, not yet taken by the transport
+  std::size_t out_pos_ = 0;
+  std::vector<unsigned char> ahead_;  // server: the ClientHello read ahead, not yet given to wolfSSL
+  std::size_t ahead_pos_ = 0;
+  std::string requested_name_;        // server: this handshake's SNI host_name
+  unsigned issues_ = 0;               // verify: why a certificate was rejected
+  bool rejected_ = false;             // verify: our callback rejected a certificate
+  std::vector<std::vector<std::byte>> rejected_chain_;
+  Facts facts_;
+  // TLS 1.3 KeyUpdates (KeyUpdateLimit): counted by the peer's record
+  // sequence number going back to 0 (a KeyUpdate starts new keys).
+  KeyUpdateLimit key_updates_;
+  bool key_update_flood_ = false;
+  std::size_t poison_offset_ = 0;
+  friend class WolfSslContext;
+};
+
+// ---- the transport ------------------------------------------------------------
+//
+// Every byte goes through the core's Wire. What wolfSSL writes is taken at
+// once (into out_ when the transport takes less): wolfSSL never sees "would
+// block" on a write, so it never keeps half a record of its own, and a
+// retried wolfSSL_shutdown never builds a second close_notify (T15). The
+// engine reports want_write until out_ is on the transport.
+
+int WolfSslEngine::io_send(WOLFSSL*, char* buf, int size, void* p) {
+  auto* self = static_cast<WolfSslEngine*>(p);
+  if (size <= 0) return 0;
+  return self->transport_send(reinterpret_cast<const unsigned char*>(buf), static_cast<std::size_t>(size));
+}
+
+int WolfSslEngine::transport_send(const unsigned char* buf, std::size_t len) {
+  if (out_pos_ == out_.size()) {
+    out_.clear();
+    out_pos_ = 0;
+    const std::ptrdiff_t n = wire_.write(std::span<const std::byte>(reinterpret_cast<const std::byte*>(buf), len));
+    if (n > 0) {
+      const auto taken = static_cast<std::size_t>(n);
+      if (taken < len) out_.insert(out_.end(), buf + taken, buf + len);
+      return static_cast<int>(len);
+    }
+    if (wire_.stop() == Wire::Stop::failed) {
+      transport_failed_ = true;
+      return WOLFSSL_CBIO_ERR_CONN_RST;
+    }
+  }
+  out_.insert(out_.end(), buf, buf + len);
+  return static_cast<int>(len);
+}
+
+bool WolfSslEngine::flush(Result* failed) {
+  while (out_pos_ < out_.size()) {
+    const std::ptrdiff_t n = wire_.write(
+        std::span<const std::byte>(reinterpret_cast<const std::byte*>(out_.data() + out_pos_), out_.size() - out_pos_));
+    if (n > 0) {
+      out_pos_ += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (wire_.stop() == Wire::Stop::failed && failed)
+      *failed = Result::fail(errc::transport_error, wire_.io_error() ? wire_.io_error() : wolfssl_code(SOCKET_ERROR_E));
+    return false;
+  }
+  if (!out_.empty()) {
+    out_.clear();
+    out_pos_ = 0;
+  }
+  return true;
+}
+
+int WolfSslEngine::io_recv(WOLFSSL*, char* buf, int size, void* p) {
+  auto* self = static_cast<WolfSslEngine*>(p);
+  if (size <= 0) return 0;
+  return self->transport_recv(reinterpret_cast<unsigned char*>(buf), static_cast<std::size_t>(size));
+}
+
+int WolfSslEngine::transport_recv(unsigned char* buf, std::size_t len) {
+  if (key_update_flood_) {
+    // Once the flood is seen, the poison is all there is to read: wolfSSL
+    // refuses it with its own fatal alert.
+    const std::size_t left = sizeof poison_record - poison_offset_;
+    if (left == 0) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+    const std::size_t n = std::min(left, len);
+    std::memcpy(buf, poison_record + poison_offset_, n);
+    poison_offset_ += n;
+    return static_cast<int>(n);
+  }
+  if (ahead_pos_ < ahead_.size()) {
+    const std::size_t n = std::min({len, ahead_.size() - ahead_pos_, std::size_t{INT_MAX}});
+    std::memcpy(buf, ahead_.data() + ahead_pos_, n);
+    ahead_pos_ += n;
+    if (ahead_pos_ == ahead_.size()) {
+      std::vector<unsigned char>().swap(ahead_);
+      ahead_pos_ = 0;
+    }
+    return static_cast<int>(n);
+  }
+  len = std::min<std::size_t>(len, INT_MAX);
+  const std::ptrdiff_t n = wire_.read(std::span<std::byte>(reinterpret_cast<std::byte*>(buf), len));
+  if (n > 0) return static_cast<int>(n);
+  // wolfSSL reads 0 as "nothing yet" and asks again for ever: EOF is
+  // CONN_CLOSE, which it answers -397 or -308 (T19); the Wire says which.
+  if (n == 0) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+  switch (wire_.stop()) {
+    case Wire::Stop::would_block_read:
+    case Wire::Stop::would_block_write:
+      return WOLFSSL_CBIO_ERR_WANT_READ;
+    default:
+      transport_failed_ = true;
+      return WOLFSSL_CBIO_ERR_CONN_RST;
+  }
+}
+
+// ---- steps ------------------------------------------------------------------------
+
+bool WolfSslEngine::init(const StoredSession* offer) {
+  wolfSSL_SetIOReadCtx(ssl_, this);
+  wolfSSL_SetIOWriteCtx(ssl_, this);
+  const WolfSslContext& c = *context_;
+  if (c.role_ == Role::server) return true;
+  // The name is checked by verify (the core's rule), not by wolfSSL: SNI
+  // only, no wolfSSL_check_domain_name.
+  if (!c.sni_.empty() &&
+      wolfSSL_UseSNI(ssl_, WOLFSSL_SNI_HOST_NAME, c.sni_.data(), static_cast<unsigned short>(c.sni_.size())) !=
+          WOLFSSL_SUCCESS)
+    return false;
+  if (!c.alpn_list_.empty() &&
+      wolfSSL_UseALPN(ssl_, const_cast<char*>(c.alpn_list_.data()), static_cast<unsigned>(c.alpn_list_.size()),
+                      WOLFSSL_ALPN_FAILED_ON_MISMATCH) != WOLFSSL_SUCCESS)
+    return false;
+  // wolfSSL_set_session copies the session: the cached one is only read.
+  if (offer && offer->native)
+    (void)wolfSSL_set_session(ssl_, static_cast<WOLFSSL_SESSION*>(offer->native.get()));
+  return true;
+}
+
+// A server gathers the ClientHello before wolfSSL sees it (the core's
+// scan_client_hello), as the mbedTLS backend does: the server name is the
+// core's to judge (docs/contract.md, "Server names"), and the credential
+// it picks must be on the connection before wolfSSL answers the hello
+// (wolfSSL 5.5 has no ClientHello callback). The bytes go to wolfSSL
+// unchanged.
+Result WolfSslEngine::read_client_hello() {
+  const WolfSslContext& c = *context_;
+  for (;;) {
+    const ClientHelloScan scan = scan_client_hello(ahead_, 16384 + 2048);
+    if (scan.state != ClientHelloScan::State::need_more) {
+      hello_read_ = true;
+      if (const HelloFault fault = scan.fault; fault != HelloFault::none)
+        return Result::answer(errc::protocol_error, make_error_code(fault), hello_alert(fault));
+      requested_name_ = scan.server_name;
+      if (const std::size_t i = c.credential_for(requested_name_); i > 0) {
+        const OwnCredential& chosen = c.credentials_[i];
+        if (wolfSSL_use_certificate_chain_buffer(ssl_, reinterpret_cast<const unsigned char*>(chosen.chain_pem.data()),
+                                                 static_cast<long>(chosen.chain_pem.size())) != WOLFSSL_SUCCESS ||
+            wolfSSL_use_PrivateKey_buffer(ssl_, chosen.key_der.data(), static_cast<long>(chosen.key_der.size()),
+                                          WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS)
+          return Result::fail(errc::protocol_error, wolfssl_code(MEMORY_E));
+      }
+      return Result::ok();
+    }
+    unsigned char buf[4096];
+    const std::ptrdiff_t n = wire_.read(std::span<std::byte>(reinterpret_cast<std::byte*>(buf), sizeof buf));
+    if (n > 0) {
+      ahead_.insert(ahead_.end(), buf, buf + n);
+      continue;
+    }
+    if (n == 0) return Result::of(Status::eof);
+    switch (wire_.stop()) {
+      case Wire::Stop::would_block_read:
+      case Wire::Stop::would_block_write:
+        return Result::of(Status::want_read);
+      default:
+        return Result::fail(errc::transport_error, wire_.io_error() ? wire_.io_error() : wolfssl_code(SOCKET_ERROR_E));
+    }
+  }
+}
+
+Result WolfSslEngine::handshake() {
+  transport_failed_ = false;
+  Result failed = Result::ok();
+  if (!flush(&failed)) return failed.status == Status::failed ? failed : Result::of(Status::want_write);
+  if (handshake_done_) return Result::ok();
+  if (context_->role_ == Role::server && !hello_read_) {
+    Result r = read_client_hello();
+    if (r.status != Status::done) return r;
+  }
+  const int ret = wolfSSL_negotiate(ssl_);
+  if (ret == WOLFSSL_SUCCESS) {
+    handshake_completed();
+    if (!flush(&failed)) return failed.status == Status::failed ? failed : Result::of(Status::want_write);
+    return Result::ok();
+  }
+  Result r = translate(ret, Op::handshake);
+  // What wolfSSL wrote before it stopped (its flight, or its alert) goes
+  // out first.
+  if (!flush(&failed) && r.status == Status::want_read) {
+    if (failed.status == Status::failed) return failed;
+    return Result::of(Status::want_write);
+  }
+  return r;
+}
+
+void WolfSslEngine::handshake_completed() {
+  handshake_done_ = true;
+  std::vector<std::vector<std::byte>>().swap(rejected_chain_);
+  if (keylog_) log_tls12_keys();
+}
+
+// TLS 1.2: the master secret, from the session, once the handshake is
+// complete (full or resumed). wolfSSL 5.5.4 in Debian is built without
+// HAVE_SECRET_CALLBACK: the TLS 1.3 secrets cannot be had (the backend
+// declares it, Capabilities::keylog_tls1_3).
+void WolfSslEngine::log_tls12_keys() {
+  if (wolfSSL_version(ssl_) != TLS1_2_VERSION) return;
+  unsigned char random[32], master[48];
+  WOLFSSL_SESSION* session = wolfSSL_get_session(ssl_);
+  if (!session || wolfSSL_get_client_random(ssl_, random, sizeof random) != sizeof random ||
+      wolfSSL_SESSION_get_master_key(session, master, sizeof master) != static_cast<int>(sizeof master))
+    return;
+  keylog_->secret(Secret::client_random, {random, sizeof random}, {master, sizeof master});
+  detail::secure_wipe(master, sizeof master);
+}
+
+Result WolfSslEngine::read(std::span<std::byte> buf) {
+  transport_failed_ = false;
+  (void)flush(nullptr);  // a reply wolfSSL made while reading (a KeyUpdate), best effort
+  if (key_update_flood_ && poison_offset_ == sizeof poison_record) return key_update_failure();
+  std::uint64_t before = 0;
+  const bool tls13 = handshake_done_ && !frozen_ && wolfSSL_version(ssl_) == TLS1_3_VERSION;
+  if (tls13) (void)wolfSSL_GetPeerSequenceNumber(ssl_, &before);
+  const int ret = wolfSSL_read(ssl_, buf.data(), static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX)));
+  if (tls13 && ret != 0) {
+    std::uint64_t after = 0;
+    // The peer's sequence number starts again at 0 with each KeyUpdate
+    // (RFC 8446 5.3): one that went back is a KeyUpdate received.
+    if (wolfSSL_GetPeerSequenceNumber(ssl_, &after) == 0 && after < before &&
+        !key_updates_.received(std::chrono::steady_clock::now()))
+      key_update_flood_ = true;
+  }
+  if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
+  if (key_update_flood_ && poison_offset_ > 0) return key_update_failure();
+  Result r = translate(ret, Op::read);
+  Result failed = Result::ok();
+  if (r.status == Status::failed) (void)flush(&failed);  // our alert, if wolfSSL made one
+  return r;
+}
+
+Result WolfSslEngine::write(std::span<const std::byte> buf) {
+  transport_failed_ = false;
+  Result failed = Result::ok();
+  if (write_pending_) {
+    // wolfSSL took these bytes in the call that answered want_write: the
+    // record is in out_, only its flush is left.
+    if (!flush(&failed)) return failed.status == Status::failed ? failed : Result::of(Status::want_write);
+    write_pending_ = false;
+    return Result::ok(pending_count_);
+  }
+  if (!flush(&failed)) return failed.status == Status::failed ? failed : Result::of(Status::want_write);
+  // One record per call, as on the other stacks.
+  const int len = static_cast<int>(std::min<std::size_t>(buf.size(), 16384));
+  const int ret = wolfSSL_write(ssl_, buf.data(), len);
+  if (ret > 0) {
+    if (!flush(&failed)) {
+      if (failed.status == Status::failed) return failed;
+      write_pending_ = true;
+      pending_count_ = static_cast<std::size_t>(ret);
+      return Result::of(Status::want_write);
+    }
+    return Result::ok(static_cast<std::size_t>(ret));
+  }
+  Result r = translate(ret, Op::write);
+  (void)flush(nullptr);
+  return r;
+}
+
+Result WolfSslEngine::send_close_notify() {
+  transport_failed_ = false;
+  Result failed = Result::ok();
+  if (!close_notify_made_) {
+    close_notify_made_ = true;
+    // T16: a wolfSSL_shutdown that finds the peer's close_notify already
+    // in returns 1 and clears the object for reuse; the facts are kept.
+    freeze();
+    const int ret = wolfSSL_shutdown(ssl_);
+    // 0 (T15: WOLFSSL_SHUTDOWN_NOT_DONE in this build): sent, the peer's
+    // not yet in; 1: sent and the peer's in. The core waits for the peer's
+    // close_notify with read(), never with wolfSSL_shutdown (T15, T17).
+    if (ret < 0) {
+      // Nothing sent: wolfSSL saw the transport end (isClosed) and skips
+      // the alert, which the Wire would have swallowed anyway.
+      if (wire_.eof()) return Result::ok();
+      if (transport_failed_)
+        return Result::fail(errc::transport_error, wire_.io_error() ? wire_.io_error() : wolfssl_code(SOCKET_ERROR_E));
+      const int err = wolfSSL_get_error(ssl_, ret);
+      if (err != WOLFSSL_ERROR_NONE && err != WOLFSSL_ERROR_ZERO_RETURN)
+        return Result::fail(errc::protocol_error, wolfssl_code(err));
+    }
+  }
+  if (!flush(&failed)) return failed.status == Status::failed ? failed : Result::of(Status::want_write);
+  return Result::ok();
+}
+
+// A fatal alert wolfSSL did not send itself: only a ClientHello the core
+// refused (read_client_hello), before any record is encrypted, so the
+// plaintext alert record is written here (wolfSSL has no public call for
+// an alert).
+void WolfSslEngine::send_alert(std::uint8_t description) {
+  if (handshake_done_) return;
+  const unsigned char record[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description};
+  (void)transport_send(record, sizeof record);
+  (void)flush(nullptr);
+}
+
+// Maps a failed call by wolfSSL_get_error and the Wire, never by the return
+// value (T19).
+Result WolfSslEngine::translate(int ret, Op op) {
+  const int err = wolfSSL_get_error(ssl_, ret);
+  switch (err) {
+    case WOLFSSL_ERROR_WANT_READ:
+      return Result::of(Status::want_read);
+    case WOLFSSL_ERROR_WANT_WRITE:
+      return Result::of(Status::want_write);
+    case WOLFSSL_ERROR_ZERO_RETURN:
+    case ZERO_RETURN:
+      if (transport_failed_ || wire_.io_error())
+        return Result::fail(errc::transport_error, wire_.io_error() ? wire_.io_error() : wolfssl_code(err));
+      if (op == Op::read || op == Op::handshake) return Result::of(Status::close_notify, wolfssl_code(ZERO_RETURN));
+      return Result::fail(errc::transport_error, wolfssl_code(err));
+    default:
+      break;
+  }
+  // The transport: its EOF (-397, -308 after CONN_CLOSE), or its failure.
+  if (transport_failed_ || (wire_.io_error() && (err == SOCKET_ERROR_E || err == SOCKET_PEER_CLOSED_E)))
+    return Result::fail(errc::transport_error, wire_.io_error() ? wire_.io_error() : wolfssl_code(err));
+  if (err == SOCKET_PEER_CLOSED_E || (err == SOCKET_ERROR_E && wire_.eof())) return Result::of(Status::eof, wolfssl_code(err));
+  if (err == FATAL_ERROR) return Result::fail(errc::protocol_error, wolfssl_code(err), true);
+  if (op == Op::handshake) {
+    if (rejected_)
+      return Result::fail(errc::certificate_error, issues_ ? wolfssl_code(err) : wolfssl_code(err));
+    if (err == NO_PEER_CERT) return Result::fail(errc::certificate_error, wolfssl_code(err));
+  }
+  return Result::fail(errc::protocol_error, wolfssl_code(err));
+}
+
+// ---- verification ---------------------------------------------------------------
+//
+// wolfSSL checks the chain, the signatures and the validity period (and the
+// leaf's extendedKeyUsage). Names and purposes are the core's rules
+// (verify.hpp), the same on every backend: the leaf is judged here after
+// wolfSSL's own checks passed, and each intermediate CA by
+// check_peer_intermediate (wolfSSL checks no CA's extendedKeyUsage).
+// WOLFSSL_VERIFY_CB_ALL_CERTS and WOLFSSL_ALWAYS_VERIFY_CB (Debian's build)
+// make wolfSSL call this for every certificate the peer sent, the top
+// first, the leaf last.
+int WolfSslEngine::verify(int ok, WOLFSSL_X509_STORE_CTX* store) {
+  auto* ssl = static_cast<WOLFSSL*>(wolfSSL_X509_STORE_CTX_get_ex_data(store, wolfSSL_get_ex_data_X509_STORE_CTX_idx()));
+  WolfSslEngine* self = ssl ? of(ssl) : nullptr;
+  if (!self) return ok;
+  const WolfSslContext& c = *self->context_;
+  const int depth = store->error_depth;
+  std::span<const unsigned char> der;
+  if (store->certs && depth >= 0 && depth < store->totalCerts)
+    der = {store->certs[depth].buffer, store->certs[depth].length};
+  auto reject = [&](unsigned issues) {
+    self->issues_ |= issues;
+    self->rejected_ = true;
+    self->rejected_chain_.clear();
+    for (int i = 0; store->certs && i < store->totalCerts; ++i) {
+      const auto* p = reinterpret_cast<const std::byte*>(store->certs[i].buffer);
+      self->rejected_chain_.emplace_back(p, p + store->certs[i].length);
+    }
+    return 0;
+  };
+  if (!ok) return reject(issues_of(store->error));
+  if (der.empty()) return ok;
+  if (depth > 0) {
+    if (!c.is_anchor(der) &&
+        check_peer_intermediate(std::as_bytes(der), c.role_) != PeerVerdict::ok) {
+      wolfSSL_X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE);
+      return reject(issue_wrong_purpose);
+    }
+    return 1;
+  }
+  const PeerVerdict verdict = check_peer_leaf(std::as_bytes(der), c.role_, c.server_name_);
+  if (verdict == PeerVerdict::ok) return 1;
+  wolfSSL_X509_STORE_CTX_set_error(store, verdict == PeerVerdict::wrong_purpose ? X509_V_ERR_INVALID_PURPOSE
+                                                                                : X509_V_ERR_CERT_REJECTED);
+  return reject(issue_of(verdict));
+}
+
+// ---- sessions -----------------------------------------------------------------
+
+std::shared_ptr<void> shared(WOLFSSL_SESSION* session) {
+  return std::shared_ptr<void>(session, [](void* s) { wolfSSL_SESSION_free(static_cast<WOLFSSL_SESSION*>(s)); });
+}
+
+// wolfSSL_CTX_sess_set_new_cb (HAVE_EXT_CACHE). A client: wolfSSL made a
+// session (the end of a full TLS 1.2 handshake, a TLS 1.3
+// NewSessionTicket). A server: a session for the core's session-ID cache.
+// 1: the reference wolfSSL gave is ours.
+int WolfSslEngine::on_new_session(WOLFSSL* ssl, WOLFSSL_SESSION* session) {
+  WolfSslEngine* self = of(ssl);
+  if (!self) return 0;
+  if (self->sessions_) {
+    // A resumption without a new ticket makes none (wolfSSL 1.2 reports
+    // the session it resumed).
+    if (wolfSSL_version(ssl) == TLS1_2_VERSION && wolfSSL_session_reused(ssl) == 1) return 0;
+    self->sessions_->session_made({}, shared(session));
+    return 1;
+  }
+  if (ServerSessionStore* store = self->context_->server_sessions_.get()) {
+    if (wolfSSL_version(ssl) != TLS1_2_VERSION) return 0;  // TLS 1.3: stateless tickets
+    unsigned len = 0;
+    const unsigned char* id = wolfSSL_SESSION_get_id(session, &len);
+    if (!id || len == 0) return 0;
+    store->store(std::span<const unsigned char>(id, len), {}, shared(session), self->requested_name_);
+    return 1;
+  }
+  return 0;
+}
+
+// wolfSSL_CTX_sess_set_get_cb (server): a session ID the client offered.
+WOLFSSL_SESSION* WolfSslEngine::find_session(WOLFSSL* ssl, const unsigned char* id, int len, int* copy) {
+  *copy = 0;  // wolfSSL copies it and releases this reference
+  const WolfSslEngine* self = of(ssl);
+  if (!self || len <= 0 || !self->context_->server_sessions_) return nullptr;
+  const auto found = self->context_->server_sessions_->find(
+      std::span<const unsigned char>(id, static_cast<std::size_t>(len)), self->requested_name_);
+  if (!found || !found->native) return nullptr;
+  auto* session = static_cast<WOLFSSL_SESSION*>(found->native.get());
+  if (wolfSSL_SESSION_up_ref(session) != WOLFSSL_SUCCESS) return nullptr;
+  return session;
+}
+
+void WolfSslEngine::forget_session(WOLFSSL_CTX* ctx, WOLFSSL_SESSION* session) {
+  const auto* context = static_cast<const WolfSslContext*>(wolfSSL_CTX_get_ex_data(ctx, 0));
+  unsigned len = 0;
+  const unsigned char* id = session ? wolfSSL_SESSION_get_id(session, &len) : nullptr;
+  if (context && context->server_sessions_ && id) context->server_sessions_->remove(std::span<const unsigned char>(id, len));
+}
+
+// wolfSSL_CTX_set_TicketEncCb (server, TLS 1.3): the tickets sealed with
+// ChaCha20-Poly1305 under the context's key, with the server name of the
+// handshake as additional data, so that a ticket resumes only under the
+// name it was made with (docs/contract.md, "Server names"; wolfSSL's own
+// ticket callback takes any name). The 16-byte tag goes in mac.
+int WolfSslEngine::on_ticket(WOLFSSL* ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
+                             unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc,
+                             unsigned char* ticket, int in_len, int* out_len, void*) {
+  WolfSslEngine* self = of(ssl);
+  if (!self || in_len < 0) return WOLFSSL_TICKET_RET_FATAL;
+  const WolfSslContext& c = *self->context_;
+  const std::string& name = self->requested_name_;
+  const auto* aad = reinterpret_cast<const unsigned char*>(name.data());
+  static_assert(WOLFSSL_TICKET_IV_SZ >= CHACHA20_POLY1305_AEAD_IV_SIZE);
+  static_assert(WOLFSSL_TICKET_MAC_SZ >= CHACHA20_POLY1305_AEAD_AUTHTAG_SIZE);
+  if (enc) {
+    std::memcpy(key_name, c.ticket_name_, WOLFSSL_TICKET_NAME_SZ);
+    WC_RNG rng;
+    if (wc_InitRng(&rng) != 0) return WOLFSSL_TICKET_RET_FATAL;
+    const int r = wc_RNG_GenerateBlock(&rng, iv, WOLFSSL_TICKET_IV_SZ);
+    wc_FreeRng(&rng);
+    if (r != 0) return WOLFSSL_TICKET_RET_FATAL;
+    std::memset(mac, 0, WOLFSSL_TICKET_MAC_SZ);
+    if (wc_ChaCha20Poly1305_Encrypt(c.ticket_key_, iv, aad, static_cast<word32>(name.size()), ticket,
+                                    static_cast<word32>(in_len), ticket, mac) != 0)
+      return WOLFSSL_TICKET_RET_FATAL;
+    *out_len = in_len;
+    return WOLFSSL_TICKET_RET_OK;
+  }
+  if (std::memcmp(key_name, c.ticket_name_, WOLFSSL_TICKET_NAME_SZ) != 0) return WOLFSSL_TICKET_RET_REJECT;
+  if (wc_ChaCha20Poly1305_Decrypt(c.ticket_key_, iv, aad, static_cast<word32>(name.size()), ticket,
+                                  static_cast<word32>(in_len), mac, ticket) != 0)
+    return WOLFSSL_TICKET_RET_REJECT;
+  *out_len = in_len;
+  return WOLFSSL_TICKET_RET_OK;
+}
+
+// ---- configuration ----------------------------------------------------------------
+
+// Server-side ALPN (RFC 7301 3.2): the server's preference order among the
+// client's offers. No overlap: no ALPN rather than a no_application_protocol
+// alert, the same on every backend.
+int select_alpn(WOLFSSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void* arg) {
+  const auto& ours = *static_cast<const std::vector<unsigned char>*>(arg);
+  for (std::size_t i = 0; i < ours.size(); i += 1u + ours[i]) {
+    const unsigned char* want = &ours[i + 1];
+    const unsigned want_len = ours[i];
+    for (unsigned j = 0; j < inlen; j += 1u + in[j]) {
+      const unsigned len = in[j];
+      if (j + 1 + len > inlen) break;  // malformed offer
+      if (len == want_len && std::memcmp(in + j + 1, want, len) == 0) {
+        *out = in + j + 1;
+        *outlen = static_cast<unsigned char>(len);
+        return SSL_TLSEXT_ERR_OK;
+      }
+    }
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace
+
+bool WolfSslContext::is_anchor(std::span<const unsigned char> der) const {
+  for (const auto& a : anchors_)
+    if (a.size() == der.size() && std::memcmp(a.data(), der.data(), der.size()) == 0) return true;
+  return false;
+}
+
+std::size_t WolfSslContext::engine_size() const { return sizeof(WolfSslEngine); }
+
+EnginePtr WolfSslContext::make_engine(Wire& wire, EngineSetup& setup) {
+  WOLFSSL* ssl = wolfSSL_new(ctx_);
+  if (!ssl) return nullptr;
+  auto engine = setup.room.make<WolfSslEngine>(*this, wire, ssl, setup.sessions, setup.keylog);
+  if (!engine->init(setup.offer.get())) return nullptr;
+  return engine;
+}
+
+bool WolfSslContext::load_credential(const PreparedCredential& prepared, OwnCredential& own, std::string& message) {
+  own.chain_pem = prepared.chain_pem;
+  // The key as plain DER, decrypted here once (wolfSSL reads legacy PEM
+  // encryption and PKCS#8 PBES1/PBES2 with its password).
+  std::vector<unsigned char> der(prepared.key_pem.size() + 64);
+  const int n = wc_KeyPemToDer(reinterpret_cast<const unsigned char*>(prepared.key_pem.data()),
+                               static_cast<int>(prepared.key_pem.size()), der.data(), static_cast<int>(der.size()),
+                               prepared.key_password.empty() ? nullptr : prepared.key_password.c_str());
+  if (n <= 0) {
+    detail::secure_wipe(der);
+    message = key_unusable_message(prepared, "wolfSSL", why(n));
+    return false;
+  }
+  der.resize(static_cast<std::size_t>(n));
+  own.key_der = std::move(der);
+  // Whether the key is the leaf's: a scratch context of the same kind.
+  WOLFSSL_CTX* scratch = wolfSSL_CTX_new(wolfSSLv23_server_method());
+  if (!scratch) {
+    message = "cannot create a wolfSSL context";
+    return false;
+  }
+  int ret = wolfSSL_CTX_use_certificate_chain_buffer(scratch, reinterpret_cast<const unsigned char*>(own.chain_pem.data()),
+                                                     static_cast<long>(own.chain_pem.size()));
+  if (ret != WOLFSSL_SUCCESS) {
+    wolfSSL_CTX_free(scratch);
+    message = config_message(prepared.certificate_source, "not usable", "wolfSSL", why(ret));
+    return false;
+  }
+  ret = wolfSSL_CTX_use_PrivateKey_buffer(scratch, own.key_der.data(), static_cast<long>(own.key_der.size()),
+                                          WOLFSSL_FILETYPE_ASN1);
+  if (ret != WOLFSSL_SUCCESS) {
+    wolfSSL_CTX_free(scratch);
+    message = key_unusable_message(prepared, "wolfSSL", why(ret));
+    return false;
+  }
+  ret = wolfSSL_CTX_check_private_key(scratch);
+  wolfSSL_CTX_free(scratch);
+  if (ret != WOLFSSL_SUCCESS) {
+    message = key_mismatch_message(prepared, "wolfSSL", why(ret));
+    return false;
+  }
+  return true;
+}
+
+bool WolfSslContext::load_trust(const Prepared& prepared, std::string& message) {
+  if (prepared.trust_pem.empty()) return true;
+  // The anchors the core kept (ca_file, ca_pem or the system store), one
+  // by one: their DER is kept too (is_anchor). A system bundle may hold
+  // certificates wolfSSL cannot parse; the rest still count.
+  std::size_t at = 0;
+  int loaded = 0;
+  static constexpr std::string_view begin = "-----BEGIN CERTIFICATE-----";
+  static constexpr std::string_view end = "-----END CERTIFICATE-----";
+  const std::string& pem = prepared.trust_pem;
+  while ((at = pem.find(begin, at)) != std::string::npos) {
+    const std::size_t stop = pem.find(end, at);
+    if (stop == std::string::npos) break;
+    const std::string block = pem.substr(at, stop + end.size() - at) + "\n";
+    at = stop + end.size();
+    std::vector<unsigned char> der(block.size());
+    const int n = wolfSSL_CertPemToDer(reinterpret_cast<const unsigned char*>(block.data()), static_cast<int>(block.size()),
+                                       der.data(), static_cast<int>(der.size()), CERT_TYPE);
+    int ret = n > 0 ? wolfSSL_CTX_load_verify_buffer(ctx_, der.data(), n, WOLFSSL_FILETYPE_ASN1) : n;
+    if (n > 0 && ret != WOLFSSL_SUCCESS) {
+      // A self-signed certificate that is no CA: wolfSSL takes it as a
+      // trusted peer.
+      ret = wolfSSL_CTX_trust_peer_buffer(ctx_, der.data(), n, WOLFSSL_FILETYPE_ASN1);
+    }
+    if (ret != WOLFSSL_SUCCESS) {
+      if (prepared.trust_is_system) continue;
+      message = config_message(prepared.trust_source, "not usable", "wolfSSL", why(ret));
+      return false;
+    }
+    der.resize(static_cast<std::size_t>(n));
+    anchors_.push_back(std::move(der));
+    ++loaded;
+  }
+  if (loaded == 0 && !prepared.trust_is_system) {
+    message = config_message(prepared.trust_source, "not usable", "wolfSSL", "no certificate");
+    return false;
+  }
+  return true;
+}
+
+bool WolfSslContext::select(const Selection& selection, std::string& message) {
+  std::string list;
+  for (const SuiteInfo* suite : selection.suites) {
+    const char* name = wolfSSL_get_cipher_name_from_suite(static_cast<unsigned char>(suite->code >> 8),
+                                                          static_cast<unsigned char>(suite->code & 0xff));
+    if (!name || std::strcmp(name, "None") == 0 || std::strcmp(name, "") == 0) {
+      message = unsupported_suite_message(*suite, "wolfssl", "not in this build of wolfSSL");
+      init_error_ = errc::unsupported;
+      return false;
+    }
+    if (!list.empty()) list += ':';
+    list += name;
+  }
+  if (wolfSSL_CTX_set_cipher_list(ctx_, list.c_str()) != WOLFSSL_SUCCESS) {
+    message = "cipher_suites: wolfSSL refused '" + list + "'";
+    init_error_ = errc::unsupported;
+    return false;
+  }
+  std::vector<int> groups;
+  for (const GroupInfo* group : selection.groups) {
+    groups.push_back(group->code);
+    groups_.push_back(group->code);
+  }
+  int ret = WOLFSSL_SUCCESS;
+  if (selection.max_version == Version::tls1_3) {
+    ret = wolfSSL_CTX_set_groups(ctx_, groups.data(), static_cast<int>(groups.size()));
+  } else {
+    for (std::size_t i = 0; ret == WOLFSSL_SUCCESS && i < groups.size(); ++i)
+      ret = wolfSSL_CTX_UseSupportedCurve(ctx_, static_cast<word16>(groups[i]));
+  }
+  if (ret != WOLFSSL_SUCCESS) {
+    // Which one: each on its own.
+    for (const GroupInfo* group : selection.groups) {
+      WOLFSSL_CTX* scratch = wolfSSL_CTX_new(wolfSSLv23_client_method());
+      const bool ok = scratch && wolfSSL_CTX_UseSupportedCurve(scratch, group->code) == WOLFSSL_SUCCESS;
+      if (scratch) wolfSSL_CTX_free(scratch);
+      if (!ok) {
+        message = unsupported_group_message(*group, "wolfssl", "not in this build of wolfSSL");
+        init_error_ = errc::unsupported;
+        return false;
+      }
+    }
+    message = "groups: wolfSSL refused the list (" + why(ret) + ")";
+    init_error_ = errc::unsupported;
+    return false;
+  }
+  return true;
+}
+
+bool WolfSslContext::init(const Config&, const Prepared& prepared, std::string& message) {
+  if (!library_ready()) {
+    message = "cannot initialise wolfSSL";
+    return false;
+  }
+  const Selection& selection = prepared.selection;
+  const bool server = role_ == Role::server;
+  WOLFSSL_METHOD* method = nullptr;
+  if (selection.min_version == Version::tls1_3)
+    method = server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method();
+  else if (selection.max_version == Version::tls1_2)
+    method = server ? wolfTLSv1_2_server_method() : wolfTLSv1_2_client_method();
+  else
+    method = server ? wolfSSLv23_server_method() : wolfSSLv23_client_method();
+  ctx_ = method ? wolfSSL_CTX_new(method) : nullptr;
+  if (!ctx_) {
+    message = "cannot create a wolfSSL context";
+    return false;
+  }
+  wolfSSL_CTX_set_ex_data(ctx_, 0, this);
+  if (selection.min_version == Version::tls1_2 && selection.max_version == Version::tls1_3 &&
+      wolfSSL_CTX_SetMinVersion(ctx_, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
+    message = "min_version: wolfSSL refused TLS 1.2";
+    return false;
+  }
+  if (!select(selection, message)) return false;
+  wolfSSL_CTX_SetIORecv(ctx_, &WolfSslEngine::io_recv);
+  wolfSSL_CTX_SetIOSend(ctx_, &WolfSslEngine::io_send);
+
+  for (const PreparedCredential& credential : prepared.credentials) {
+    OwnCredential own;
+    if (!load_credential(credential, own, message)) return false;
+    credentials_.push_back(std::move(own));
+  }
+  if (!credentials_.empty()) {
+    const OwnCredential& main = credentials_.front();
+    if (wolfSSL_CTX_use_certificate_chain_buffer(ctx_, reinterpret_cast<const unsigned char*>(main.chain_pem.data()),
+                                                 static_cast<long>(main.chain_pem.size())) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_use_PrivateKey_buffer(ctx_, main.key_der.data(), static_cast<long>(main.key_der.size()),
+                                          WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS) {
+      message = key_mismatch_message(prepared.credentials.front(), "wolfSSL");
+      return false;
+    }
+  }
+  if (!load_trust(prepared, message)) return false;
+
+  for (const auto& p : alpn_) {
+    if (!alpn_list_.empty()) alpn_list_ += ',';
+    alpn_list_ += p;
+    alpn_wire_.push_back(static_cast<unsigned char>(p.size()));
+    alpn_wire_.insert(alpn_wire_.end(), p.begin(), p.end());
+  }
+
+  if (server) {
+    const int mode = client_auth_ == ClientAuth::required
+                         ? WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                     : client_auth_ == ClientAuth::optional ? WOLFSSL_VERIFY_PEER
+                                                            : WOLFSSL_VERIFY_NONE;
+    wolfSSL_CTX_set_verify(ctx_, mode, verify_peer_ ? &WolfSslEngine::verify : nullptr);
+    static const unsigned char sid_ctx[] = "unitls";
+    wolfSSL_CTX_set_session_id_context(ctx_, sid_ctx, sizeof sid_ctx - 1);
+    // The session-ID cache is the core's (ServerSessionStore); TLS 1.2
+    // tickets are off, so a session the RFC 2246 rule takes away is gone.
+    // TLS 1.3 tickets stay stateless, sealed by on_ticket.
+    wolfSSL_CTX_NoTicketTLSv12(ctx_);
+    wolfSSL_CTX_set_session_cache_mode(ctx_, WOLFSSL_SESS_CACHE_SERVER | WOLFSSL_SESS_CACHE_NO_INTERNAL);
+    wolfSSL_CTX_sess_set_new_cb(ctx_, &WolfSslEngine::on_new_session);
+    wolfSSL_CTX_sess_set_get_cb(ctx_, &WolfSslEngine::find_session);
+    wolfSSL_CTX_sess_set_remove_cb(ctx_, &WolfSslEngine::forget_session);
+    WC_RNG rng;
+    if (wc_InitRng(&rng) != 0 || wc_RNG_GenerateBlock(&rng, ticket_key_, sizeof ticket_key_) != 0 ||
+        wc_RNG_GenerateBlock(&rng, ticket_name_, sizeof ticket_name_) != 0) {
+      message = "cannot make a session ticket key";
+      return false;
+    }
+    wc_FreeRng(&rng);
+    wolfSSL_CTX_set_TicketEncCb(ctx_, &WolfSslEngine::on_ticket);
+    if (!alpn_wire_.empty()) wolfSSL_CTX_set_alpn_select_cb(ctx_, select_alpn, &alpn_wire_);
+  } else {
+    wolfSSL_CTX_set_verify(ctx_, verify_peer_ ? WOLFSSL_VERIFY_PEER : WOLFSSL_VERIFY_NONE,
+                           verify_peer_ ? &WolfSslEngine::verify : nullptr);
+    if (session_cache_) {
+      wolfSSL_CTX_set_session_cache_mode(ctx_, WOLFSSL_SESS_CACHE_CLIENT | WOLFSSL_SESS_CACHE_NO_INTERNAL);
+      wolfSSL_CTX_sess_set_new_cb(ctx_, &WolfSslEngine::on_new_session);
+    } else {
+      wolfSSL_CTX_set_session_cache_mode(ctx_, WOLFSSL_SESS_CACHE_OFF);
+    }
+  }
+  return true;
+}
+
+namespace {
+
+const char* wolfssl_library_version() {
+  static const std::string version = std::string("wolfSSL ") + wolfSSL_lib_version();
+  return version.c_str();
+}
+
+}  // namespace
+
+extern const BackendEntry wolfssl_backend{
+    "wolfssl", &make_context<WolfSslContext>, &wolfssl_library_version,
+    Capabilities{}};
+
+}  // namespace unitls::detail
