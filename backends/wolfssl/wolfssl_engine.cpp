@@ -17,6 +17,7 @@
 //     value alone (T19: EOF is -397, a received fatal alert -313).
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/openssl/evp.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
@@ -666,6 +667,8 @@ Result WolfSslEngine::send_close_notify() {
 // an alert).
 void WolfSslEngine::send_alert(std::uint8_t description) {
   if (handshake_done_) return;
+  // (A TLS 1.2 server that required a client certificate, translate: the
+  // client's records are not encrypted before its ChangeCipherSpec.)
   const unsigned char record[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description};
   (void)transport_send(record, sizeof record);
   (void)flush(nullptr);
@@ -697,7 +700,13 @@ Result WolfSslEngine::translate(int ret, Op op) {
   if (op == Op::handshake) {
     if (rejected_)
       return Result::fail(errc::certificate_error, issues_ ? wolfssl_code(err) : wolfssl_code(err));
-    if (err == NO_PEER_CERT) return Result::fail(errc::certificate_error, wolfssl_code(err));
+    // A server that requires a client certificate and got none: wolfSSL
+    // sends no alert in TLS 1.2 (the client would wait for our Finished):
+    // handshake_failure, what OpenSSL sends. Nothing is encrypted yet then.
+    if (err == NO_PEER_CERT)
+      return wolfSSL_version(ssl_) == TLS1_2_VERSION
+                 ? Result::answer(errc::certificate_error, wolfssl_code(err), 40)
+                 : Result::fail(errc::certificate_error, wolfssl_code(err));
   }
   return Result::fail(errc::protocol_error, wolfssl_code(err));
 }
@@ -878,6 +887,41 @@ EnginePtr WolfSslContext::make_engine(Wire& wire, EngineSetup& setup) {
   return engine;
 }
 
+namespace {
+
+// Whether the key is the leaf's: a signature made with it verifies with the
+// leaf's public key. wolfSSL_CTX_check_private_key cannot tell: 5.5.4
+// passes an EC key of the same curve that is not the certificate's
+// (measured).
+bool key_matches(const OwnCredential& own) {
+  WOLFSSL_X509* leaf = wolfSSL_X509_load_certificate_buffer(
+      reinterpret_cast<const unsigned char*>(own.chain_pem.data()), static_cast<int>(own.chain_pem.size()),
+      WOLFSSL_FILETYPE_PEM);
+  const unsigned char* p = own.key_der.data();
+  WOLFSSL_EVP_PKEY* key = wolfSSL_d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(own.key_der.size()));
+  WOLFSSL_EVP_PKEY* pub = leaf ? wolfSSL_X509_get_pubkey(leaf) : nullptr;
+  WOLFSSL_EVP_MD_CTX* sign = wolfSSL_EVP_MD_CTX_new();
+  WOLFSSL_EVP_MD_CTX* check = wolfSSL_EVP_MD_CTX_new();
+  static const unsigned char text[] = "unitls: does the key belong to the certificate?";
+  unsigned char sig[1024];
+  std::size_t sig_len = sizeof sig;
+  const bool ok = key && pub && sign && check &&
+                  wolfSSL_EVP_DigestSignInit(sign, nullptr, wolfSSL_EVP_sha256(), nullptr, key) == WOLFSSL_SUCCESS &&
+                  wolfSSL_EVP_DigestSignUpdate(sign, text, sizeof text) == WOLFSSL_SUCCESS &&
+                  wolfSSL_EVP_DigestSignFinal(sign, sig, &sig_len) == WOLFSSL_SUCCESS &&
+                  wolfSSL_EVP_DigestVerifyInit(check, nullptr, wolfSSL_EVP_sha256(), nullptr, pub) == WOLFSSL_SUCCESS &&
+                  wolfSSL_EVP_DigestVerifyUpdate(check, text, sizeof text) == WOLFSSL_SUCCESS &&
+                  wolfSSL_EVP_DigestVerifyFinal(check, sig, sig_len) == WOLFSSL_SUCCESS;
+  if (check) wolfSSL_EVP_MD_CTX_free(check);
+  if (sign) wolfSSL_EVP_MD_CTX_free(sign);
+  if (pub) wolfSSL_EVP_PKEY_free(pub);
+  if (key) wolfSSL_EVP_PKEY_free(key);
+  if (leaf) wolfSSL_X509_free(leaf);
+  return ok;
+}
+
+}  // namespace
+
 bool WolfSslContext::load_credential(const PreparedCredential& prepared, OwnCredential& own, std::string& message) {
   own.chain_pem = prepared.chain_pem;
   // The key as plain DER, decrypted here once (wolfSSL reads legacy PEM
@@ -913,10 +957,9 @@ bool WolfSslContext::load_credential(const PreparedCredential& prepared, OwnCred
     message = key_unusable_message(prepared, "wolfSSL", why(ret));
     return false;
   }
-  ret = wolfSSL_CTX_check_private_key(scratch);
   wolfSSL_CTX_free(scratch);
-  if (ret != WOLFSSL_SUCCESS) {
-    message = key_mismatch_message(prepared, "wolfSSL", why(ret));
+  if (!key_matches(own)) {
+    message = key_mismatch_message(prepared, "wolfSSL");
     return false;
   }
   return true;
@@ -1111,8 +1154,12 @@ const char* wolfssl_library_version() {
 
 }  // namespace
 
+// TLS 1.2 and 1.3. wolfSSL writes its ClientHello as one record, whatever
+// its size (measured: 62 KiB of ALPN names go out in a record the peer must
+// refuse, RFC 8446 5.1): the ALPN list keeps 1 KiB of the 2^14 bytes for the
+// rest of the hello.
 extern const BackendEntry wolfssl_backend{
     "wolfssl", &make_context<WolfSslContext>, &wolfssl_library_version,
-    Capabilities{}};
+    Capabilities{.max_alpn_list = 16384 - 1024}};
 
 }  // namespace unitls::detail
