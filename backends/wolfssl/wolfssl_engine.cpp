@@ -20,6 +20,9 @@
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <wolfssl/wolfcrypt/des3.h>
+#include <wolfssl/wolfcrypt/pwdbased.h>
+#include <wolfssl/wolfcrypt/sha.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/random.h>
 
@@ -889,6 +892,111 @@ EnginePtr WolfSslContext::make_engine(Wire& wire, EngineSetup& setup) {
 
 namespace {
 
+// A password as PKCS#12 wants it (RFC 7292 B.1): a BMPString, big-endian,
+// with two zero bytes at its end, from the UTF-8 the core checked, as
+// OpenSSL and GnuTLS read it; wolfSSL 5.5.4 widens each byte instead, so a
+// non-ASCII password decrypted on the other stacks and not on this one.
+std::vector<unsigned char> bmp_password(const std::string& password) {
+  std::vector<unsigned char> out;
+  for (std::size_t i = 0; i < password.size();) {
+    const auto c = static_cast<unsigned char>(password[i]);
+    std::uint32_t cp = 0;
+    std::size_t n = 0;
+    if (c < 0x80) cp = c, n = 1;
+    else if ((c & 0xe0) == 0xc0) cp = c & 0x1f, n = 2;
+    else if ((c & 0xf0) == 0xe0) cp = c & 0x0f, n = 3;
+    else cp = c & 0x07, n = 4;
+    n = std::min(n, password.size() - i);
+    for (std::size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(password[i + k]) & 0x3f);
+    if (cp >= 0x10000) {  // a surrogate pair
+      cp -= 0x10000;
+      const std::uint32_t hi = 0xd800 + (cp >> 10), lo = 0xdc00 + (cp & 0x3ff);
+      out.insert(out.end(), {static_cast<unsigned char>(hi >> 8), static_cast<unsigned char>(hi),
+                             static_cast<unsigned char>(lo >> 8), static_cast<unsigned char>(lo)});
+    } else {
+      out.insert(out.end(), {static_cast<unsigned char>(cp >> 8), static_cast<unsigned char>(cp)});
+    }
+    i += n;
+  }
+  out.insert(out.end(), {0, 0});
+  return out;
+}
+
+// PKCS#12 pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 C) with the password as
+// a BMPString of its UTF-8, by wolfCrypt's primitives. The PrivateKeyInfo
+// DER, or empty when it does not decrypt.
+std::vector<unsigned char> decrypt_pkcs12(const EncryptedKey& k, const std::string& password) {
+  if (k.cipher != "pbeWithSHAAnd3-KeyTripleDES-CBC" || k.iterations == 0 || k.iterations > INT_MAX ||
+      k.ciphertext.empty() || k.ciphertext.size() % DES_BLOCK_SIZE != 0)
+    return {};
+  std::vector<unsigned char> bmp = bmp_password(password);
+  unsigned char key[24], iv[DES_BLOCK_SIZE];
+  const auto* salt = reinterpret_cast<const unsigned char*>(k.salt.data());
+  const int iterations = static_cast<int>(k.iterations);
+  bool ok = wc_PKCS12_PBKDF_ex(key, bmp.data(), static_cast<int>(bmp.size()), salt, static_cast<int>(k.salt.size()),
+                               iterations, sizeof key, WC_SHA, 1, nullptr) == 0 &&
+            wc_PKCS12_PBKDF_ex(iv, bmp.data(), static_cast<int>(bmp.size()), salt, static_cast<int>(k.salt.size()),
+                               iterations, sizeof iv, WC_SHA, 2, nullptr) == 0;
+  secure_wipe(bmp);
+  std::vector<unsigned char> plain(k.ciphertext.size());
+  if (ok) {
+    Des3 des;
+    ok = wc_Des3Init(&des, nullptr, INVALID_DEVID) == 0;
+    ok = ok && wc_Des3_SetKey(&des, key, iv, DES_DECRYPTION) == 0 &&
+         wc_Des3_CbcDecrypt(&des, plain.data(), reinterpret_cast<const unsigned char*>(k.ciphertext.data()),
+                            static_cast<word32>(k.ciphertext.size())) == 0;
+    wc_Des3Free(&des);
+  }
+  secure_wipe(key, sizeof key);
+  // PKCS#7 padding: a wrong password shows here, or as DER that does not parse.
+  const std::size_t pad = ok ? plain.back() : 0;
+  if (pad == 0 || pad > DES_BLOCK_SIZE || pad > plain.size()) {
+    secure_wipe(plain);
+    return {};
+  }
+  for (std::size_t i = plain.size() - pad; i < plain.size(); ++i)
+    if (plain[i] != pad) {
+      secure_wipe(plain);
+      return {};
+    }
+  plain.resize(plain.size() - pad);
+  return plain;
+}
+
+// The key of a credential as plain DER, decrypted with its password
+// (wolfSSL reads the legacy PEM encryption, PKCS#5 v1 and PBES2 with
+// PBKDF2 itself); a wolfSSL error code when it cannot.
+int key_der(const PreparedCredential& prepared, std::vector<unsigned char>& der) {
+  if (!prepared.key_password.empty()) {
+    if (auto blocks = parse_pem(prepared.key_pem); blocks && !blocks->empty()) {
+      const auto encrypted = encrypted_key(blocks->front());
+      if (encrypted && encrypted->scheme == KeyEncryption::pkcs12) {
+        der = decrypt_pkcs12(*encrypted, prepared.key_password);
+        const unsigned char* p = der.data();
+        WOLFSSL_EVP_PKEY* key = der.empty() ? nullptr : wolfSSL_d2i_AutoPrivateKey(nullptr, &p, static_cast<long>(der.size()));
+        if (!key) {
+          secure_wipe(der);
+          der.clear();
+          return ASN_PARSE_E;
+        }
+        wolfSSL_EVP_PKEY_free(key);
+        return static_cast<int>(der.size());
+      }
+    }
+  }
+  der.resize(prepared.key_pem.size() + 64);
+  const int n = wc_KeyPemToDer(reinterpret_cast<const unsigned char*>(prepared.key_pem.data()),
+                               static_cast<int>(prepared.key_pem.size()), der.data(), static_cast<int>(der.size()),
+                               prepared.key_password.empty() ? nullptr : prepared.key_password.c_str());
+  if (n <= 0) {
+    secure_wipe(der);
+    der.clear();
+    return n;
+  }
+  der.resize(static_cast<std::size_t>(n));
+  return n;
+}
+
 // Whether the key is the leaf's: a signature made with it verifies with the
 // leaf's public key. wolfSSL_CTX_check_private_key cannot tell: 5.5.4
 // passes an EC key of the same curve that is not the certificate's
@@ -924,19 +1032,12 @@ bool key_matches(const OwnCredential& own) {
 
 bool WolfSslContext::load_credential(const PreparedCredential& prepared, OwnCredential& own, std::string& message) {
   own.chain_pem = prepared.chain_pem;
-  // The key as plain DER, decrypted here once (wolfSSL reads legacy PEM
-  // encryption and PKCS#8 PBES1/PBES2 with its password).
-  std::vector<unsigned char> der(prepared.key_pem.size() + 64);
-  const int n = wc_KeyPemToDer(reinterpret_cast<const unsigned char*>(prepared.key_pem.data()),
-                               static_cast<int>(prepared.key_pem.size()), der.data(), static_cast<int>(der.size()),
-                               prepared.key_password.empty() ? nullptr : prepared.key_password.c_str());
+  // The key as plain DER, decrypted here once.
+  const int n = key_der(prepared, own.key_der);
   if (n <= 0) {
-    detail::secure_wipe(der);
     message = key_unusable_message(prepared, "wolfSSL", why(n));
     return false;
   }
-  der.resize(static_cast<std::size_t>(n));
-  own.key_der = std::move(der);
   // Whether the key is the leaf's: a scratch context of the same kind.
   WOLFSSL_CTX* scratch = wolfSSL_CTX_new(wolfSSLv23_server_method());
   if (!scratch) {
@@ -1160,6 +1261,12 @@ const char* wolfssl_library_version() {
 // rest of the hello.
 extern const BackendEntry wolfssl_backend{
     "wolfssl", &make_context<WolfSslContext>, &wolfssl_library_version,
-    Capabilities{.max_alpn_list = 16384 - 1024}};
+    Capabilities{.max_alpn_list = 16384 - 1024,
+                 // PBES2 with PBKDF2 (AES, 3DES), PKCS#5 v1, PKCS#12 through
+                 // decrypt_pkcs12; no scrypt, no Camellia.
+                 .key_encryptions = key_encryption_bit(KeyEncryption::legacy_pem) |
+                                    key_encryption_bit(KeyEncryption::pkcs12) |
+                                    key_encryption_bit(KeyEncryption::pkcs5_pbes1) |
+                                    key_encryption_bit(KeyEncryption::pbes2)}};
 
 }  // namespace unitls::detail
