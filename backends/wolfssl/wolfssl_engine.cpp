@@ -196,9 +196,127 @@ class WolfSslContext final : public BackendContext,
 
 enum class Op { handshake, read, write, close_notify };
 
-// A TLS 1.3 record wolfSSL must refuse after the handshake (RFC 8446 5: only
-// application_data records then): a handshake-typed one.
-constexpr unsigned char poison_record[] = {0x16, 0x03, 0x03, 0x00, 0x01, 0x00};
+// A record wolfSSL must refuse with a fatal alert of its own, encrypted as
+// it should be (bad_record_mac): application data no key decrypts. Given to
+// wolfSSL in place of a record it would refuse without an alert (Inbound),
+// and after a KeyUpdate flood.
+constexpr unsigned char poison_record[] = {
+    0x17, 0x03, 0x03, 0x00, 0x20, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5,
+    0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5};
+
+constexpr std::size_t record_header = 5;
+constexpr std::size_t max_plaintext = 16384;  // 2^14 (RFC 8446 5.1)
+
+// ---- plaintext handshake messages across records ---------------------------------
+//
+// wolfSSL 5.5.4 cannot take a handshake message whose header is split
+// across records ("parse error on header", measured with one-byte records),
+// although RFC 5246 6.2.1 lets a peer split messages at will (and OpenSSL
+// and GnuTLS take them so). Until the peer's records are encrypted, the
+// engine therefore gathers the plaintext handshake messages and hands them
+// to wolfSSL in records of whole messages, as the mbedTLS backend does. The
+// transcript hash covers the messages, not the records, so wolfSSL computes
+// the same Finished.
+class Reframer {
+ public:
+  bool active() const { return active_; }
+  bool has_output() const { return out_pos_ < out_.size(); }
+  void release() {
+    std::vector<unsigned char>().swap(in_);
+    std::vector<unsigned char>().swap(messages_);
+    std::vector<unsigned char>().swap(out_);
+    out_pos_ = 0;
+    released_ = true;
+  }
+  bool released() const { return released_; }
+
+  // How many bytes complete the record being gathered (its header, then its
+  // body): never more, so that nothing past the peer's last record is taken
+  // from the transport.
+  std::size_t wanted() const {
+    if (in_.size() < record_header) return record_header - in_.size();
+    const std::size_t len = static_cast<std::size_t>(in_[3]) << 8 | in_[4];
+    return record_header + len - in_.size();
+  }
+
+  void feed(const unsigned char* p, std::size_t n) {
+    in_.insert(in_.end(), p, p + n);
+    process();
+  }
+
+  std::size_t take(unsigned char* buf, std::size_t len) {
+    const std::size_t n = std::min(len, out_.size() - out_pos_);
+    std::memcpy(buf, out_.data() + out_pos_, n);
+    out_pos_ += n;
+    if (out_pos_ == out_.size()) {
+      out_.clear();
+      out_pos_ = 0;
+    }
+    return n;
+  }
+
+ private:
+  static constexpr unsigned char change_cipher_spec = 20, handshake = 22, application_data = 23;
+
+  void process() {
+    std::size_t pos = 0;
+    while (active_ && in_.size() - pos >= record_header) {
+      const unsigned char type = in_[pos];
+      const std::size_t len = static_cast<std::size_t>(in_[pos + 3]) << 8 | in_[pos + 4];
+      if (in_.size() - pos - record_header < len) break;
+      const unsigned char* body = in_.data() + pos + record_header;
+      if (type == handshake && len > 0) {
+        if (messages_.empty()) std::memcpy(version_, in_.data() + pos + 1, 2);
+        messages_.insert(messages_.end(), body, body + len);
+        emit_messages(false);
+      } else {
+        // Another record between the pieces of a message: wolfSSL judges
+        // the pieces as they came.
+        emit_messages(true);
+        const unsigned char* record = in_.data() + pos;
+        out_.insert(out_.end(), record, record + record_header + len);
+        if (type == change_cipher_spec || type == application_data) active_ = false;
+      }
+      pos += record_header + len;
+    }
+    if (!active_) {
+      out_.insert(out_.end(), in_.begin() + static_cast<std::ptrdiff_t>(pos), in_.end());
+      pos = in_.size();
+    }
+    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(pos));
+  }
+
+  // Frames the complete messages held (with all: everything held) into
+  // records of at most 2^14 bytes.
+  void emit_messages(bool all) {
+    std::size_t complete = 0;
+    while (messages_.size() - complete >= 4) {
+      const std::size_t len = static_cast<std::size_t>(messages_[complete + 1]) << 16 |
+                              static_cast<std::size_t>(messages_[complete + 2]) << 8 | messages_[complete + 3];
+      if (messages_.size() - complete - 4 < len) break;
+      complete += 4 + len;
+    }
+    const std::size_t upto = all ? messages_.size() : complete;
+    for (std::size_t off = 0; off < upto;) {
+      const std::size_t n = std::min<std::size_t>(upto - off, max_plaintext);
+      const unsigned char h[record_header] = {handshake, version_[0], version_[1], static_cast<unsigned char>(n >> 8),
+                                              static_cast<unsigned char>(n & 0xff)};
+      out_.insert(out_.end(), h, h + record_header);
+      out_.insert(out_.end(), messages_.begin() + static_cast<std::ptrdiff_t>(off),
+                  messages_.begin() + static_cast<std::ptrdiff_t>(off + n));
+      off += n;
+    }
+    messages_.erase(messages_.begin(), messages_.begin() + static_cast<std::ptrdiff_t>(upto));
+  }
+
+  bool active_ = true;
+  bool released_ = false;
+  std::vector<unsigned char> in_;        // read, not yet a whole record
+  std::vector<unsigned char> messages_;  // handshake content, not yet a whole message
+  std::vector<unsigned char> out_;       // records ready for wolfSSL
+  std::size_t out_pos_ = 0;
+  unsigned char version_[2] = {3, 3};
+};
 
 class WolfSslEngine final : public Engine {
  public:
@@ -348,7 +466,19 @@ class WolfSslEngine final : public Engine {
   bool flush(Result* failed);
   int transport_send(const unsigned char* buf, std::size_t len);
   int transport_recv(unsigned char* buf, std::size_t len);
-  Result key_update_failure() { return Result::fail(errc::protocol_error, wolfssl_code(key_update_flood_code)); }
+  // The peer's bytes before any judging: what read_client_hello read
+  // ahead, then the transport. > 0 bytes, else a WOLFSSL_CBIO_ERR_*.
+  int raw_recv(unsigned char* buf, std::size_t len);
+  // After the handshake: each record header judged as it passes (judged_recv).
+  int judged_recv(unsigned char* buf, std::size_t len);
+  // A record header wolfSSL would refuse without an alert: the wolfSSL
+  // error code it would fail with, 0 when the record is one it judges.
+  int refused_header(const unsigned char* h) const;
+  void poison(int code) {
+    poisoned_ = code;
+    pending_.assign(poison_record, poison_record + sizeof poison_record);
+    pending_pos_ = 0;
+  }
 
   WolfSslContext* context_;
   Wire& wire_;
@@ -361,7 +491,8 @@ class WolfSslEngine final : public Engine {
   bool hello_read_ = false;           // server: the ClientHello was scanned (read_client_hello)
   bool write_pending_ = false;        // write: wolfSSL took pending_count_ bytes, the queue holds them
   std::size_t pending_count_ = 0;
-  bool transport_failed_ = false;     // io_send/io_recv saw the transport fail in this call
+  bool send_failed_ = false;          // io_send saw the transport fail in this call
+  bool recv_failed_ = false;          // io_recv likewise
   std::vector<unsigned char> out_;    // written by wolfSSL, not yet taken by the transport
   std::size_t out_pos_ = 0;
   std::vector<unsigned char> ahead_;  // server: the ClientHello read ahead, not yet given to wolfSSL
@@ -374,8 +505,15 @@ class WolfSslEngine final : public Engine {
   // TLS 1.3 KeyUpdates (KeyUpdateLimit): counted by the peer's record
   // sequence number going back to 0 (a KeyUpdate starts new keys).
   KeyUpdateLimit key_updates_;
-  bool key_update_flood_ = false;
-  std::size_t poison_offset_ = 0;
+  // The inbound path (transport_recv): plaintext handshake messages
+  // reframed, then each record header judged once the handshake is done.
+  Reframer reframer_;
+  std::vector<unsigned char> pending_;  // judged (or the poison), for wolfSSL before anything else
+  std::size_t pending_pos_ = 0;
+  unsigned char header_[record_header] = {};  // a record header being gathered
+  std::size_t header_have_ = 0;
+  std::size_t body_left_ = 0;           // of the record whose header passed
+  int poisoned_ = 0;                    // the code of the record the poison stands for (0: none)
   friend class WolfSslContext;
 };
 
@@ -404,7 +542,7 @@ int WolfSslEngine::transport_send(const unsigned char* buf, std::size_t len) {
       return static_cast<int>(len);
     }
     if (wire_.stop() == Wire::Stop::failed) {
-      transport_failed_ = true;
+      send_failed_ = true;
       return WOLFSSL_CBIO_ERR_CONN_RST;
     }
   }
@@ -438,18 +576,36 @@ int WolfSslEngine::io_recv(WOLFSSL*, char* buf, int size, void* p) {
 }
 
 int WolfSslEngine::transport_recv(unsigned char* buf, std::size_t len) {
-  if (key_update_flood_) {
-    // Once the flood is seen, the poison is all there is to read: wolfSSL
-    // refuses it with its own fatal alert.
-    const std::size_t left = sizeof poison_record - poison_offset_;
-    if (left == 0) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
-    const std::size_t n = std::min(left, len);
-    std::memcpy(buf, poison_record + poison_offset_, n);
-    poison_offset_ += n;
+  len = std::min<std::size_t>(len, INT_MAX);
+  if (pending_pos_ < pending_.size()) {
+    const std::size_t n = std::min(len, pending_.size() - pending_pos_);
+    std::memcpy(buf, pending_.data() + pending_pos_, n);
+    pending_pos_ += n;
+    if (pending_pos_ == pending_.size()) {
+      pending_.clear();
+      pending_pos_ = 0;
+    }
     return static_cast<int>(n);
   }
-  if (ahead_pos_ < ahead_.size()) {
-    const std::size_t n = std::min({len, ahead_.size() - ahead_pos_, std::size_t{INT_MAX}});
+  // After the poison nothing more is read: wolfSSL has failed on it.
+  if (poisoned_ != 0) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+  if (handshake_done_ && reframer_.released()) [[likely]] return judged_recv(buf, len);
+  for (;;) {
+    if (reframer_.has_output()) return static_cast<int>(reframer_.take(buf, len));
+    if (!reframer_.active()) {
+      if (!reframer_.released()) reframer_.release();
+      return handshake_done_ ? judged_recv(buf, len) : raw_recv(buf, len);
+    }
+    unsigned char chunk[4096];
+    const int n = raw_recv(chunk, std::min(sizeof chunk, reframer_.wanted()));
+    if (n <= 0) return n;
+    reframer_.feed(chunk, static_cast<std::size_t>(n));
+  }
+}
+
+int WolfSslEngine::raw_recv(unsigned char* buf, std::size_t len) {
+  if (ahead_pos_ < ahead_.size()) [[unlikely]] {
+    const std::size_t n = std::min(len, ahead_.size() - ahead_pos_);
     std::memcpy(buf, ahead_.data() + ahead_pos_, n);
     ahead_pos_ += n;
     if (ahead_pos_ == ahead_.size()) {
@@ -458,7 +614,6 @@ int WolfSslEngine::transport_recv(unsigned char* buf, std::size_t len) {
     }
     return static_cast<int>(n);
   }
-  len = std::min<std::size_t>(len, INT_MAX);
   const std::ptrdiff_t n = wire_.read(std::span<std::byte>(reinterpret_cast<std::byte*>(buf), len));
   if (n > 0) return static_cast<int>(n);
   // wolfSSL reads 0 as "nothing yet" and asks again for ever: EOF is
@@ -469,9 +624,72 @@ int WolfSslEngine::transport_recv(unsigned char* buf, std::size_t len) {
     case Wire::Stop::would_block_write:
       return WOLFSSL_CBIO_ERR_WANT_READ;
     default:
-      transport_failed_ = true;
+      recv_failed_ = true;
       return WOLFSSL_CBIO_ERR_CONN_RST;
   }
+}
+
+// wolfSSL 5.5.4 fails on some records without sending an alert (measured:
+// an unknown content type, -311; an empty handshake or alert record, -341),
+// and its peer would wait. Every backend answers a record it refuses with a
+// fatal alert (docs/contract.md, "Hostile peers"): such a record is given
+// to wolfSSL as the poison, which it refuses with bad_record_mac, encrypted;
+// the failure is reported with the code of the real fault.
+int WolfSslEngine::refused_header(const unsigned char* h) const {
+  const unsigned char type = h[0];
+  const std::size_t length = static_cast<std::size_t>(h[3]) << 8 | h[4];
+  if (type < 20 || type > 23) return UNKNOWN_RECORD_TYPE;
+  if (length == 0 && (type == 21 || type == 22)) return LENGTH_ERROR;
+  return 0;
+}
+
+// The records of an established connection, their headers judged as they
+// pass (refused_header). Bytes go straight into wolfSSL's buffer; only a
+// header split across transport reads is gathered first.
+int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
+  while (header_have_ > 0) {
+    const int n = raw_recv(header_ + header_have_, record_header - header_have_);
+    if (n <= 0) return n;
+    header_have_ += static_cast<std::size_t>(n);
+    if (header_have_ < record_header) continue;
+    header_have_ = 0;
+    if (const int code = refused_header(header_)) {
+      poison(code);
+    } else {
+      body_left_ = static_cast<std::size_t>(header_[3]) << 8 | header_[4];
+      pending_.assign(header_, header_ + record_header);
+      pending_pos_ = 0;
+    }
+    return transport_recv(buf, len);
+  }
+  const int got = raw_recv(buf, len);
+  if (got <= 0) return got;
+  const auto n = static_cast<std::size_t>(got);
+  std::size_t i = 0;
+  while (i < n) {
+    if (body_left_ > 0) {
+      const std::size_t skip = std::min(body_left_, n - i);
+      body_left_ -= skip;
+      i += skip;
+      continue;
+    }
+    if (n - i < record_header) {
+      // A header split across reads: its start waits in header_ (wolfSSL
+      // gets the bytes before it now).
+      header_have_ = n - i;
+      std::memcpy(header_, buf + i, header_have_);
+      if (i > 0) return static_cast<int>(i);
+      return judged_recv(buf, len);
+    }
+    if (const int code = refused_header(buf + i)) {
+      poison(code);
+      if (i > 0) return static_cast<int>(i);
+      return transport_recv(buf, len);
+    }
+    body_left_ = static_cast<std::size_t>(buf[i + 3]) << 8 | buf[i + 4];
+    i += record_header;
+  }
+  return got;
 }
 
 // ---- steps ------------------------------------------------------------------------
@@ -540,7 +758,7 @@ Result WolfSslEngine::read_client_hello() {
 }
 
 Result WolfSslEngine::handshake() {
-  transport_failed_ = false;
+  send_failed_ = recv_failed_ = false;
   Result failed = Result::ok();
   if (!flush(&failed)) return failed.status == Status::failed ? failed : Result::of(Status::want_write);
   if (handshake_done_) return Result::ok();
@@ -586,9 +804,8 @@ void WolfSslEngine::log_tls12_keys() {
 }
 
 Result WolfSslEngine::read(std::span<std::byte> buf) {
-  transport_failed_ = false;
+  send_failed_ = recv_failed_ = false;
   (void)flush(nullptr);  // a reply wolfSSL made while reading (a KeyUpdate), best effort
-  if (key_update_flood_ && poison_offset_ == sizeof poison_record) return key_update_failure();
   std::uint64_t before = 0;
   const bool tls13 = handshake_done_ && !frozen_ && wolfSSL_version(ssl_) == TLS1_3_VERSION;
   if (tls13) (void)wolfSSL_GetPeerSequenceNumber(ssl_, &before);
@@ -598,11 +815,10 @@ Result WolfSslEngine::read(std::span<std::byte> buf) {
     // The peer's sequence number starts again at 0 with each KeyUpdate
     // (RFC 8446 5.3): one that went back is a KeyUpdate received.
     if (wolfSSL_GetPeerSequenceNumber(ssl_, &after) == 0 && after < before &&
-        !key_updates_.received(std::chrono::steady_clock::now()))
-      key_update_flood_ = true;
+        !key_updates_.received(std::chrono::steady_clock::now()) && poisoned_ == 0)
+      poison(key_update_flood_code);  // wolfSSL refuses it with its own alert
   }
   if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
-  if (key_update_flood_ && poison_offset_ > 0) return key_update_failure();
   Result r = translate(ret, Op::read);
   Result failed = Result::ok();
   if (r.status == Status::failed) (void)flush(&failed);  // our alert, if wolfSSL made one
@@ -610,7 +826,7 @@ Result WolfSslEngine::read(std::span<std::byte> buf) {
 }
 
 Result WolfSslEngine::write(std::span<const std::byte> buf) {
-  transport_failed_ = false;
+  send_failed_ = recv_failed_ = false;
   Result failed = Result::ok();
   if (write_pending_) {
     // wolfSSL took these bytes in the call that answered want_write: the
@@ -638,7 +854,7 @@ Result WolfSslEngine::write(std::span<const std::byte> buf) {
 }
 
 Result WolfSslEngine::send_close_notify() {
-  transport_failed_ = false;
+  send_failed_ = recv_failed_ = false;
   Result failed = Result::ok();
   if (!close_notify_made_) {
     close_notify_made_ = true;
@@ -653,7 +869,7 @@ Result WolfSslEngine::send_close_notify() {
       // Nothing sent: wolfSSL saw the transport end (isClosed) and skips
       // the alert, which the Wire would have swallowed anyway.
       if (wire_.eof()) return Result::ok();
-      if (transport_failed_)
+      if (send_failed_)
         return Result::fail(errc::transport_error, wire_.io_error() ? wire_.io_error() : wolfssl_code(SOCKET_ERROR_E));
       const int err = wolfSSL_get_error(ssl_, ret);
       if (err != WOLFSSL_ERROR_NONE && err != WOLFSSL_ERROR_ZERO_RETURN)
@@ -681,6 +897,10 @@ void WolfSslEngine::send_alert(std::uint8_t description) {
 // value (T19).
 Result WolfSslEngine::translate(int ret, Op op) {
   const int err = wolfSSL_get_error(ssl_, ret);
+  // wolfSSL failed on the poison: the fault is the record it stands for.
+  if (poisoned_ != 0 && pending_pos_ == pending_.size() && err != WOLFSSL_ERROR_WANT_READ &&
+      err != WOLFSSL_ERROR_WANT_WRITE)
+    return Result::fail(errc::protocol_error, wolfssl_code(poisoned_));
   switch (err) {
     case WOLFSSL_ERROR_WANT_READ:
       return Result::of(Status::want_read);
@@ -688,7 +908,7 @@ Result WolfSslEngine::translate(int ret, Op op) {
       return Result::of(Status::want_write);
     case WOLFSSL_ERROR_ZERO_RETURN:
     case ZERO_RETURN:
-      if (transport_failed_ || wire_.io_error())
+      if (recv_failed_ || send_failed_ || wire_.io_error())
         return Result::fail(errc::transport_error, wire_.io_error() ? wire_.io_error() : wolfssl_code(err));
       if (op == Op::read || op == Op::handshake) return Result::of(Status::close_notify, wolfssl_code(ZERO_RETURN));
       return Result::fail(errc::transport_error, wolfssl_code(err));
@@ -696,7 +916,10 @@ Result WolfSslEngine::translate(int ret, Op op) {
       break;
   }
   // The transport: its EOF (-397, -308 after CONN_CLOSE), or its failure.
-  if (transport_failed_ || (wire_.io_error() && (err == SOCKET_ERROR_E || err == SOCKET_PEER_CLOSED_E)))
+  // A failure to send the alert that answers a bad record leaves the bad
+  // record the cause.
+  const bool socket_error = err == SOCKET_ERROR_E || err == SOCKET_PEER_CLOSED_E;
+  if (recv_failed_ || (socket_error && (send_failed_ || wire_.io_error())))
     return Result::fail(errc::transport_error, wire_.io_error() ? wire_.io_error() : wolfssl_code(err));
   if (err == SOCKET_PEER_CLOSED_E || (err == SOCKET_ERROR_E && wire_.eof())) return Result::of(Status::eof, wolfssl_code(err));
   if (err == FATAL_ERROR) return Result::fail(errc::protocol_error, wolfssl_code(err), true);
