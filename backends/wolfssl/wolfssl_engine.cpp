@@ -105,6 +105,18 @@ unsigned issues_of(int result) {
     case X509_V_ERR_CERT_NOT_YET_VALID: return issue_not_yet_valid;
     case X509_V_ERR_CERT_HAS_EXPIRED: return issue_expired;
     case X509_V_ERR_INVALID_PURPOSE: return issue_wrong_purpose;
+    // wolfSSL's own codes, which its store carries for some failures.
+    case ASN_NO_SIGNER_E:
+    case ASN_SELF_SIGNED_E:
+    case ASN_PATHLEN_INV_E:
+    case ASN_PATHLEN_SIZE_E:
+      return issue_untrusted;
+    case ASN_BEFORE_DATE_E: return issue_not_yet_valid;
+    case ASN_AFTER_DATE_E: return issue_expired;
+    case EXTKEYUSE_AUTH_E:
+    case KEYUSE_SIGNATURE_E:
+    case KEYUSE_ENCIPHER_E:
+      return issue_wrong_purpose;
     default: return issue_other;
   }
 }
