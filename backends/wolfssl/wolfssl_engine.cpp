@@ -1502,6 +1502,9 @@ extern const BackendEntry wolfssl_backend{
                  .key_encryptions = key_encryption_bit(KeyEncryption::legacy_pem) |
                                     key_encryption_bit(KeyEncryption::pkcs12) |
                                     key_encryption_bit(KeyEncryption::pkcs5_pbes1) |
-                                    key_encryption_bit(KeyEncryption::pbes2)}};
+                                    key_encryption_bit(KeyEncryption::pbes2),
+                 // Debian's build has no HAVE_SECRET_CALLBACK: no TLS 1.3
+                 // secret reaches the application (log_tls12_keys).
+                 .keylog_tls1_3 = false}};
 
 }  // namespace unitls::detail
