@@ -102,8 +102,14 @@ unsigned issues_of(int result) {
     case X509_V_ERR_PATH_LENGTH_EXCEEDED:
     case X509_V_ERR_CERT_CHAIN_TOO_LONG:
       return issue_untrusted;
-    case X509_V_ERR_CERT_NOT_YET_VALID: return issue_not_yet_valid;
-    case X509_V_ERR_CERT_HAS_EXPIRED: return issue_expired;
+    // wolfSSL says the dates this way (GetX509Error: ASN_BEFORE_DATE_E,
+    // ASN_AFTER_DATE_E).
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+    case X509_V_ERR_ERROR_IN_CERT_NOT_BEFORE_FIELD:
+      return issue_not_yet_valid;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_ERROR_IN_CERT_NOT_AFTER_FIELD:
+      return issue_expired;
     case X509_V_ERR_INVALID_PURPOSE: return issue_wrong_purpose;
     // wolfSSL's own codes, which its store carries for some failures.
     case ASN_NO_SIGNER_E:
