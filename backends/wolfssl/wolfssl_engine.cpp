@@ -200,6 +200,8 @@ class WolfSslContext final : public BackendContext,
   std::vector<unsigned char> alpn_wire_;   // server: RFC 7301 3.1 wire format, preference order
   bool session_cache_;
   bool keylog_;
+  bool tls1_3_ = true;                     // TLS 1.3 may be negotiated
+  std::string cipher_list_;                // wolfSSL's names, ':'-separated
   std::vector<std::uint16_t> groups_;      // code points, preference order
   std::vector<OwnCredential> credentials_;
   std::vector<std::vector<unsigned char>> anchors_;  // the trust anchors' DER
@@ -478,6 +480,7 @@ class WolfSslEngine final : public Engine {
   void handshake_completed();
   void log_tls12_keys();
   Result read_client_hello();
+  void choose_group();
   Result translate(int ret, Op op);
   // The queue of bytes wolfSSL wrote that the transport has not taken:
   // true when it is empty. On a transport failure, *failed.
@@ -518,6 +521,7 @@ class WolfSslEngine final : public Engine {
   std::string requested_name_;        // server: this handshake's SNI host_name
   unsigned issues_ = 0;               // verify: why a certificate was rejected
   bool rejected_ = false;             // verify: our callback rejected a certificate
+  bool curve_refused_ = false;        // verify: the server's key is on a curve we did not offer
   std::vector<std::vector<std::byte>> rejected_chain_;
   Facts facts_;
   // TLS 1.3 KeyUpdates (KeyUpdateLimit): counted by the peer's record
@@ -748,6 +752,7 @@ Result WolfSslEngine::read_client_hello() {
       if (const HelloFault fault = scan.fault; fault != HelloFault::none)
         return Result::answer(errc::protocol_error, make_error_code(fault), hello_alert(fault));
       requested_name_ = scan.server_name;
+      choose_group();
       if (const std::size_t i = c.credential_for(requested_name_); i > 0) {
         const OwnCredential& chosen = c.credentials_[i];
         if (wolfSSL_use_certificate_chain_buffer(ssl_, reinterpret_cast<const unsigned char*>(chosen.chain_pem.data()),
@@ -772,6 +777,63 @@ Result WolfSslEngine::read_client_hello() {
       default:
         return Result::fail(errc::transport_error, wire_.io_error() ? wire_.io_error() : wolfssl_code(SOCKET_ERROR_E));
     }
+  }
+}
+
+// The server's preference decides the group, as on every backend
+// (docs/contract.md, "Cipher suites and groups"): wolfSSL 5.5.4 takes the
+// first of the client's groups its own key size allows in TLS 1.2, whatever
+// its own list, and the client's key share in TLS 1.3 when it can. So this
+// connection's groups become the one the server prefers among the client's
+// supported_groups (for TLS 1.3, among those TLS 1.3 has: wolfSSL then
+// takes that share or asks for it with a HelloRetryRequest). The brainpool
+// curves wolfSSL_set1_curves_list cannot name are chosen by their size.
+void WolfSslEngine::choose_group() {
+  const WolfSslContext& c = *context_;
+  // The ClientHello message from the records read ahead.
+  std::vector<unsigned char> message;
+  for (std::size_t at = 0; at + record_header <= ahead_.size();) {
+    const std::size_t len = static_cast<std::size_t>(ahead_[at + 3]) << 8 | ahead_[at + 4];
+    if (ahead_[at] != 22 || at + record_header + len > ahead_.size()) break;
+    message.insert(message.end(), ahead_.begin() + static_cast<std::ptrdiff_t>(at + record_header),
+                   ahead_.begin() + static_cast<std::ptrdiff_t>(at + record_header + len));
+    at += record_header + len;
+  }
+  if (message.size() < 4 || message[0] != 1) return;
+  const std::size_t len = static_cast<std::size_t>(message[1]) << 16 | static_cast<std::size_t>(message[2]) << 8 | message[3];
+  if (message.size() - 4 < len) return;
+  const ClientHelloBody hello = read_client_hello_body({message.data() + 4, len});
+  if (!hello.parses || !hello.has_groups) return;
+  const bool tls13 = hello.offers_tls1_3 && c.tls1_3_;
+  for (const std::uint16_t code : c.groups_) {
+    const GroupInfo* info = find_group(code);
+    if (tls13 && (!info || !info->tls1_3)) continue;
+    bool offered = false;
+    for (std::size_t i = 0; i + 1 < hello.groups.size(); i += 2)
+      offered = offered || (static_cast<std::uint16_t>(hello.groups[i] << 8 | hello.groups[i + 1]) == code);
+    if (!offered) continue;
+    const char* name = code == 23   ? "P-256"
+                       : code == 24 ? "P-384"
+                       : code == 25 ? "P-521"
+                       : code == 29 ? "X25519"
+                       : code == 30 ? "X448"
+                                    : nullptr;
+    if (name) {
+      if (c.tls1_3_) {
+        (void)wolfSSL_set1_curves_list(ssl_, name);
+      } else if (wolfSSL_SetVersion(ssl_, WOLFSSL_TLSV1_3) == WOLFSSL_SUCCESS) {
+        // A TLS 1.2-only object takes no group list: one that is made
+        // TLS 1.3 for the call, then TLS 1.2 again with the suites (which
+        // wolfSSL_SetVersion resets).
+        (void)wolfSSL_set1_curves_list(ssl_, name);
+        (void)wolfSSL_SetVersion(ssl_, WOLFSSL_TLSV1_2);
+        (void)wolfSSL_set_cipher_list(ssl_, c.cipher_list_.c_str());
+      }
+    } else {
+      const word16 size = code == 26 ? 32 : code == 27 ? 48 : code == 28 ? 64 : 0;
+      if (size) (void)wolfSSL_SetTmpEC_DHE_Sz(ssl_, size);
+    }
+    return;
   }
 }
 
@@ -942,6 +1004,7 @@ Result WolfSslEngine::translate(int ret, Op op) {
   if (err == SOCKET_PEER_CLOSED_E || (err == SOCKET_ERROR_E && wire_.eof())) return Result::of(Status::eof, wolfssl_code(err));
   if (err == FATAL_ERROR) return Result::fail(errc::protocol_error, wolfssl_code(err), true);
   if (op == Op::handshake) {
+    if (curve_refused_) return Result::fail(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR));
     if (rejected_)
       return Result::fail(errc::certificate_error, issues_ ? wolfssl_code(err) : wolfssl_code(err));
     // A server that requires a client certificate and got none: wolfSSL
@@ -993,6 +1056,15 @@ int WolfSslEngine::verify(int ok, WOLFSSL_X509_STORE_CTX* store) {
       return reject(issue_wrong_purpose);
     }
     return 1;
+  }
+  // RFC 8422 5.1: a TLS 1.2 server's ECDSA key on a curve the client's
+  // groups leave out. wolfSSL takes it; OpenSSL fails it as a protocol
+  // error, and so does every backend (docs/contract.md, "Cipher suites and
+  // groups"). Refused here so that wolfSSL sends its alert.
+  if (c.role_ == Role::client && wolfSSL_version(ssl) == TLS1_2_VERSION &&
+      !server_key_allowed(std::as_bytes(der), c.groups_)) {
+    self->curve_refused_ = true;
+    return 0;
   }
   const PeerVerdict verdict = check_peer_leaf(std::as_bytes(der), c.role_, c.server_name_);
   if (verdict == PeerVerdict::ok) return 1;
@@ -1360,6 +1432,7 @@ bool WolfSslContext::select(const Selection& selection, std::string& message) {
     if (!list.empty()) list += ':';
     list += name;
   }
+  cipher_list_ = list;
   if (wolfSSL_CTX_set_cipher_list(ctx_, list.c_str()) != WOLFSSL_SUCCESS) {
     message = "cipher_suites: wolfSSL refused '" + list + "'";
     init_error_ = errc::unsupported;
@@ -1370,13 +1443,9 @@ bool WolfSslContext::select(const Selection& selection, std::string& message) {
     groups.push_back(group->code);
     groups_.push_back(group->code);
   }
-  int ret = WOLFSSL_SUCCESS;
-  if (selection.max_version == Version::tls1_3) {
-    ret = wolfSSL_CTX_set_groups(ctx_, groups.data(), static_cast<int>(groups.size()));
-  } else {
-    for (std::size_t i = 0; ret == WOLFSSL_SUCCESS && i < groups.size(); ++i)
-      ret = wolfSSL_CTX_UseSupportedCurve(ctx_, static_cast<word16>(groups[i]));
-  }
+  // In order: the supported_groups a client sends, and its one TLS 1.3
+  // key share (the first group wolfSSL has a share for).
+  const int ret = wolfSSL_CTX_set_groups(ctx_, groups.data(), static_cast<int>(groups.size()));
   if (ret != WOLFSSL_SUCCESS) {
     // Which one: each on its own.
     for (const GroupInfo* group : selection.groups) {
@@ -1403,22 +1472,22 @@ bool WolfSslContext::init(const Config&, const Prepared& prepared, std::string& 
   }
   const Selection& selection = prepared.selection;
   const bool server = role_ == Role::server;
-  WOLFSSL_METHOD* method = nullptr;
-  if (selection.min_version == Version::tls1_3)
-    method = server ? wolfTLSv1_3_server_method() : wolfTLSv1_3_client_method();
-  else if (selection.max_version == Version::tls1_2)
-    method = server ? wolfTLSv1_2_server_method() : wolfTLSv1_2_client_method();
-  else
-    method = server ? wolfSSLv23_server_method() : wolfSSLv23_client_method();
+  // The versions through the flexible method and its limits, never a
+  // TLS 1.2-only method: its objects take no group list (wolfSSL_set_groups
+  // wants a TLS 1.3-capable object), which the server's choice of group
+  // needs (choose_group).
+  WOLFSSL_METHOD* method = server ? wolfSSLv23_server_method() : wolfSSLv23_client_method();
   ctx_ = method ? wolfSSL_CTX_new(method) : nullptr;
   if (!ctx_) {
     message = "cannot create a wolfSSL context";
     return false;
   }
   wolfSSL_CTX_set_ex_data(ctx_, 0, this);
-  if (selection.min_version == Version::tls1_2 && selection.max_version == Version::tls1_3 &&
-      wolfSSL_CTX_SetMinVersion(ctx_, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
-    message = "min_version: wolfSSL refused TLS 1.2";
+  tls1_3_ = selection.max_version == Version::tls1_3;
+  if (wolfSSL_CTX_SetMinVersion(ctx_, selection.min_version == Version::tls1_3 ? WOLFSSL_TLSV1_3 : WOLFSSL_TLSV1_2) !=
+          WOLFSSL_SUCCESS ||
+      (!tls1_3_ && wolfSSL_CTX_set_max_proto_version(ctx_, TLS1_2_VERSION) != WOLFSSL_SUCCESS)) {
+    message = "min_version/max_version: refused by wolfSSL";
     return false;
   }
   if (!select(selection, message)) return false;
