@@ -224,6 +224,11 @@ constexpr unsigned char poison_record[] = {
     0x17, 0x03, 0x03, 0x00, 0x20, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5,
     0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5, 0xa5};
 
+// After a KeyUpdate flood: a plaintext handshake record where TLS 1.3
+// allows only application_data (RFC 8446 5), which wolfSSL refuses with
+// unexpected_message, the alert the limit calls for.
+constexpr unsigned char unexpected_record[] = {0x16, 0x03, 0x03, 0x00, 0x01, 0x00};
+
 constexpr std::size_t record_header = 5;
 constexpr std::size_t max_plaintext = 16384;  // 2^14 (RFC 8446 5.1)
 
@@ -495,10 +500,24 @@ class WolfSslEngine final : public Engine {
   // A record header wolfSSL would refuse without an alert: the wolfSSL
   // error code it would fail with, 0 when the record is one it judges.
   int refused_header(const unsigned char* h) const;
-  void poison(int code) {
+  void poison(int code, const unsigned char* record = poison_record, std::size_t size = sizeof poison_record) {
     poisoned_ = code;
-    pending_.assign(poison_record, poison_record + sizeof poison_record);
+    pending_.assign(record, record + size);
     pending_pos_ = 0;
+  }
+  // TLS 1.3 KeyUpdates (KeyUpdateLimit), counted by the peer's record
+  // sequence number: wolfSSL starts it again at 0 with each KeyUpdate (RFC
+  // 8446 5.3), so a record that did not add one to it was a KeyUpdate.
+  // False once the peer passed the limit.
+  bool key_update_seen() {
+    word64 seq = 0;
+    (void)wolfSSL_GetPeerSequenceNumber(ssl_, &seq);  // (answers 1 for 0)
+    // Asked again at the same place (the transport had nothing): no record
+    // was processed since.
+    const bool updated = record_passed_ && seq != next_seq_;
+    record_passed_ = false;
+    next_seq_ = seq + 1;
+    return !updated || key_updates_.received(std::chrono::steady_clock::now());
   }
 
   WolfSslContext* context_;
@@ -536,6 +555,9 @@ class WolfSslEngine final : public Engine {
   std::size_t header_have_ = 0;
   std::size_t body_left_ = 0;           // of the record whose header passed
   int poisoned_ = 0;                    // the code of the record the poison stands for (0: none)
+  bool count_key_updates_ = false;      // TLS 1.3, established: key_update_seen at each record
+  bool record_passed_ = false;          // a record header went to wolfSSL since key_update_seen
+  word64 next_seq_ = 0;
   friend class WolfSslContext;
 };
 
@@ -669,6 +691,12 @@ int WolfSslEngine::refused_header(const unsigned char* h) const {
 // pass (refused_header). Bytes go straight into wolfSSL's buffer; only a
 // header split across transport reads is gathered first.
 int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
+  // wolfSSL reads a record's header only once the record before is
+  // processed: the place to see whether that one was a KeyUpdate.
+  if (header_have_ == 0 && body_left_ == 0 && count_key_updates_ && !key_update_seen()) {
+    poison(key_update_flood_code, unexpected_record, sizeof unexpected_record);
+    return transport_recv(buf, len);
+  }
   while (header_have_ > 0) {
     const int n = raw_recv(header_ + header_have_, record_header - header_have_);
     if (n <= 0) return n;
@@ -679,6 +707,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
       poison(code);
     } else {
       body_left_ = static_cast<std::size_t>(header_[3]) << 8 | header_[4];
+      record_passed_ = true;
       pending_.assign(header_, header_ + record_header);
       pending_pos_ = 0;
     }
@@ -709,6 +738,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
       return transport_recv(buf, len);
     }
     body_left_ = static_cast<std::size_t>(buf[i + 3]) << 8 | buf[i + 4];
+    record_passed_ = true;
     i += record_header;
   }
   return got;
@@ -864,6 +894,7 @@ Result WolfSslEngine::handshake() {
 
 void WolfSslEngine::handshake_completed() {
   handshake_done_ = true;
+  count_key_updates_ = wolfSSL_version(ssl_) == TLS1_3_VERSION;
   std::vector<std::vector<std::byte>>().swap(rejected_chain_);
   if (keylog_) log_tls12_keys();
 }
@@ -886,18 +917,7 @@ void WolfSslEngine::log_tls12_keys() {
 Result WolfSslEngine::read(std::span<std::byte> buf) {
   send_failed_ = recv_failed_ = false;
   (void)flush(nullptr);  // a reply wolfSSL made while reading (a KeyUpdate), best effort
-  std::uint64_t before = 0;
-  const bool tls13 = handshake_done_ && !frozen_ && wolfSSL_version(ssl_) == TLS1_3_VERSION;
-  if (tls13) (void)wolfSSL_GetPeerSequenceNumber(ssl_, &before);
   const int ret = wolfSSL_read(ssl_, buf.data(), static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX)));
-  if (tls13 && ret != 0) {
-    std::uint64_t after = 0;
-    // The peer's sequence number starts again at 0 with each KeyUpdate
-    // (RFC 8446 5.3): one that went back is a KeyUpdate received.
-    if (wolfSSL_GetPeerSequenceNumber(ssl_, &after) == 0 && after < before &&
-        !key_updates_.received(std::chrono::steady_clock::now()) && poisoned_ == 0)
-      poison(key_update_flood_code);  // wolfSSL refuses it with its own alert
-  }
   if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
   Result r = translate(ret, Op::read);
   Result failed = Result::ok();
@@ -1004,7 +1024,11 @@ Result WolfSslEngine::translate(int ret, Op op) {
   if (err == SOCKET_PEER_CLOSED_E || (err == SOCKET_ERROR_E && wire_.eof())) return Result::of(Status::eof, wolfssl_code(err));
   if (err == FATAL_ERROR) return Result::fail(errc::protocol_error, wolfssl_code(err), true);
   if (op == Op::handshake) {
-    if (curve_refused_) return Result::fail(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR));
+    // (Not verifying, wolfSSL sends no alert for it: illegal_parameter, in
+    // plaintext, as a TLS 1.2 server's Certificate comes before any key.)
+    if (curve_refused_)
+      return context_->verify_peer_ ? Result::fail(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR))
+                                    : Result::answer(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR), 47);
     if (rejected_)
       return Result::fail(errc::certificate_error, issues_ ? wolfssl_code(err) : wolfssl_code(err));
     // A server that requires a client certificate and got none: wolfSSL
@@ -1047,6 +1071,15 @@ int WolfSslEngine::verify(int ok, WOLFSSL_X509_STORE_CTX* store) {
     }
     return 0;
   };
+  if (!c.verify_peer_) {
+    // A client that verifies nothing: only the RFC 8422 5.1 check, on the leaf.
+    if (depth == 0 && !der.empty() && wolfSSL_version(ssl) == TLS1_2_VERSION &&
+        !server_key_allowed(std::as_bytes(der), c.groups_)) {
+      self->curve_refused_ = true;
+      return 0;
+    }
+    return 1;
+  }
   if (!ok) return reject(issues_of(store->error));
   if (der.empty()) return ok;
   if (depth > 0) {
@@ -1544,8 +1577,9 @@ bool WolfSslContext::init(const Config&, const Prepared& prepared, std::string& 
     wolfSSL_CTX_set_TicketEncCb(ctx_, &WolfSslEngine::on_ticket);
     if (!alpn_wire_.empty()) wolfSSL_CTX_set_alpn_select_cb(ctx_, select_alpn, &alpn_wire_);
   } else {
-    wolfSSL_CTX_set_verify(ctx_, verify_peer_ ? WOLFSSL_VERIFY_PEER : WOLFSSL_VERIFY_NONE,
-                           verify_peer_ ? &WolfSslEngine::verify : nullptr);
+    // The callback also when nothing is verified: the RFC 8422 5.1 check
+    // (verify) is no verification.
+    wolfSSL_CTX_set_verify(ctx_, verify_peer_ ? WOLFSSL_VERIFY_PEER : WOLFSSL_VERIFY_NONE, &WolfSslEngine::verify);
     if (session_cache_) {
       wolfSSL_CTX_set_session_cache_mode(ctx_, WOLFSSL_SESS_CACHE_CLIENT | WOLFSSL_SESS_CACHE_NO_INTERNAL);
       wolfSSL_CTX_sess_set_new_cb(ctx_, &WolfSslEngine::on_new_session);
