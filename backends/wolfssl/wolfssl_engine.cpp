@@ -456,7 +456,10 @@ class WolfSslEngine final : public Engine {
       const auto* p = reinterpret_cast<const std::byte*>(der);
       chain.emplace_back(p, p + len);
     }
-    if (chain.empty()) {
+    if (chain.empty() && !resumed_leaf_.empty()) {
+      // A server resumed with a TLS 1.3 ticket (on_ticket).
+      chain.push_back(resumed_leaf_);
+    } else if (chain.empty()) {
       // A resumed session that kept no chain: its leaf, as wolfSSL keeps it.
       if (WOLFSSL_X509* leaf = wolfSSL_get_peer_certificate(ssl_)) {
         int len = 0;
@@ -542,6 +545,7 @@ class WolfSslEngine final : public Engine {
   bool rejected_ = false;             // verify: our callback rejected a certificate
   bool curve_refused_ = false;        // verify: the server's key is on a curve we did not offer
   std::vector<std::vector<std::byte>> rejected_chain_;
+  std::vector<std::byte> resumed_leaf_;  // server, TLS 1.3 resumption: the client's leaf (on_ticket)
   Facts facts_;
   // TLS 1.3 KeyUpdates (KeyUpdateLimit): counted by the peer's record
   // sequence number going back to 0 (a KeyUpdate starts new keys).
@@ -1184,6 +1188,18 @@ int WolfSslEngine::on_ticket(WOLFSSL* ssl, unsigned char key_name[WOLFSSL_TICKET
                                     static_cast<word32>(in_len), ticket, mac) != 0)
       return WOLFSSL_TICKET_RET_FATAL;
     *out_len = in_len;
+    // The client's certificate, which wolfSSL's ticket does not carry, is
+    // kept in the core's store under the ticket's IV, for the connection
+    // that resumes with it (peer_chain: the leaf of the handshake that made
+    // the session, as on every backend).
+    if (c.server_sessions_ && c.client_auth_ != ClientAuth::none) {
+      const std::vector<std::vector<std::byte>> chain = self->chain_now();
+      if (!chain.empty())
+        c.server_sessions_->store(std::span<const unsigned char>(iv, WOLFSSL_TICKET_IV_SZ),
+                                  std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(chain[0].data()),
+                                                                 chain[0].size()),
+                                  nullptr, name);
+    }
     return WOLFSSL_TICKET_RET_OK;
   }
   if (std::memcmp(key_name, c.ticket_name_, WOLFSSL_TICKET_NAME_SZ) != 0) return WOLFSSL_TICKET_RET_REJECT;
@@ -1191,6 +1207,12 @@ int WolfSslEngine::on_ticket(WOLFSSL* ssl, unsigned char key_name[WOLFSSL_TICKET
                                   static_cast<word32>(in_len), mac, ticket) != 0)
     return WOLFSSL_TICKET_RET_REJECT;
   *out_len = in_len;
+  if (c.server_sessions_ && c.client_auth_ != ClientAuth::none) {
+    if (const auto kept = c.server_sessions_->find(std::span<const unsigned char>(iv, WOLFSSL_TICKET_IV_SZ), name)) {
+      const auto* p = reinterpret_cast<const std::byte*>(kept->bytes.data());
+      self->resumed_leaf_.assign(p, p + kept->bytes.size());
+    }
+  }
   return WOLFSSL_TICKET_RET_OK;
 }
 
