@@ -171,8 +171,7 @@ class WolfSslContext final : public BackendContext,
   WolfSslContext(const Config& config, const Prepared& prepared)
       : ContextFacts(config, prepared),
         alpn_(config.alpn),
-        session_cache_(config.role == Role::client && config.session_cache),
-        keylog_(static_cast<bool>(config.keylog)) {}
+        session_cache_(config.role == Role::client && config.session_cache) {}
 
   ~WolfSslContext() override {
     if (ctx_) wolfSSL_CTX_free(ctx_);
@@ -199,7 +198,6 @@ class WolfSslContext final : public BackendContext,
   std::string alpn_list_;                  // client: comma-separated (wolfSSL_UseALPN)
   std::vector<unsigned char> alpn_wire_;   // server: RFC 7301 3.1 wire format, preference order
   bool session_cache_;
-  bool keylog_;
   bool tls1_3_ = true;                     // TLS 1.3 may be negotiated
   std::string cipher_list_;                // wolfSSL's names, ':'-separated
   std::vector<std::uint16_t> groups_;      // code points, preference order
