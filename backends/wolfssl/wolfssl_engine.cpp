@@ -21,6 +21,7 @@
 #include <wolfssl/error-ssl.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 #include <wolfssl/wolfcrypt/des3.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/pwdbased.h>
 #include <wolfssl/wolfcrypt/sha.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
@@ -150,6 +151,21 @@ bool library_ready() {
   return ready;
 }
 
+// Debian's wolfSSL is built with FP_ECC: each thread that signs or
+// verifies with ECDSA fills a cache of its own, which is freed only when
+// that thread calls wc_ecc_fp_free (otherwise it leaks at the thread's
+// exit, about 3 KiB a point). A thread that runs a handshake or loads a key
+// here frees it when it ends.
+void thread_uses_ecc() {
+#if defined(FP_ECC)
+  struct FreeAtExit {
+    ~FreeAtExit() { wc_ecc_fp_free(); }
+  };
+  static thread_local FreeAtExit at_exit;
+  (void)at_exit;
+#endif
+}
+
 class WolfSslEngine;
 
 // A credential as wolfSSL loads it: the chain as PEM, the key as plain DER
@@ -175,6 +191,7 @@ class WolfSslContext final : public BackendContext,
 
   ~WolfSslContext() override {
     if (ctx_) wolfSSL_CTX_free(ctx_);
+    if (rng_ready_) wc_FreeRng(&rng_);
     detail::secure_wipe(ticket_key_, sizeof ticket_key_);
   }
 
@@ -208,6 +225,16 @@ class WolfSslContext final : public BackendContext,
   // additional data (on_ticket).
   unsigned char ticket_key_[CHACHA20_POLY1305_AEAD_KEYSIZE] = {};
   unsigned char ticket_name_[WOLFSSL_TICKET_NAME_SZ] = {};
+  // Server: the random generator of the tickets' IVs, made once (seeding
+  // one per ticket cost about 100 000 instructions a handshake); the
+  // context is shared across threads, so the lock is ours.
+  bool random(unsigned char* out, std::size_t n) const {
+    std::lock_guard lock(rng_mutex_);
+    return wc_RNG_GenerateBlock(&rng_, out, static_cast<word32>(n)) == 0;
+  }
+  mutable std::mutex rng_mutex_;
+  mutable WC_RNG rng_{};
+  bool rng_ready_ = false;
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -871,6 +898,7 @@ void WolfSslEngine::choose_group() {
 
 Result WolfSslEngine::handshake() {
   send_failed_ = recv_failed_ = false;
+  thread_uses_ecc();
   Result failed = Result::ok();
   if (!flush(&failed)) return failed.status == Status::failed ? failed : Result::of(Status::want_write);
   if (handshake_done_) return Result::ok();
@@ -1179,11 +1207,7 @@ int WolfSslEngine::on_ticket(WOLFSSL* ssl, unsigned char key_name[WOLFSSL_TICKET
   static_assert(WOLFSSL_TICKET_MAC_SZ >= CHACHA20_POLY1305_AEAD_AUTHTAG_SIZE);
   if (enc) {
     std::memcpy(key_name, c.ticket_name_, WOLFSSL_TICKET_NAME_SZ);
-    WC_RNG rng;
-    if (wc_InitRng(&rng) != 0) return WOLFSSL_TICKET_RET_FATAL;
-    const int r = wc_RNG_GenerateBlock(&rng, iv, WOLFSSL_TICKET_IV_SZ);
-    wc_FreeRng(&rng);
-    if (r != 0) return WOLFSSL_TICKET_RET_FATAL;
+    if (!c.random(iv, WOLFSSL_TICKET_IV_SZ)) return WOLFSSL_TICKET_RET_FATAL;
     std::memset(mac, 0, WOLFSSL_TICKET_MAC_SZ);
     if (wc_ChaCha20Poly1305_Encrypt(c.ticket_key_, iv, aad, static_cast<word32>(name.size()), ticket,
                                     static_cast<word32>(in_len), ticket, mac) != 0)
@@ -1371,6 +1395,7 @@ int key_der(const PreparedCredential& prepared, std::vector<unsigned char>& der)
 // passes an EC key of the same curve that is not the certificate's
 // (measured).
 bool key_matches(const OwnCredential& own) {
+  thread_uses_ecc();
   WOLFSSL_X509* leaf = wolfSSL_X509_load_certificate_buffer(
       reinterpret_cast<const unsigned char*>(own.chain_pem.data()), static_cast<int>(own.chain_pem.size()),
       WOLFSSL_FILETYPE_PEM);
@@ -1590,13 +1615,15 @@ bool WolfSslContext::init(const Config&, const Prepared& prepared, std::string& 
     wolfSSL_CTX_sess_set_new_cb(ctx_, &WolfSslEngine::on_new_session);
     wolfSSL_CTX_sess_set_get_cb(ctx_, &WolfSslEngine::find_session);
     wolfSSL_CTX_sess_set_remove_cb(ctx_, &WolfSslEngine::forget_session);
-    WC_RNG rng;
-    if (wc_InitRng(&rng) != 0 || wc_RNG_GenerateBlock(&rng, ticket_key_, sizeof ticket_key_) != 0 ||
-        wc_RNG_GenerateBlock(&rng, ticket_name_, sizeof ticket_name_) != 0) {
+    if (wc_InitRng(&rng_) != 0) {
+      message = "cannot set up wolfCrypt's random generator";
+      return false;
+    }
+    rng_ready_ = true;
+    if (!random(ticket_key_, sizeof ticket_key_) || !random(ticket_name_, sizeof ticket_name_)) {
       message = "cannot make a session ticket key";
       return false;
     }
-    wc_FreeRng(&rng);
     wolfSSL_CTX_set_TicketEncCb(ctx_, &WolfSslEngine::on_ticket);
     if (!alpn_wire_.empty()) wolfSSL_CTX_set_alpn_select_cb(ctx_, select_alpn, &alpn_wire_);
   } else {
