@@ -382,6 +382,13 @@ bool prepare_credential(const CredentialItems& items, Role role, const detail::C
   std::vector<std::span<const std::byte>> ders;
   for (const auto& block : blocks) {
     if (block.label != "CERTIFICATE") continue;
+    if (!caps.ber_certificates && !detail::minimal_lengths(block.der)) {
+      kind = errc::unsupported;
+      message = out.certificate_source + ": a certificate in it is BER, not DER (a length not in its shortest form), " +
+                "which the " + std::string(backend) + " backend (" + std::string(backend_library_version(backend)) +
+                ") cannot read";
+      return false;
+    }
     certificates.push_back(&block);
     ders.emplace_back(block.der);
   }

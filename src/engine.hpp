@@ -286,6 +286,9 @@ struct Capabilities {
   // hands over the TLS 1.3 secrets (a wolfSSL built without
   // HAVE_SECRET_CALLBACK cannot).
   bool keylog_tls1_3 = true;
+  // Certificates in BER, not DER (a length longer than it needs): the stack
+  // reads them, its own and its peer's (wolfSSL's parser does not).
+  bool ber_certificates = true;
 };
 
 // What the core made of the Config before the backend sees it: the rules

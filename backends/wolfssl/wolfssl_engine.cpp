@@ -1664,6 +1664,10 @@ extern const BackendEntry wolfssl_backend{
                                     key_encryption_bit(KeyEncryption::pbes2),
                  // Debian's build has no HAVE_SECRET_CALLBACK: no TLS 1.3
                  // secret reaches the application (log_tls12_keys).
-                 .keylog_tls1_3 = false}};
+                 .keylog_tls1_3 = false,
+                 // Its certificate parser takes DER only: a BER length (the
+                 // outer SEQUENCE's in four bytes) fails to load, and a
+                 // peer's fails the handshake.
+                 .ber_certificates = false}};
 
 }  // namespace unitls::detail
