@@ -116,7 +116,7 @@ ServerNameVerdict judge_server_name(std::span<const unsigned char> extension_bod
   return verdict;
 }
 
-void HelloJudge::extension(unsigned type, std::span<const unsigned char> body) {
+void HelloJudge::judge_extension(unsigned type, std::span<const unsigned char> body) {
   if (type < 64) {
     const std::uint64_t bit = std::uint64_t{1} << type;
     if (low_seen_ & bit) {
