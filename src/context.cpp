@@ -69,6 +69,25 @@ bool check_file(const char* option, const std::string& path, std::string& messag
   return true;
 }
 
+// An option naming a directory: "" or one that can be read.
+bool check_directory(const char* option, const std::string& path, std::string& message) {
+  if (path.empty()) return true;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    message = std::string(option) + " '" + path + "': " + std::strerror(errno);
+    return false;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    message = std::string(option) + " '" + path + "': not a directory";
+    return false;
+  }
+  if (::access(path.c_str(), R_OK | X_OK) != 0) {
+    message = std::string(option) + " '" + path + "': " + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
 // The whole file, or false with a message naming it. A configuration file
 // is small; anything beyond the cap is not one.
 bool read_file(const char* option, const std::string& path, std::string& out, std::string& message) {
@@ -174,7 +193,7 @@ bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
 bool check_strings(const Config& c, std::string& message) {
   const std::pair<const char*, const std::string*> strings[] = {
-      {"backend", &c.backend}, {"ca_file", &c.ca_file}, {"server_name", &c.server_name}};
+      {"backend", &c.backend}, {"ca_file", &c.ca_file}, {"ca_path", &c.ca_path}, {"server_name", &c.server_name}};
   for (const auto& [option, value] : strings) {
     if (has_nul(*value)) {
       message = std::string(option) + ": contains a NUL byte";
@@ -244,6 +263,7 @@ bool check_config(const Config& c, std::string& message) {
     return false;
   }
   if (!check_file("ca_file", c.ca_file, message)) return false;
+  if (!check_directory("ca_path", c.ca_path, message)) return false;
   if (c.role == Role::client && !c.additional_credentials.empty()) {
     message = "additional_credentials is a server option (a client has one certificate)";
     return false;
@@ -281,8 +301,8 @@ bool check_config(const Config& c, std::string& message) {
   }
   // A server that asks for client certificates must say whom it trusts: the
   // system store would let in anyone a public CA ever gave a client cert.
-  if (c.role == Role::server && c.client_auth != ClientAuth::none && !ca.given()) {
-    message = "a server with client_auth (client certificates) needs ca_file (or ca_pem), the CA "
+  if (c.role == Role::server && c.client_auth != ClientAuth::none && !ca.given() && c.ca_path.empty()) {
+    message = "a server with client_auth (client certificates) needs ca_file (or ca_pem, ca_path), the CA "
               "that signs its clients";
     return false;
   }
@@ -457,10 +477,11 @@ void add_blocks(const std::string& text, std::vector<detail::PemBlock>& blocks) 
   for (auto& block : *parsed) blocks.push_back(std::move(block));
 }
 
-bool read_directory(const std::string& dir, std::vector<detail::PemBlock>& blocks, std::string& message) {
+bool read_directory(const char* option, const std::string& dir, std::vector<detail::PemBlock>& blocks,
+                    std::string& message) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) {
-    message = "SSL_CERT_DIR '" + dir + "': " + std::strerror(errno);
+    message = std::string(option) + " '" + dir + "': " + std::strerror(errno);
     return false;
   }
   std::vector<std::string> names;
@@ -472,7 +493,7 @@ bool read_directory(const std::string& dir, std::vector<detail::PemBlock>& block
   for (const auto& name : names) {
     const std::string path = dir + "/" + name;
     std::string one, ignored;
-    if (!exists_as(path.c_str(), S_IFREG) || !read_file("SSL_CERT_DIR", path, one, ignored)) continue;
+    if (!exists_as(path.c_str(), S_IFREG) || !read_file(option, path, one, ignored)) continue;
     add_blocks(one, blocks);
   }
   return true;
@@ -522,7 +543,7 @@ bool read_system_store(std::vector<detail::PemBlock>& blocks, std::string& sourc
     source += "'" + file + "'";
   }
   for (const auto& dir : dirs) {
-    if (!read_directory(dir, blocks, message)) return false;
+    if (!read_directory("SSL_CERT_DIR", dir, blocks, message)) return false;
     source += (source.back() == '(' ? "'" : ", '") + dir + "'";
   }
   source += ")";
@@ -535,9 +556,15 @@ bool read_system_store(std::vector<detail::PemBlock>& blocks, std::string& sourc
 bool prepare_trust(const Config& c, detail::Prepared& out, std::string& message) {
   const Item ca = ca_item(c);
   std::vector<detail::PemBlock> blocks;
-  if (ca.given()) {
-    out.trust_source = ca.source();
-    if (!read_item(ca, blocks, message)) return false;
+  if (ca.given() || !c.ca_path.empty()) {
+    if (ca.given()) {
+      out.trust_source = ca.source();
+      if (!read_item(ca, blocks, message)) return false;
+    }
+    if (!c.ca_path.empty()) {
+      if (!read_directory("ca_path", c.ca_path, blocks, message)) return false;
+      out.trust_source += (out.trust_source.empty() ? "" : " and ") + std::string("ca_path '") + c.ca_path + "'";
+    }
   } else {
     if (!detail::verifies_peer(c)) return true;
     if (!read_system_store(blocks, out.trust_source, message)) return false;
