@@ -7,8 +7,8 @@ For each backend: usage errors are one line and exit 2; --naccept 3 serves
 three clients (Python's ssl module, each closing with unwrap()) and exits 0 by
 itself, refusing a fourth; --echo serves 10 clients at once (--bind
 localhost); --www answers curl 20 times in a row and 20 times 5 at once, every
-connection closed cleanly; a silent client does not hold up curl and is cut at
---timeout; SIGTERM closes an open connection with our close_notify and the
+connection closed cleanly; a silent client and one that trickles its
+ClientHello do not hold up curl and are cut at --timeout; SIGTERM closes an open connection with our close_notify and the
 server exits 0. curl missing: its checks are skipped, and said so.
 """
 import concurrent.futures
@@ -185,24 +185,38 @@ def check_www(unitls, certs, backend):
         server.kill()
 
 
-def check_silent_client(unitls, certs, backend):
+def check_slow_clients(unitls, certs, backend):
+    """A silent client and one that trickles a byte of its ClientHello every
+    200 ms: neither holds up curl, and both are cut one --timeout after they
+    connected (the trickle buys no time)."""
     server = Server(unitls, certs, backend, "--www", "--timeout", "1500")
     try:
         if server.problem:
             return server.problem
-        with socket.create_connection(("127.0.0.1", server.port)):  # says nothing
+        hello = bytes.fromhex("16030100c8010000c40303") + bytes(32)
+        with socket.create_connection(("127.0.0.1", server.port)) as silent, \
+                socket.create_connection(("127.0.0.1", server.port)) as trickle:
+            time.sleep(0.2)  # accepted in this order: 1 silent, 2 trickle
             start = time.monotonic()
             _, problem = curl_page(certs, server.port)
             if problem:
-                return f"--www with a silent client: {problem}"
+                return f"--www with slow clients: {problem}"
             if time.monotonic() - start > 1.2:
-                return "--www: curl waited for the silent client"
-            time.sleep(2)
+                return "--www: curl waited for the slow clients"
+            try:
+                for byte in hello:
+                    trickle.sendall(bytes([byte]))
+                    time.sleep(0.2)
+                    if time.monotonic() - start > 4:
+                        return "the trickling client was not cut at --timeout"
+            except OSError:
+                pass  # cut
         if problem := server.stop():
             return problem
-        if "connection 1: timed out in the handshake (1500 ms); socket closed" not in server.log:
-            return f"the silent client was not cut at --timeout:\n{server.log}"
-        if "served 2 connections: 1 clean, 0 truncated, 1 failed" not in server.log:
+        for n in (1, 2):
+            if f"connection {n}: timed out in the handshake (1500 ms); socket closed" not in server.log:
+                return f"slow client {n} was not cut at --timeout:\n{server.log}"
+        if "served 3 connections: 1 clean, 0 truncated, 2 failed" not in server.log:
             return f"unexpected summary:\n{server.log}"
         return None
     finally:
@@ -234,7 +248,7 @@ def check_sigterm(unitls, certs, backend):
 def check(unitls, certs, backend):
     checks = [check_naccept, check_echo_concurrent, check_sigterm]
     if CURL:
-        checks += [check_www, check_silent_client]
+        checks += [check_www, check_slow_clients]
     else:
         print("curl is not installed: --www with curl skipped")
     problem = check_usage_errors(unitls, certs)

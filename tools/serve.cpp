@@ -5,10 +5,10 @@
 // `demo`), so it closes in the --close style exactly as the relay does.
 //
 // No client can hold the others up: nothing blocks, and each connection has
-// a deadline (--timeout, default 10 s) that every event on its socket pushes
-// back. A connection that runs out in the handshake is dropped; one that
-// runs out while open is closed in --close style and given one more period;
-// one that runs out in the close is dropped.
+// a deadline (--timeout, default 10 s; see Server::advance). A connection
+// that runs out in the handshake is dropped; one that runs out while open is
+// closed in --close style and given one more period; one that runs out in
+// the close is dropped.
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -194,9 +194,17 @@ void Server::answer_request(Connection& c) {
   c.closing = true;
 }
 
+// Each stage has its own deadline, one --timeout from its start: the
+// handshake, the request (--www) or the first data (--echo), and our close.
+// Only an --echo connection that is open gets more time with each event (its
+// client may talk for as long as it likes); anywhere else a client that
+// trickles bytes gains nothing.
 void Server::advance(Connection& c) {
+  const bool was_connected = c.connected, was_closing = c.closing;
   c.wanted = c.endpoint->advance();
-  c.deadline = Clock::now() + timeout_;
+  const bool next_stage = c.connected != was_connected || c.closing != was_closing;
+  const bool talking = options_.mode == ServeMode::echo && c.connected && !c.closing;
+  if (next_stage || talking) c.deadline = Clock::now() + timeout_;
 }
 
 void Server::report(const Connection& c) {
