@@ -112,7 +112,7 @@ constexpr std::array options = {
                rest.remove_prefix(comma + 1);
              }
            }},
-    Option{"--ciphersuites", "-ciphersuites -cipher", "L", relay,
+    Option{"--ciphersuites", "-ciphersuites", "L", relay,
            "cipher suites by IANA name, TLS 1.3 and 1.2 together, in preference order, ':' or ',' "
            "between them (e.g. TLS_AES_128_GCM_SHA256:TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); "
            "default: the uniform default (docs/contract.md)",
@@ -249,7 +249,8 @@ constexpr std::array commands = {
             "--echo it serves connections until stopped or --naccept N, several at once on\n"
             "non-blocking sockets, each closed in --close style; one line per connection on\n"
             "stderr (\"connection N: closed cleanly\", or what went wrong), and a summary\n"
-            "at the end (\"served N connections: C clean, T truncated, F failed\").\n",
+            "at the end (\"served N connections: C clean, T truncated, F failed\"; clean:\n"
+            "closed as --close says).\n",
             "exit status: the stdin relay: as the client's; --www, --echo: 0 once stopped\n"
             "(whatever the clients did), 1 when it cannot listen; 2 usage error\n"},
     Command{"demo", in_demo, "unitls demo [--backend NAME] [--close STYLE] [--certs DIR] [--steps] [--trace]",
@@ -411,7 +412,7 @@ std::string help_text(std::string_view command) {
   out += "\n";
   add_options(out, in_program);
   for (const Command& c : commands) {
-    out += "\n" + str(c.name) + ": " + str(c.about) + "\n";
+    out += "\n" + str(c.synopsis) + "\n" + str(c.about) + "\n";
     add_options(out, c.scope);
     out += "  " + str(c.status);
   }

@@ -212,9 +212,16 @@ void Server::report(const Connection& c) {
   switch (e.outcome()) {
     case Endpoint::Outcome::clean:
     case Endpoint::Outcome::running:
+      // "clean" in the summary: the close went as --close says, which for
+      // quiet and drop is a truncation on purpose.
       ++clean_;
-      std::fprintf(stderr, "connection %u: closed cleanly (%s)\n", c.number,
-                   str(name_of(options_.close)).c_str());
+      if (options_.close == CloseStyle::quiet || options_.close == CloseStyle::drop) {
+        std::fprintf(stderr, "connection %u: closed without close_notify (--close %s)\n", c.number,
+                     str(name_of(options_.close)).c_str());
+      } else {
+        std::fprintf(stderr, "connection %u: closed cleanly (%s)\n", c.number,
+                     str(name_of(options_.close)).c_str());
+      }
       return;
     case Endpoint::Outcome::ended:
       ++truncated_;
