@@ -353,11 +353,19 @@ std::string command_help(const Command& c) {
   return out;
 }
 
+// text in a table cell: '|' escaped, and the contract a link (the README
+// sits at the top of the tree).
 std::string markdown_cell(std::string_view text) {
+  constexpr std::string_view contract = "docs/contract.md";
   std::string s;
-  for (char ch : text) {
-    if (ch == '|') s += '\\';
-    s += ch;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text.substr(i).starts_with(contract)) {
+      s += "[" + str(contract) + "](" + str(contract) + ")";
+      i += contract.size() - 1;
+      continue;
+    }
+    if (text[i] == '|') s += '\\';
+    s += text[i];
   }
   return s;
 }
