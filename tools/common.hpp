@@ -97,8 +97,10 @@ struct CertDir {
   ~CertDir();
 };
 
-// requested (--certs DIR), else a throwaway CA made with the openssl tool,
-// else the build tree's test PKI. False and *error when none is usable.
-bool prepare_certs(const std::string& requested, CertDir& certs, std::string& error);
+// requested (--certs DIR), else a throwaway CA made in-process by `backend`
+// ("" = the default one; unitls::make_credential). False and *error when
+// that fails.
+bool prepare_certs(const std::string& requested, CertDir& certs, std::string& error,
+                   const std::string& backend = {});
 
 }  // namespace tool

@@ -211,8 +211,8 @@ constexpr std::array options = {
            }},
     Option{"--certs", "", "DIR", in_demo,
            "take DIR/ca.pem, DIR/server.pem and DIR/server.key (e.g. build/tests/certs); without it "
-           "a throwaway CA and server certificate are made in a temporary directory with the "
-           "openssl command-line tool",
+           "a throwaway CA and server certificate are made in-process (ECDSA P-256, by the "
+           "default backend's crypto) in a temporary directory",
            [](L& l, const std::string& v) { return l.certs = v, ok(); }},
     Option{"--steps", "--verbose -v", "", in_demo,
            "instead of the table: one backend (--backend, else the default), every call printed as "

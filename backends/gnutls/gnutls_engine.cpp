@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -1021,6 +1022,66 @@ bool GnuTlsContext::init(const Config&, const Prepared& prepared, std::string& m
 
 const char* gnutls_library_version() { return gnutls_check_version(nullptr); }
 
+// ---- keys for make_credential (src/engine.hpp, EcdsaP256) ----------------------------
+
+// A coordinate as exactly 32 bytes (GnuTLS may add a leading zero, or
+// leave one out).
+bool append_coordinate(const gnutls_datum_t& c, std::vector<std::byte>& out) {
+  std::span<const unsigned char> v(c.data, c.size);
+  while (v.size() > 32 && v.front() == 0) v = v.subspan(1);
+  if (v.size() > 32) return false;
+  out.insert(out.end(), 32 - v.size(), std::byte{0});
+  for (unsigned char b : v) out.push_back(static_cast<std::byte>(b));
+  return true;
+}
+
+bool gnutls_generate_p256(std::vector<std::byte>& sec1, std::vector<std::byte>& point, std::string& message) {
+  gnutls_x509_privkey_t key = nullptr;
+  int ret = gnutls_x509_privkey_init(&key);
+  if (ret == 0)
+    ret = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
+  DatumGuard der, x, y, k;
+  if (ret == 0) ret = gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_DER, &der.datum);  // EC: SEC1
+  gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
+  if (ret == 0) ret = gnutls_x509_privkey_export_ecc_raw(key, &curve, &x.datum, &y.datum, &k.datum);
+  if (k.datum.data) gnutls_memset(k.datum.data, 0, k.datum.size);
+  if (key) gnutls_x509_privkey_deinit(key);
+  if (ret != 0) {
+    message = gnutls_strerror(ret);
+    return false;
+  }
+  point.assign(1, std::byte{0x04});
+  if (curve != GNUTLS_ECC_CURVE_SECP256R1 || !append_coordinate(x.datum, point) || !append_coordinate(y.datum, point)) {
+    message = "unexpected public key";
+    return false;
+  }
+  sec1.assign(reinterpret_cast<std::byte*>(der.datum.data), reinterpret_cast<std::byte*>(der.datum.data) + der.datum.size);
+  gnutls_memset(der.datum.data, 0, der.datum.size);
+  return true;
+}
+
+bool gnutls_sign_p256(std::span<const std::byte> sec1, std::span<const std::byte> digest,
+                      std::vector<std::byte>& signature, std::string& message) {
+  gnutls_privkey_t key = nullptr;
+  int ret = gnutls_privkey_init(&key);
+  const gnutls_datum_t der{reinterpret_cast<unsigned char*>(const_cast<std::byte*>(sec1.data())),
+                           static_cast<unsigned>(sec1.size())};
+  if (ret == 0) ret = gnutls_privkey_import_x509_raw(key, &der, GNUTLS_X509_FMT_DER, nullptr, 0);
+  const gnutls_datum_t hash{reinterpret_cast<unsigned char*>(const_cast<std::byte*>(digest.data())),
+                            static_cast<unsigned>(digest.size())};
+  DatumGuard sig;
+  if (ret == 0) ret = gnutls_privkey_sign_hash(key, GNUTLS_DIG_SHA256, 0, &hash, &sig.datum);
+  if (key) gnutls_privkey_deinit(key);
+  if (ret != 0) {
+    message = gnutls_strerror(ret);
+    return false;
+  }
+  signature.assign(reinterpret_cast<std::byte*>(sig.datum.data), reinterpret_cast<std::byte*>(sig.datum.data) + sig.datum.size);
+  return true;
+}
+
+constexpr EcdsaP256 gnutls_ecdsa_p256{&gnutls_generate_p256, &gnutls_sign_p256};
+
 }  // namespace
 
 // GnuTLS 3.7 keeps ALPN names in fixed arrays (lib/ext/alpn.h:
@@ -1035,6 +1096,7 @@ extern const BackendEntry gnutls_backend{
                  // No scrypt (measured with certtool 3.7.9); PKCS#5 v1 is obsolete.
                  .key_encryptions = key_encryption_bit(KeyEncryption::legacy_pem) |
                                     key_encryption_bit(KeyEncryption::pkcs12) |
-                                    key_encryption_bit(KeyEncryption::pbes2)}};
+                                    key_encryption_bit(KeyEncryption::pbes2)},
+    &gnutls_ecdsa_p256};
 
 }  // namespace unitls::detail

@@ -26,6 +26,7 @@
 #include <mbedtls/pkcs12.h>
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
@@ -1279,6 +1280,86 @@ const char* mbedtls_library_version() {
   return version.c_str();
 }
 
+// ---- keys for make_credential (src/engine.hpp, EcdsaP256) ----------------------------
+
+// A DRBG for one key or one signature, seeded from the entropy source.
+class OneTimeRandom {
+ public:
+  OneTimeRandom() {
+    mbedtls_entropy_init(&entropy_);
+    mbedtls_ctr_drbg_init(&drbg_);
+    static const unsigned char personalization[] = "unitls make_credential";
+    ret_ = mbedtls_ctr_drbg_seed(&drbg_, mbedtls_entropy_func, &entropy_, personalization,
+                                 sizeof personalization - 1);
+  }
+  ~OneTimeRandom() {
+    mbedtls_ctr_drbg_free(&drbg_);
+    mbedtls_entropy_free(&entropy_);
+  }
+  OneTimeRandom(const OneTimeRandom&) = delete;
+  OneTimeRandom& operator=(const OneTimeRandom&) = delete;
+  int seeded() const { return ret_; }
+  mbedtls_ctr_drbg_context* drbg() { return &drbg_; }
+
+ private:
+  mbedtls_entropy_context entropy_;
+  mbedtls_ctr_drbg_context drbg_;
+  int ret_ = 0;
+};
+
+bool mbedtls_generate_p256(std::vector<std::byte>& sec1, std::vector<std::byte>& point, std::string& message) {
+  OneTimeRandom random;
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+  int ret = random.seeded();
+  if (ret == 0) ret = mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+  if (ret == 0)
+    ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random, random.drbg());
+  unsigned char buf[256];
+  if (ret == 0) {
+    // Written at the end of the buffer; the length is returned.
+    ret = mbedtls_pk_write_key_der(&pk, buf, sizeof buf);
+    if (ret > 0) {
+      sec1.assign(reinterpret_cast<std::byte*>(buf + sizeof buf - ret), reinterpret_cast<std::byte*>(buf + sizeof buf));
+      ret = 0;
+    }
+  }
+  if (ret == 0) {
+    point.resize(65);
+    std::size_t len = 0;
+    const mbedtls_ecp_keypair* ec = mbedtls_pk_ec(pk);
+    ret = mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_UNCOMPRESSED, &len,
+                                         reinterpret_cast<unsigned char*>(point.data()), point.size());
+    if (ret == 0 && len != 65) ret = MBEDTLS_ERR_ECP_BAD_INPUT_DATA;
+  }
+  mbedtls_platform_zeroize(buf, sizeof buf);
+  mbedtls_pk_free(&pk);
+  if (ret != 0) message = strerror_text(ret);
+  return ret == 0;
+}
+
+bool mbedtls_sign_p256(std::span<const std::byte> sec1, std::span<const std::byte> digest,
+                       std::vector<std::byte>& signature, std::string& message) {
+  OneTimeRandom random;
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+  int ret = random.seeded();
+  if (ret == 0)
+    ret = mbedtls_pk_parse_key(&pk, reinterpret_cast<const unsigned char*>(sec1.data()), sec1.size(), nullptr, 0);
+  if (ret == 0) {
+    unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+    std::size_t len = 0;
+    ret = mbedtls_pk_sign(&pk, MBEDTLS_MD_SHA256, reinterpret_cast<const unsigned char*>(digest.data()),
+                          digest.size(), sig, &len, mbedtls_ctr_drbg_random, random.drbg());
+    if (ret == 0) signature.assign(reinterpret_cast<std::byte*>(sig), reinterpret_cast<std::byte*>(sig + len));
+  }
+  mbedtls_pk_free(&pk);
+  if (ret != 0) message = strerror_text(ret);
+  return ret == 0;
+}
+
+constexpr EcdsaP256 mbedtls_ecdsa_p256{&mbedtls_generate_p256, &mbedtls_sign_p256};
+
 }  // namespace
 
 // TLS 1.2 only (MBEDTLS_SSL_PROTO_TLS1_3_EXPERIMENTAL is off in Debian's
@@ -1293,7 +1374,7 @@ extern const BackendEntry mbedtls_backend{
                  // PBES2 with AES through decrypt_pbes2; no scrypt.
                  .key_encryptions = key_encryption_bit(KeyEncryption::legacy_pem) |
                                     key_encryption_bit(KeyEncryption::pkcs12) |
-                                    key_encryption_bit(KeyEncryption::pbes2)}};
-
+                                    key_encryption_bit(KeyEncryption::pbes2)},
+    &mbedtls_ecdsa_p256};
 
 }  // namespace unitls::detail

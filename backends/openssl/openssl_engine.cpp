@@ -22,8 +22,11 @@
 #include <vector>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -1217,12 +1220,78 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
 
 const char* openssl_library_version() { return OpenSSL_version(OPENSSL_VERSION); }
 
+// ---- keys for make_credential (src/engine.hpp, EcdsaP256) ----------------------------
+
+std::string openssl_reason() {
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return e ? buf : "unknown error";
+}
+
+bool openssl_generate_p256(std::vector<std::byte>& sec1, std::vector<std::byte>& point, std::string& message) {
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), &EVP_PKEY_free);
+  if (!key) {
+    message = openssl_reason();
+    return false;
+  }
+  unsigned char* der = nullptr;
+  const int len = i2d_PrivateKey(key.get(), &der);  // EC: the SEC1 ECPrivateKey
+  if (len <= 0) {
+    message = openssl_reason();
+    return false;
+  }
+  sec1.assign(reinterpret_cast<std::byte*>(der), reinterpret_cast<std::byte*>(der) + len);
+  OPENSSL_clear_free(der, static_cast<std::size_t>(len));
+  point.resize(65);
+  std::size_t point_len = 0;
+  if (EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                      reinterpret_cast<unsigned char*>(point.data()), point.size(),
+                                      &point_len) != 1 ||
+      point_len != 65) {
+    message = openssl_reason();
+    return false;
+  }
+  return true;
+}
+
+bool openssl_sign_p256(std::span<const std::byte> sec1, std::span<const std::byte> digest,
+                       std::vector<std::byte>& signature, std::string& message) {
+  const auto* p = reinterpret_cast<const unsigned char*>(sec1.data());
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      d2i_PrivateKey(EVP_PKEY_EC, nullptr, &p, static_cast<long>(sec1.size())), &EVP_PKEY_free);
+  if (!key) {
+    message = openssl_reason();
+    return false;
+  }
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new(key.get(), nullptr),
+                                                                 &EVP_PKEY_CTX_free);
+  std::size_t len = 0;
+  const auto* d = reinterpret_cast<const unsigned char*>(digest.data());
+  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1 ||
+      EVP_PKEY_sign(ctx.get(), nullptr, &len, d, digest.size()) != 1) {
+    message = openssl_reason();
+    return false;
+  }
+  signature.resize(len);
+  if (EVP_PKEY_sign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &len, d, digest.size()) != 1) {
+    message = openssl_reason();
+    return false;
+  }
+  signature.resize(len);
+  return true;
+}
+
+constexpr EcdsaP256 openssl_ecdsa_p256{&openssl_generate_p256, &openssl_sign_p256};
+
 }  // namespace
 
 // TLS 1.2 and 1.3; ALPN names as the RFC allows.
 extern const BackendEntry openssl_backend{"openssl", &make_context<OpenSslContext>, &openssl_library_version,
                                           // No PKCS#5 v1 (its DES and RC2 are in OpenSSL 3's legacy
                                           // provider only); scrypt and the rest as OpenSSL reads them.
-                                          Capabilities{.key_encryptions = ~key_encryption_bit(KeyEncryption::pkcs5_pbes1)}};
+                                          Capabilities{.key_encryptions = ~key_encryption_bit(KeyEncryption::pkcs5_pbes1)},
+                                          &openssl_ecdsa_p256};
 
 }  // namespace unitls::detail
