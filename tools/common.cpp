@@ -48,6 +48,7 @@ unitls::Config make_config(unitls::Role role, const TlsOptions& options) {
   config.certificate_file = options.cert_file;
   config.private_key_file = options.key_file;
   config.ca_file = options.ca_file;
+  config.ca_path = options.ca_path;
   config.server_name = options.server_name;
   config.alpn = options.alpn;
   config.cipher_suites = options.cipher_suites;

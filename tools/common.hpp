@@ -35,7 +35,7 @@ std::string describe_failure(const unitls::SecureSocket& socket);
 // The TLS half of a command line, shared by client, server and demo.
 struct TlsOptions {
   std::string backend;  // "" = the default backend
-  std::string ca_file, cert_file, key_file;
+  std::string ca_file, ca_path, cert_file, key_file;
   std::string server_name;
   std::vector<std::string> alpn;
   std::vector<std::string> cipher_suites, groups;  // --ciphersuites / --groups ({} = the default)

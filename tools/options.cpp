@@ -87,6 +87,9 @@ constexpr std::array options = {
            "PEM trust anchors: the client verifies the server with them (default: the system "
            "store); the server verifies client certificates with them (--client-auth)",
            [](L& l, const std::string& v) { return l.tls.ca_file = v, ok(); }},
+    Option{"--capath", "-CApath", "DIR", relay,
+           "a directory of PEM trust anchors (every file read), with or instead of --cafile",
+           [](L& l, const std::string& v) { return l.tls.ca_path = v, ok(); }},
     Option{"--cert", "-cert", "FILE", relay,
            "PEM certificate chain (server: required; client: for mutual TLS, with --key)",
            [](L& l, const std::string& v) { return l.tls.cert_file = v, ok(); }},
@@ -130,7 +133,7 @@ constexpr std::array options = {
            [](L& l, const std::string&) { return l.tls.no_verify = true, ok(); }},
     Option{"--client-auth", "", "MODE", in_server,
            "none (default: ask for no client certificate), optional (ask; verify one if sent) or "
-           "required (ask, verify, and fail a client without one); needs --cafile",
+           "required (ask, verify, and fail a client without one); needs --cafile or --capath",
            [](L& l, const std::string& value) {
              if (value == "none") l.tls.client_auth = unitls::ClientAuth::none;
              else if (value == "optional") l.tls.client_auth = unitls::ClientAuth::optional;

@@ -75,8 +75,8 @@ int parse_relay(std::string_view command, std::span<char* const> args, CommandLi
   if (server && (tls.cert_file.empty() || tls.key_file.empty())) {
     return usage_error(command, "a server needs --cert FILE and --key FILE");
   }
-  if (server && tls.client_auth != unitls::ClientAuth::none && tls.ca_file.empty()) {
-    return usage_error(command, "--client-auth needs --cafile FILE (the CA of client certificates)");
+  if (server && tls.client_auth != unitls::ClientAuth::none && tls.ca_file.empty() && tls.ca_path.empty()) {
+    return usage_error(command, "--client-auth needs --cafile FILE or --capath DIR (the CA of client certificates)");
   }
   if (!server && tls.cert_file.empty() != tls.key_file.empty()) {
     return usage_error(command, "a client certificate needs both --cert and --key");
