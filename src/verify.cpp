@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,6 +85,40 @@ PeerVerdict check_peer_intermediate(std::span<const std::byte> der, Role verifie
   if (!cert) return PeerVerdict::ok;
   const Role peer = verifier == Role::client ? Role::server : Role::client;
   return purpose_allows(*cert, peer) ? PeerVerdict::ok : PeerVerdict::wrong_purpose;
+}
+
+PeerVerdict check_chain_purposes(std::span<const std::span<const std::byte>> sent, Role verifier,
+                                 const AnchorLookup& anchors) {
+  if (sent.empty()) return PeerVerdict::ok;
+  const Role peer = verifier == Role::client ? Role::server : Role::client;
+  std::vector<std::optional<CertificateFacts>> facts(sent.size());
+  auto facts_of = [&](std::size_t i) -> const std::optional<CertificateFacts>& {
+    if (!facts[i]) facts[i] = parse_certificate(sent[i]);
+    return facts[i];
+  };
+  std::vector<bool> used(sent.size(), false);
+  used[0] = true;
+  // The issuer of `current`, judged, until the chain ends.
+  for (std::optional<CertificateFacts> current = facts_of(0); current && !current->self_issued;) {
+    std::size_t next = sent.size();
+    for (std::size_t j = 0; j < sent.size() && next == sent.size(); ++j) {
+      if (used[j]) continue;
+      const auto& f = facts_of(j);
+      if (f && std::equal(f->subject.begin(), f->subject.end(), current->issuer.begin(), current->issuer.end()))
+        next = j;
+    }
+    if (next == sent.size()) {
+      // Not sent: the anchor that issued it, if one did (the last step).
+      const CertificateFacts* anchor = anchors.by_subject(current->issuer);
+      return anchor && !purpose_allows(*anchor, peer) ? PeerVerdict::wrong_purpose : PeerVerdict::ok;
+    }
+    used[next] = true;
+    const auto& f = facts_of(next);
+    if (!purpose_allows(*f, peer)) return PeerVerdict::wrong_purpose;
+    if (anchors.contains(sent[next])) return PeerVerdict::ok;  // the chain ends at an anchor
+    current = f;
+  }
+  return PeerVerdict::ok;
 }
 
 unsigned issue_of(PeerVerdict verdict) {

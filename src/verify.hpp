@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -45,13 +46,27 @@ bool purpose_allows(const CertificateFacts& cert, Role as);
 PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
                             std::string_view server_name);
 
-// An intermediate CA of the chain the verifier built (not the leaf, not the
-// trust anchor): when it has an extendedKeyUsage extension, that must list
-// what the peer does, anyExtendedKeyUsage not counting (RFC 5280 4.2.1.12
-// applied to the chain, as OpenSSL and GnuTLS check it; mbedTLS checks the
-// leaf only and calls this). ok or wrong_purpose (unparsable: the stack
-// parsed it, so its own checks stand).
+// A CA certificate of the chain the verifier built, above the leaf (the
+// trust anchor included): when it has an extendedKeyUsage extension, that
+// must list what the peer does, anyExtendedKeyUsage not counting (RFC 5280
+// 4.2.1.12 applied to the chain, as OpenSSL checks it; mbedTLS checks the
+// leaf only, GnuTLS is not asked, and their backends call this). ok or
+// wrong_purpose (unparsable: the stack parsed it, so its own checks stand).
 PeerVerdict check_peer_intermediate(std::span<const std::byte> der, Role verifier);
+
+// check_peer_intermediate over the chain from the leaf (sent[0]): each next
+// certificate is the sent one whose subject is the current one's issuer,
+// else the trust anchor that is (anchor_for), until a self-issued one or a
+// trust anchor was judged, or none follows. For a backend whose stack has
+// verified the chain but is not asked to check the CAs' purposes.
+struct AnchorLookup {
+  // The trust anchor with this subject (null: none).
+  std::function<const CertificateFacts*(std::span<const std::byte> subject)> by_subject;
+  // Whether a certificate is a trust anchor.
+  std::function<bool(std::span<const std::byte> der)> contains;
+};
+PeerVerdict check_chain_purposes(std::span<const std::span<const std::byte>> sent, Role verifier,
+                                 const AnchorLookup& anchors);
 
 // Why a peer's certificate was rejected, in the core's words. Each engine
 // maps its stack's own verification result (OpenSSL's X509_V_ERR_*,

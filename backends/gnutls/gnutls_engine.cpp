@@ -163,6 +163,19 @@ class GnuTlsContext final : public BackendContext,
   // Server with an ECDSA certificate: the IANA code point of its curve
   // (0: another key). See GnuTlsEngine::on_client_hello.
   std::vector<std::uint16_t> ecdsa_curves_;  // server: per credential, its ECDSA key's curve (0: not ECDSA)
+  // The trust anchors (their DER, and read once) for check_chain_purposes.
+  std::vector<std::vector<std::byte>> anchors_;
+  std::vector<CertificateFacts> anchor_facts_;
+  AnchorLookup anchor_lookup_{
+      [this](std::span<const std::byte> subject) -> const CertificateFacts* {
+        for (const auto& f : anchor_facts_)
+          if (std::equal(f.subject.begin(), f.subject.end(), subject.begin(), subject.end())) return &f;
+        return nullptr;
+      },
+      [this](std::span<const std::byte> der) {
+        return std::any_of(anchors_.begin(), anchors_.end(),
+                           [der](const std::vector<std::byte>& a) { return std::equal(a.begin(), a.end(), der.begin(), der.end()); });
+      }};
   // The session ticket key for this server name: the context's, keyed by
   // the name (HMAC-SHA512), kept for the names seen so far.
   std::array<unsigned char, 64> ticket_key_for(const std::string& name) const {
@@ -581,11 +594,11 @@ int GnuTlsEngine::alert_for(int ret, bool certificate) const {
 
 // ---- verification --------------------------------------------------------------------
 //
-// GnuTLS checks the chain, the signatures, the validity period and (asked
-// with GNUTLS_DT_KEY_PURPOSE_OID) the purpose; without it, it would accept
-// a client certificate as a server's and the other way round. It is given
-// no host name: names are the core's rule (verify.hpp), the same on every
-// backend, checked here on the leaf.
+// GnuTLS checks the chain, the signatures and the validity period. It is
+// given no host name and no key purpose: names and purposes are the core's
+// rules (verify.hpp), the same on every backend, checked here on the leaf
+// and the intermediates the peer sent (GnuTLS alone would accept a client
+// certificate as a server's and the other way round).
 // A client's verify function, set whether it verifies or not: TLS 1.2
 // first holds the server to RFC 8422 5.1 (its ECDSA key on a curve our
 // groups list), which GnuTLS 3.7 does not check and OpenSSL and mbedTLS do
@@ -610,12 +623,13 @@ int GnuTlsEngine::check_server(gnutls_session_t session) {
 int GnuTlsEngine::verify_peer(gnutls_session_t session) {
   auto* self = static_cast<GnuTlsEngine*>(gnutls_transport_get_ptr(session));
   const Role role = self->context_->role_;
-  gnutls_typed_vdata_st purpose{};
-  purpose.type = GNUTLS_DT_KEY_PURPOSE_OID;
-  purpose.data = reinterpret_cast<unsigned char*>(
-      const_cast<char*>(role == Role::client ? GNUTLS_KP_TLS_WWW_SERVER : GNUTLS_KP_TLS_WWW_CLIENT));
   unsigned status = 0;
-  const int ret = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+  // The chain, signatures and validity by GnuTLS; the purposes (leaf and
+  // intermediates) and the name by the core, as on every backend. (Asked
+  // for a key purpose, GnuTLS reads the extendedKeyUsage of every
+  // certificate of the chain through libtasn1's named lookups: about 27 000
+  // instructions a handshake, docs/benchmarks.md.)
+  const int ret = gnutls_certificate_verify_peers(session, nullptr, 0, &status);
   // client_auth optional: a client without a certificate is let in.
   if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND && self->context_->client_auth_ == ClientAuth::optional) return 0;
   if (ret < 0) return ret;
@@ -624,7 +638,14 @@ int GnuTlsEngine::verify_peer(gnutls_session_t session) {
     const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
     if (!chain || count == 0) return GNUTLS_E_NO_CERTIFICATE_FOUND;
     const auto der = std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size));
-    switch (check_peer_leaf(der, role, self->context_->server_name_)) {
+    PeerVerdict verdict = check_peer_leaf(der, role, self->context_->server_name_);
+    if (verdict == PeerVerdict::ok) {
+      std::vector<std::span<const std::byte>> sent;
+      for (unsigned i = 0; i < count; ++i)
+        sent.push_back(std::as_bytes(std::span<const unsigned char>(chain[i].data, chain[i].size)));
+      verdict = check_chain_purposes(sent, role, self->context_->anchor_lookup_);
+    }
+    switch (verdict) {
       case PeerVerdict::ok: return 0;
       case PeerVerdict::name_mismatch: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_UNEXPECTED_OWNER; break;
       case PeerVerdict::wrong_purpose: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_PURPOSE_MISMATCH; break;
@@ -994,6 +1015,12 @@ bool GnuTlsContext::init(const Config&, const Prepared& prepared, std::string& m
     // The anchors the core kept (a leaf in ca_file is none: GnuTLS would
     // trust it).
     if (!prepared.trust_pem.empty()) {
+      if (anchors_.empty()) {
+        if (const auto blocks = parse_pem(prepared.trust_pem))
+          for (const auto& block : *blocks) anchors_.push_back(block.der);
+        for (const auto& der : anchors_)  // (anchors_ is complete: the facts point into it)
+          if (auto facts = parse_certificate(der)) anchor_facts_.push_back(std::move(*facts));
+      }
       const gnutls_datum_t pem = datum_of(prepared.trust_pem);
       ret = gnutls_certificate_set_x509_trust_mem(credentials, &pem, GNUTLS_X509_FMT_PEM);
       if (ret <= 0 && !prepared.trust_is_system) {

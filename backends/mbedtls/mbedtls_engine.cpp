@@ -234,9 +234,6 @@ std::string_view stepping_server_name();
 // comes last) to the engine stepping on this thread: it keeps the chain
 // of a rejected peer. After MbedTlsEngine.
 void verified(const mbedtls_x509_crt* crt, int depth, std::uint32_t flags);
-// Whether this certificate is the top of the chain mbedTLS built (the trust
-// anchor when the chain is trusted): f_vrfy sees the chain top first.
-bool chain_top(int depth);
 
 // A credential as mbedTLS objects: the chain (leaf first) and its key.
 struct OwnCredential {
@@ -337,13 +334,13 @@ class MbedTlsContext final : public BackendContext,
   // f_vrfy: the rules that are the core's (verify.hpp), on the leaf. They
   // replace mbedTLS's own name check, which takes `*.localhost` for
   // `a.localhost` and knows no IP addresses; its chain, validity and
-  // extendedKeyUsage checks stay. mbedTLS checks no intermediate's
-  // extendedKeyUsage: the core's rule does (check_peer_intermediate).
+  // extendedKeyUsage checks stay. mbedTLS checks no CA's
+  // extendedKeyUsage: the core's rule does (check_peer_intermediate) on
+  // every certificate above the leaf, the trust anchor included.
   static int verify_leaf(void* p, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) {
     const auto* self = static_cast<const MbedTlsContext*>(p);
     if (depth != 0) {
-      if (!chain_top(depth) &&
-          check_peer_intermediate(std::as_bytes(std::span<const unsigned char>(crt->raw.p, crt->raw.len)),
+      if (check_peer_intermediate(std::as_bytes(std::span<const unsigned char>(crt->raw.p, crt->raw.len)),
                                   self->role_) != PeerVerdict::ok)
         *flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
       verified(crt, depth, *flags);
@@ -529,32 +526,19 @@ class MbedTlsEngine final : public Engine {
   static thread_local MbedTlsEngine* stepping_engine;
   friend std::string_view stepping_server_name();
   friend void verified(const mbedtls_x509_crt* crt, int depth, std::uint32_t flags);
-  friend bool chain_top(int depth);
-// Whether this certificate is the top of the chain mbedTLS built (the trust
-// anchor when the chain is trusted): f_vrfy sees the chain top first.
-bool chain_top(int depth);
   // A rejected peer's chain, copied before mbedTLS frees it (verified): only
   // when a flag was set, nothing on an accepted handshake's way.
   std::uint32_t chain_flags_ = 0;
-  int chain_top_ = -1;  // the depth of the chain's top, while mbedTLS reports a chain (chain_top)
   std::vector<std::vector<std::byte>> rejected_chain_;
 };
 
 thread_local MbedTlsEngine* MbedTlsEngine::stepping_engine = nullptr;
-
-bool chain_top(int depth) {
-  MbedTlsEngine* engine = MbedTlsEngine::stepping_engine;
-  if (!engine) return true;
-  if (engine->chain_top_ < 0) engine->chain_top_ = depth;
-  return depth == engine->chain_top_;
-}
 
 void verified(const mbedtls_x509_crt* crt, int depth, std::uint32_t flags) {
   MbedTlsEngine* engine = MbedTlsEngine::stepping_engine;
   if (!engine) return;
   engine->chain_flags_ |= flags;
   if (depth != 0) return;
-  engine->chain_top_ = -1;
   if (engine->chain_flags_ != 0) {
     engine->rejected_chain_.clear();
     for (const mbedtls_x509_crt* c = crt; c && c->raw.len > 0; c = c->next) {
