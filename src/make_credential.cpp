@@ -134,7 +134,7 @@ std::string pem_of(std::string_view label, std::span<const std::byte> der) {
 
 // The SEC1 ECPrivateKey of a P-256 key given as PKCS#8 "PRIVATE KEY" or as
 // "EC PRIVATE KEY" (unencrypted), with its public point when it carries one.
-bool p256_key_of(const std::string& pem, Bytes& sec1, std::span<const std::byte>& point_in_key) {
+bool p256_key_of(const std::string& pem, Bytes& sec1, Bytes& point_in_key) {
   const auto blocks = detail::parse_pem(pem);
   if (!blocks || blocks->empty()) return false;
   const detail::PemBlock& block = blocks->front();
@@ -170,7 +170,7 @@ bool p256_key_of(const std::string& pem, Bytes& sec1, std::span<const std::byte>
   if (!fields.next(version) || !fields.next(secret) || secret.tag != detail::tag_octet_string ||
       secret.value.empty() || secret.value.size() > 33)
     return false;
-  point_in_key = {};
+  point_in_key.clear();
   while (fields.next(field)) {
     Der inner(field.value);
     Tlv t;
@@ -178,7 +178,7 @@ bool p256_key_of(const std::string& pem, Bytes& sec1, std::span<const std::byte>
       curve_known = std::equal(t.whole.begin(), t.whole.end(), oid_prime256v1.begin(), oid_prime256v1.end());
       if (!curve_known) return false;
     } else if (field.tag == 0xa1 && inner.next(t) && t.tag == detail::tag_bit_string && !t.value.empty()) {
-      point_in_key = t.value.subspan(1);
+      point_in_key.assign(t.value.begin() + 1, t.value.end());
     }
   }
   if (!curve_known) return false;
@@ -307,7 +307,7 @@ std::optional<Credential> make_credential(const CertificateRequest& request, con
     }
     issuer_name.assign(facts->subject.begin(), facts->subject.end());
     issuer_key_id.assign(facts->subject_key_id.begin(), facts->subject_key_id.end());
-    std::span<const std::byte> point_in_key;
+    Bytes point_in_key;
     const auto cert_point = public_key_of(blocks->front().der);
     if (!p256_key_of(issuer->private_key_pem, issuer_sec1, point_in_key)) {
       fail(ec, message, errc::invalid_argument,

@@ -394,13 +394,15 @@ class OpenSslEngine final : public Engine {
   unsigned certificate_issues() const override { return issues_of(SSL_get_verify_result(ssl_)); }
   std::string requested_server_name() const override { return requested_name_; }
   void* native_handle() const override { return ssl_; }
-  // Server, from the ClientHello callback: SSL_get_servername would give
-  // nothing, or the original session's name, on a resumption.
-  static void hello_judged(const SSL* ssl, const HelloJudge& judge) {
-    if (OpenSslEngine* engine = of(ssl)) {
-      engine->requested_name_ = judge.server_name();
-      engine->hello_fault_ = judge.fault();
-    }
+  // Server: the ClientHello as the core judged it (on_message): its fault
+  // and the name it asked for (SSL_get_servername would give nothing, or
+  // the original session's name, on a resumption). False without an engine.
+  static bool hello_verdict(const SSL* ssl, HelloFault& fault, std::string_view& name) {
+    const OpenSslEngine* engine = of(ssl);
+    if (!engine) return false;
+    fault = engine->hello_fault_;
+    name = engine->requested_name_;
+    return true;
   }
   std::size_t pending() const override {
     const int n = SSL_pending(ssl_);
@@ -531,6 +533,18 @@ class OpenSslEngine final : public Engine {
                          SSL* ssl, void*) {
     if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1) return;
     const auto* message = static_cast<const unsigned char*>(buf);
+    if (message[0] == SSL3_MT_CLIENT_HELLO && len >= 4) {
+      // The whole hello, before OpenSSL parses it: the core judges every
+      // extension (docs/contract.md, "Server names"), also those OpenSSL
+      // does not know and would let through twice. A hello whose framing
+      // fails is not judged: OpenSSL answers it with decode_error.
+      if (auto* self = of(ssl)) {
+        const ClientHelloBody hello = read_client_hello_body({message + 4, len - 4});
+        self->requested_name_ = hello.judged.server_name();
+        self->hello_fault_ = hello.parses ? hello.judged.fault() : HelloFault::none;
+      }
+      return;
+    }
     if (message[0] == SSL3_MT_CERTIFICATE) {
       if (auto* self = of(ssl)) self->keep_certificates({message, len}, version == TLS1_3_VERSION);
       return;
@@ -976,17 +990,14 @@ int on_client_hello(SSL* ssl, int* alert, void*) {
       tls13 = tls13 || (ext[i] == 0x03 && ext[i + 1] == 0x04);
   }
   if (!tls13) SSL_set_options(ssl, SSL_OP_NO_TICKET);
-  // The server name and ALPN by the core's rules (docs/contract.md, "Server
-  // names"), before OpenSSL's own (it refuses fewer names). OpenSSL has
-  // refused a repeated extension itself (illegal_parameter, as the rule).
-  HelloJudge judge;
-  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1)
-    judge.extension(TLSEXT_TYPE_server_name, std::span<const unsigned char>(ext, len));
-  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) == 1)
-    judge.extension(TLSEXT_TYPE_application_layer_protocol_negotiation, std::span<const unsigned char>(ext, len));
-  OpenSslEngine::hello_judged(ssl, judge);
-  if (judge.fault() != HelloFault::none) {
-    *alert = hello_alert(judge.fault());
+  // The hello as the core judged it (on_message), before OpenSSL's own
+  // rules (it refuses fewer names). A repeated extension it knows OpenSSL
+  // has refused itself (illegal_parameter, as the rule).
+  HelloFault fault = HelloFault::none;
+  std::string_view name;
+  (void)OpenSslEngine::hello_verdict(ssl, fault, name);
+  if (fault != HelloFault::none) {
+    *alert = hello_alert(fault);
     return SSL_CLIENT_HELLO_ERROR;
   }
   // The credential for this name (docs/contract.md, "Several certificates"),
@@ -994,7 +1005,7 @@ int on_client_hello(SSL* ssl, int* alert, void*) {
   // another.
   const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   if (context && context->has_choice()) {
-    const OwnCredential& chosen = context->credential(context->credential_for(judge.server_name()));
+    const OwnCredential& chosen = context->credential(context->credential_for(name));
     SSL_certs_clear(ssl);
     if (SSL_use_cert_and_key(ssl, chosen.leaf, chosen.key, chosen.chain, 1) != 1) {
       *alert = SSL_AD_INTERNAL_ERROR;
