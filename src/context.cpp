@@ -395,6 +395,10 @@ bool prepare_credential(const CredentialItems& items, Role role, const detail::C
     message = out.certificate_source + ": its extendedKeyUsage does not allow serverAuth (TLS server)";
     return false;
   }
+  if (!detail::key_usage_allows_signing(*leaf)) {
+    message = out.certificate_source + ": its keyUsage leaves out digitalSignature (the key must sign the handshake)";
+    return false;
+  }
   // What goes out is the leaf and its issuers in order, the same on every
   // backend (docs/contract.md, "Who is on the other end"): GnuTLS sends a
   // configured chain that way whatever the file's order.

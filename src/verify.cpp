@@ -75,6 +75,7 @@ PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
   if (!cert) return PeerVerdict::unparsable;
   const Role peer = verifier == Role::client ? Role::server : Role::client;
   if (!purpose_allows(*cert, peer)) return PeerVerdict::wrong_purpose;
+  if (!key_usage_allows_signing(*cert)) return PeerVerdict::wrong_key_usage;
   if (verifier == Role::client && !server_name.empty() && !name_matches(*cert, server_name))
     return PeerVerdict::name_mismatch;
   return PeerVerdict::ok;
@@ -126,6 +127,7 @@ unsigned issue_of(PeerVerdict verdict) {
     case PeerVerdict::ok: return 0;
     case PeerVerdict::name_mismatch: return issue_name_mismatch;
     case PeerVerdict::wrong_purpose: return issue_wrong_purpose;
+    case PeerVerdict::wrong_key_usage: return issue_wrong_key_usage;
     case PeerVerdict::unparsable: return issue_other;
   }
   return issue_other;
@@ -146,14 +148,28 @@ std::string verification_error(unsigned issues, const std::vector<std::vector<st
   if (issues & issue_wrong_purpose)
     return verifier == Role::client ? "certificate not for a TLS server (extendedKeyUsage)"
                                     : "certificate not for a TLS client (extendedKeyUsage)";
+  if (issues & issue_wrong_key_usage)
+    return verifier == Role::client ? "certificate not for a TLS server (keyUsage without digitalSignature)"
+                                    : "certificate not for a TLS client (keyUsage without digitalSignature)";
   if (issues & issue_name_mismatch) {
     // The names the rule looked at (name_matches): the subjectAltName
     // entries, and the CN when there is no dNSName.
     std::string names;
+    // (A name is shown as it is but for control bytes, \xHH: a NUL would
+    // end the text where a C string reads it.)
     const auto add = [&names](std::string_view kind, const std::string& name) {
       names += names.empty() ? "" : ", ";
       names += kind;
-      names += name;
+      for (const unsigned char c : name) {
+        if (c < 0x20 || c == 0x7f) {
+          static constexpr char hex[] = "0123456789abcdef";
+          names += "\\x";
+          names += hex[c >> 4];
+          names += hex[c & 0xf];
+        } else {
+          names += static_cast<char>(c);
+        }
+      }
     };
     if (const auto leaf = describe_certificate(chain.front())) {
       for (const auto& n : leaf->dns_names) add("DNS:", n);

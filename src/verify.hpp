@@ -24,6 +24,9 @@ enum class PeerVerdict {
   ok,
   name_mismatch,  // the leaf does not stand for the name we asked for
   wrong_purpose,  // its extendedKeyUsage excludes what the peer does (serverAuth / clientAuth)
+  // its keyUsage leaves out digitalSignature: its key may not sign the
+  // handshake, which every suite unitls offers needs (ECDHE and TLS 1.3)
+  wrong_key_usage,
   unparsable,     // not a certificate our parser reads: rejected, never waved through
 };
 
@@ -39,6 +42,11 @@ bool name_matches(const CertificateFacts& cert, std::string_view server_name);
 // count: the strict reading, OpenSSL's). `as` is the role of the side that
 // presents the certificate.
 bool purpose_allows(const CertificateFacts& cert, Role as);
+// RFC 5280 4.2.1.3: a leaf with a keyUsage extension signs only with
+// digitalSignature in it (RFC 8446 4.4.2.2, RFC 8422 5.3).
+inline bool key_usage_allows_signing(const CertificateFacts& cert) {
+  return !cert.has_key_usage || cert.key_usage_signature;
+}
 
 // The peer's leaf certificate (DER), judged by the side `verifier`: a client
 // checks that the server's leaf allows serverAuth and matches server_name
@@ -81,6 +89,7 @@ enum CertificateIssue : unsigned {
   issue_wrong_purpose = 1u << 3,  // (extended) key usage excludes what the peer does
   issue_name_mismatch = 1u << 4,  // the leaf does not stand for the name we asked for
   issue_other = 1u << 5,          // anything else: a bad signature, revoked, unreadable
+  issue_wrong_key_usage = 1u << 6,  // the leaf's keyUsage leaves out digitalSignature
 };
 
 // The bit a PeerVerdict other than ok stands for.

@@ -145,6 +145,17 @@ bool read_extended_key_usage(std::span<const std::byte> value, CertificateFacts&
   return true;
 }
 
+// KeyUsage ::= BIT STRING; digitalSignature is bit 0, the first byte's high
+// bit after the unused-bits count.
+bool read_key_usage(std::span<const std::byte> value, CertificateFacts& f) {
+  Der outer(value);
+  Tlv bits;
+  if (!outer.next(bits) || bits.tag != tag_bit_string || bits.value.empty()) return false;
+  f.has_key_usage = true;
+  f.key_usage_signature = bits.value.size() > 1 && (static_cast<std::uint8_t>(bits.value[1]) & 0x80) != 0;
+  return true;
+}
+
 // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }.
 bool read_basic_constraints(std::span<const std::byte> value, CertificateFacts& f) {
   Der outer(value);
@@ -218,6 +229,8 @@ std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der
         ok = read_extended_key_usage(value.value, f);
       else if (oid_is(id, {0x55, 0x1d, 0x13}))
         ok = read_basic_constraints(value.value, f);
+      else if (oid_is(id, {0x55, 0x1d, 0x0f}))
+        ok = read_key_usage(value.value, f);
       else if (oid_is(id, {0x55, 0x1d, 0x0e}))
         read_subject_key_id(value.value, f);
       else if (oid_is(id, {0x55, 0x1d, 0x23}))

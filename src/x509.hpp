@@ -43,6 +43,8 @@ struct CertificateFacts {
   bool eku_server = false;  // id-kp-serverAuth listed
   bool eku_client = false;  // id-kp-clientAuth listed
   bool is_ca = false;       // basicConstraints cA = TRUE
+  bool has_key_usage = false;         // a keyUsage extension is present
+  bool key_usage_signature = false;   // ... with digitalSignature (bit 0)
   bool self_issued = false; // subject == issuer (byte for byte)
   // The subject and issuer Names' DER: views into the der given to
   // parse_certificate (valid as long as it is).

@@ -387,6 +387,7 @@ class GnuTlsEngine final : public Engine {
     if (status & GNUTLS_CERT_EXPIRED) issues |= issue_expired;
     if (status & GNUTLS_CERT_PURPOSE_MISMATCH) issues |= issue_wrong_purpose;
     if (status & GNUTLS_CERT_UNEXPECTED_OWNER) issues |= issue_name_mismatch;
+    issues |= core_issues_;
     if (issues == 0 && status != 0) issues = issue_other;
     return issues;
   }
@@ -515,6 +516,7 @@ class GnuTlsEngine final : public Engine {
   bool ticket_key_named_ = false;  // server: the TLS 1.3 ticket key is this SNI's (on_client_hello)
   HelloFault hello_fault_ = HelloFault::none;  // server: the core refused the ClientHello's server_name
   unsigned verify_status_ = 0;   // gnutls_certificate_status_t of a rejected peer certificate
+  unsigned core_issues_ = 0;     // CertificateIssue bits of a core verdict GnuTLS has no status bit for
   bool wrong_curve_ = false;     // TLS 1.2 client: the server's key is on a curve we did not list
   SessionSink* sessions_;        // client with the session cache: where new sessions go
   KeyLogSink* keylog_;           // Config::keylog set: where secrets go
@@ -558,6 +560,13 @@ Result GnuTlsEngine::translate(int ret, Op op) {
   if (op == Op::handshake && wrong_curve_)
     return Result::answer(errc::protocol_error, native, GNUTLS_A_ILLEGAL_PARAMETER);
   errc kind = errc::protocol_error;
+  // GnuTLS checks the leaf's keyUsage as it verifies the handshake's
+  // signature, before its verify function runs (TLS 1.3): the core's rule
+  // (key_usage_allows_signing), reported as the other stacks report it.
+  if (op == Op::handshake && ret == GNUTLS_E_KEY_USAGE_VIOLATION) {
+    core_issues_ |= issue_wrong_key_usage;
+    return Result::answer(errc::certificate_error, native, GNUTLS_A_BAD_CERTIFICATE);
+  }
   if (op == Op::handshake && is_certificate_failure(ret)) {
     kind = errc::certificate_error;
     if (const unsigned status = verify_status_; status != 0 && status < (1u << 24))
@@ -649,6 +658,10 @@ int GnuTlsEngine::verify_peer(gnutls_session_t session) {
       case PeerVerdict::ok: return 0;
       case PeerVerdict::name_mismatch: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_UNEXPECTED_OWNER; break;
       case PeerVerdict::wrong_purpose: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_PURPOSE_MISMATCH; break;
+      case PeerVerdict::wrong_key_usage:  // (GnuTLS has no status bit for it)
+        status = GNUTLS_CERT_INVALID;
+        self->core_issues_ = issue_of(verdict);
+        break;
       case PeerVerdict::unparsable: status = GNUTLS_CERT_INVALID; break;
     }
   }

@@ -352,6 +352,7 @@ class MbedTlsContext final : public BackendContext,
       case PeerVerdict::ok: break;
       case PeerVerdict::name_mismatch: *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH; break;
       case PeerVerdict::wrong_purpose: *flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE; break;
+      case PeerVerdict::wrong_key_usage: *flags |= MBEDTLS_X509_BADCERT_KEY_USAGE; break;
       case PeerVerdict::unparsable: *flags |= MBEDTLS_X509_BADCERT_OTHER; break;
     }
     verified(crt, depth, *flags);
@@ -454,9 +455,9 @@ class MbedTlsEngine final : public Engine {
     if (flags & (MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_MISSING)) issues |= issue_untrusted;
     if (flags & MBEDTLS_X509_BADCERT_FUTURE) issues |= issue_not_yet_valid;
     if (flags & MBEDTLS_X509_BADCERT_EXPIRED) issues |= issue_expired;
-    if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
-                 MBEDTLS_X509_BADCERT_NS_CERT_TYPE))
+    if (flags & (MBEDTLS_X509_BADCERT_EXT_KEY_USAGE | MBEDTLS_X509_BADCERT_NS_CERT_TYPE))
       issues |= issue_wrong_purpose;
+    if (flags & MBEDTLS_X509_BADCERT_KEY_USAGE) issues |= issue_wrong_key_usage;
     if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) issues |= issue_name_mismatch;
     if (issues == 0) issues = issue_other;
     return issues;

@@ -193,6 +193,7 @@ unsigned issues_of(long result) {
     case X509_V_ERR_CERT_NOT_YET_VALID: return issue_not_yet_valid;
     case X509_V_ERR_CERT_HAS_EXPIRED: return issue_expired;
     case X509_V_ERR_INVALID_PURPOSE: return issue_wrong_purpose;
+    case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE: return issue_wrong_key_usage;
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
       return issue_name_mismatch;
@@ -870,6 +871,26 @@ EnginePtr OpenSslContext::make_engine(Wire& wire, EngineSetup& setup) {
 // the same on every backend: checked here on the leaf, after OpenSSL has
 // accepted it (the depth-0 call comes last, internal_verify).
 int verify_callback(int ok, X509_STORE_CTX* store) {
+  // OpenSSL's ssl_client purpose also wants digitalSignature (or
+  // keyAgreement) in a leaf's keyUsage, and says "unsuitable purpose" for
+  // it: the core's rule decides which of the two it is (a keyUsage without
+  // digitalSignature is wrong_key_usage on every backend).
+  if (!ok && X509_STORE_CTX_get_error(store) == X509_V_ERR_INVALID_PURPOSE &&
+      X509_STORE_CTX_get_error_depth(store) == 0) {
+    unsigned char* der = nullptr;
+    X509* cert = X509_STORE_CTX_get_current_cert(store);
+    const int len = cert ? i2d_X509(cert, &der) : 0;
+    if (len > 0) {
+      const auto facts = parse_certificate(std::as_bytes(std::span<const unsigned char>(der, static_cast<std::size_t>(len))));
+      auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+      const auto* context = ssl ? static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl))) : nullptr;
+      const Role peer = context && context->role() == Role::client ? Role::server : Role::client;
+      if (facts && purpose_allows(*facts, peer) && !key_usage_allows_signing(*facts))
+        X509_STORE_CTX_set_error(store, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
+      OPENSSL_free(der);
+    }
+    return 0;
+  }
   if (!ok || X509_STORE_CTX_get_error_depth(store) != 0) return ok;
   auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   X509* leaf = X509_STORE_CTX_get_current_cert(store);
@@ -892,6 +913,9 @@ int verify_callback(int ok, X509_STORE_CTX* store) {
                                                                    : X509_V_ERR_HOSTNAME_MISMATCH);
       return 0;
     case PeerVerdict::wrong_purpose: X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE); return 0;
+    case PeerVerdict::wrong_key_usage:
+      X509_STORE_CTX_set_error(store, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
+      return 0;
     case PeerVerdict::unparsable: X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED); return 0;
   }
   return 0;

@@ -39,6 +39,8 @@
 #   eku_none.pem/.key             no EKU extension
 #   eku_any.pem/.key              EKU anyExtendedKeyUsage only
 #   untrusted_client.pem/.key     signed by other_ca, EKU clientAuth only
+#   ku_key_encipherment.pem/.key  keyUsage keyEncipherment only (no digitalSignature)
+#   nul_san.pem/.key              subjectAltName dNSName "localhost\0evil"
 #   {server,client,any}_eku_ca.pem/.key
 #                                 intermediate CAs signed by ca whose extendedKeyUsage is serverAuth,
 #                                 clientAuth or anyExtendedKeyUsage only
@@ -173,6 +175,15 @@ leaf eku_both ca localhost DNS:localhost $both
 leaf eku_any ca localhost DNS:localhost anyExtendedKeyUsage
 issue eku_none ca localhost "$leaf_ku
 subjectAltName=DNS:localhost"
+# keyUsage without digitalSignature: the key may not sign the handshake.
+issue ku_key_encipherment ca localhost "basicConstraints=critical,CA:FALSE
+keyUsage=critical,keyEncipherment
+extendedKeyUsage=$both
+subjectAltName=DNS:localhost"
+# A dNSName with a NUL in it ("localhost\0evil").
+issue nul_san ca localhost "$leaf_ku
+extendedKeyUsage=$both
+subjectAltName=DER:3010820e6c6f63616c686f7374006576696c"
 # ... on the CAs of a chain: an intermediate's EKU limits what its leaves may do.
 for eku in server:serverAuth client:clientAuth any:anyExtendedKeyUsage; do
   issue "${eku%%:*}_eku_ca" ca "unitls ${eku#*:} intermediate CA" "basicConstraints=critical,CA:TRUE,pathlen:0
