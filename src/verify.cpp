@@ -135,7 +135,8 @@ unsigned issue_of(PeerVerdict verdict) {
 
 std::string verification_error(unsigned issues, const std::vector<std::vector<std::byte>>& chain,
                                Role verifier, std::string_view server_name) {
-  if (chain.empty()) return "no certificate";
+  // (A stack that cannot parse a certificate may keep none of the chain.)
+  if (chain.empty()) return issues & issue_unreadable ? "certificate rejected (cannot be parsed)" : "no certificate";
   // In the order the checks build on each other (OpenSSL stops at the first
   // failure, in this order; GnuTLS and mbedTLS may report several): a chain
   // that does not reach an anchor says nothing about the rest.
@@ -181,6 +182,7 @@ std::string verification_error(unsigned issues, const std::vector<std::vector<st
     return "certificate names " + (names.empty() ? std::string("nothing") : names) + ", not " +
            std::string(server_name);
   }
+  if (issues & issue_unreadable) return "certificate rejected (cannot be parsed)";
   return "certificate rejected";
 }
 

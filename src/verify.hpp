@@ -90,6 +90,7 @@ enum CertificateIssue : unsigned {
   issue_name_mismatch = 1u << 4,  // the leaf does not stand for the name we asked for
   issue_other = 1u << 5,          // anything else: a bad signature, revoked, unreadable
   issue_wrong_key_usage = 1u << 6,  // the leaf's keyUsage leaves out digitalSignature
+  issue_unreadable = 1u << 7,       // the stack could not parse a certificate the peer sent
 };
 
 // The bit a PeerVerdict other than ok stands for.

@@ -81,6 +81,37 @@ std::error_code gnutls_code(int value) { return {value, gnutls_category()}; }
 
 bool would_block(int ret) { return ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED; }
 
+// GnuTLS could not read a certificate (X.509, ASN.1, its key).
+bool is_certificate_parse_error(int ret) {
+  switch (ret) {
+    case GNUTLS_E_ASN1_DER_ERROR:
+    case GNUTLS_E_ASN1_VALUE_NOT_FOUND:
+    case GNUTLS_E_ASN1_GENERIC_ERROR:
+    case GNUTLS_E_ASN1_VALUE_NOT_VALID:
+    case GNUTLS_E_ASN1_TAG_ERROR:
+    case GNUTLS_E_ASN1_TAG_IMPLICIT:
+    case GNUTLS_E_ASN1_TYPE_ANY_ERROR:
+    case GNUTLS_E_ASN1_SYNTAX_ERROR:
+    case GNUTLS_E_ASN1_DER_OVERFLOW:
+    case GNUTLS_E_X509_UNKNOWN_SAN:
+    case GNUTLS_E_X509_DUPLICATE_EXTENSION:
+    case GNUTLS_E_X509_UNSUPPORTED_EXTENSION:
+    case GNUTLS_E_X509_UNSUPPORTED_CRITICAL_EXTENSION:
+    case GNUTLS_E_X509_UNSUPPORTED_ATTRIBUTE:
+    case GNUTLS_E_X509_UNSUPPORTED_OID:
+    case GNUTLS_E_X509_CERTIFICATE_ERROR:
+    case GNUTLS_E_CERTIFICATE_TIME_ERROR:
+    case GNUTLS_E_PARSING_ERROR:
+    case GNUTLS_E_ECC_UNSUPPORTED_CURVE:
+    case GNUTLS_E_UNKNOWN_PK_ALGORITHM:
+    case GNUTLS_E_PK_INVALID_PUBKEY:
+    case GNUTLS_E_PK_INVALID_PUBKEY_PARAMS:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // The handshake failed because of the peer's certificate (or its absence)
 // as judged by our own side.
 bool is_certificate_failure(int ret) {
@@ -563,8 +594,25 @@ Result GnuTlsEngine::translate(int ret, Op op) {
   // GnuTLS checks the leaf's keyUsage as it verifies the handshake's
   // signature, before its verify function runs (TLS 1.3): the core's rule
   // (key_usage_allows_signing), reported as the other stacks report it.
+  // The chain is judged all the same, so that an untrusted or expired one
+  // says so first, as it would on the other stacks.
   if (op == Op::handshake && ret == GNUTLS_E_KEY_USAGE_VIOLATION) {
-    core_issues_ |= issue_wrong_key_usage;
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers(session_, nullptr, 0, &status) == 0) verify_status_ = status;
+    unsigned count = 0;
+    const gnutls_datum_t* chain = gnutls_certificate_get_peers(session_, &count);
+    const auto leaf = chain && count > 0
+                          ? parse_certificate(std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size)))
+                          : std::nullopt;
+    core_issues_ |= leaf && !key_usage_allows_signing(*leaf) ? issue_wrong_key_usage : issue_other;
+    return Result::answer(errc::certificate_error, native, alert_for(GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR, true));
+  }
+  // A peer certificate GnuTLS cannot parse (a compressed point, an
+  // extension twice, a SAN it does not know): a rejected certificate, as
+  // the other stacks reject the certificates they cannot read, not a
+  // protocol failure.
+  if (op == Op::handshake && is_certificate_parse_error(ret)) {
+    core_issues_ |= issue_unreadable;
     return Result::answer(errc::certificate_error, native, GNUTLS_A_BAD_CERTIFICATE);
   }
   if (op == Op::handshake && is_certificate_failure(ret)) {
@@ -641,6 +689,10 @@ int GnuTlsEngine::verify_peer(gnutls_session_t session) {
   const int ret = gnutls_certificate_verify_peers(session, nullptr, 0, &status);
   // client_auth optional: a client without a certificate is let in.
   if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND && self->context_->client_auth_ == ClientAuth::optional) return 0;
+  if (ret < 0 && is_certificate_parse_error(ret)) {  // (see translate)
+    self->core_issues_ |= issue_unreadable;
+    return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
+  }
   if (ret < 0) return ret;
   if (status == 0) {
     unsigned count = 0;

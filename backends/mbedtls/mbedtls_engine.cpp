@@ -434,6 +434,34 @@ class MbedTlsEngine final : public Engine {
   // kept (mbedTLS frees a chain it rejects), else the one in the session
   // being negotiated (client_auth optional lets a rejected one in there;
   // mbedtls_ssl_get_peer_cert answers only once the handshake is over).
+  // A handshake step failed while mbedTLS read the peer's Certificate
+  // message (still in its input buffer): a parse error of the X.509, PK or
+  // ECP modules (MBEDTLS_ERR_X509_*, combined with an ASN.1 code, and the
+  // key's), not a verification verdict.
+  bool failed_on_peer_certificate(int ret) const {
+    if (ret >= 0 || ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED || ssl_.in_msg == nullptr || ssl_.in_msgtype != MBEDTLS_SSL_MSG_HANDSHAKE || ssl_.in_hslen < 7 ||
+        ssl_.in_msg[0] != MBEDTLS_SSL_HS_CERTIFICATE)
+      return false;
+    const int high = -ret & 0xff80;  // the high-level module's part
+    return (high >= 0x2080 && high <= 0x3000) ||  // X509
+           (high >= 0x3880 && high <= 0x3f80) ||  // PK
+           (high >= 0x4b00 && high <= 0x4f80);    // ECP
+  }
+  // The certificates of the Certificate message in ssl_.in_msg (RFC 5246
+  // 7.4.2: a 3-byte list length, then each as a 3-byte length and its DER)
+  // into rejected_chain_, for peer_chain() and verification_error().
+  void keep_chain_of_certificate_message() {
+    if (!rejected_chain_.empty()) return;
+    const unsigned char* m = ssl_.in_msg;
+    const std::size_t end = ssl_.in_hslen;
+    for (std::size_t at = 4 + 3; at + 3 <= end;) {
+      const std::size_t len = std::size_t(m[at]) << 16 | std::size_t(m[at + 1]) << 8 | m[at + 2];
+      if (len == 0 || end - at - 3 < len) break;
+      const auto* p = reinterpret_cast<const std::byte*>(m + at + 3);
+      rejected_chain_.emplace_back(p, p + len);
+      at += 3 + len;
+    }
+  }
   std::vector<std::vector<std::byte>> peer_chain() const override {
     std::vector<std::vector<std::byte>> chain;
     if (!handshake_done_ && !rejected_chain_.empty()) return rejected_chain_;
@@ -450,6 +478,7 @@ class MbedTlsEngine final : public Engine {
   // put the core's PeerVerdict there as CN_MISMATCH / EXT_KEY_USAGE.
   unsigned certificate_issues() const override {
     const std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
+    if (unreadable_) return issue_unreadable;
     if (flags == 0 || flags == 0xFFFFFFFFu) return 0;
     unsigned issues = 0;
     if (flags & (MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_MISSING)) issues |= issue_untrusted;
@@ -531,6 +560,7 @@ class MbedTlsEngine final : public Engine {
   // when a flag was set, nothing on an accepted handshake's way.
   std::uint32_t chain_flags_ = 0;
   std::vector<std::vector<std::byte>> rejected_chain_;
+  bool unreadable_ = false;  // mbedTLS could not parse the peer's Certificate message (translate)
 };
 
 thread_local MbedTlsEngine* MbedTlsEngine::stepping_engine = nullptr;
@@ -820,6 +850,16 @@ Result MbedTlsEngine::translate(int ret, Op op) {
     // of ours: that arrives as a fatal alert, above).
     if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
       return fatal(errc::certificate_error, ret, mbedtls_code(ret), op);
+    // The peer's Certificate message holds a certificate mbedTLS cannot
+    // parse (an extension it does not know marked critical, nameConstraints,
+    // a point or version it refuses): OpenSSL and GnuTLS judge such a
+    // certificate in verification, so it is a rejected certificate here too
+    // ("certificate rejected"), with the chain the message carried.
+    if (failed_on_peer_certificate(ret)) {
+      keep_chain_of_certificate_message();
+      unreadable_ = true;
+      return fatal(errc::certificate_error, ret, mbedtls_code(ret), op);
+    }
     const std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
     const bool verified = context_->verify_peer_ && flags != 0 && flags != 0xFFFFFFFFu;
     if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
