@@ -51,41 +51,28 @@ const detail::BackendEntry* find_backend(std::string_view name) {
 
 // Every backend gets the same words for a path that cannot be opened, so the
 // checks happen here, before the backend parses anything.
-bool check_file(const char* option, const std::string& path, std::string& message) {
+// An option naming a file (or, with directory, a directory): "" or one
+// that exists as such and can be read.
+bool check_path(const char* option, const std::string& path, std::string& message, bool directory = false) {
   if (path.empty()) return true;
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     message = std::string(option) + " '" + path + "': " + std::strerror(errno);
     return false;
   }
-  if (!S_ISREG(st.st_mode)) {
-    message = std::string(option) + " '" + path + "': not a regular file";
+  if (directory ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    message = std::string(option) + " '" + path + "': " + (directory ? "not a directory" : "not a regular file");
     return false;
   }
-  if (::access(path.c_str(), R_OK) != 0) {
+  if (::access(path.c_str(), directory ? R_OK | X_OK : R_OK) != 0) {
     message = std::string(option) + " '" + path + "': " + std::strerror(errno);
     return false;
   }
   return true;
 }
 
-// An option naming a directory: "" or one that can be read.
-bool check_directory(const char* option, const std::string& path, std::string& message) {
-  if (path.empty()) return true;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    message = std::string(option) + " '" + path + "': " + std::strerror(errno);
-    return false;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    message = std::string(option) + " '" + path + "': not a directory";
-    return false;
-  }
-  if (::access(path.c_str(), R_OK | X_OK) != 0) {
-    message = std::string(option) + " '" + path + "': " + std::strerror(errno);
-    return false;
-  }
-  return true;
+bool check_file(const char* option, const std::string& path, std::string& message) {
+  return check_path(option, path, message);
 }
 
 // The whole file, or false with a message naming it. A configuration file
@@ -263,7 +250,7 @@ bool check_config(const Config& c, std::string& message) {
     return false;
   }
   if (!check_file("ca_file", c.ca_file, message)) return false;
-  if (!check_directory("ca_path", c.ca_path, message)) return false;
+  if (!check_path("ca_path", c.ca_path, message, true)) return false;
   if (c.role == Role::client && !c.additional_credentials.empty()) {
     message = "additional_credentials is a server option (a client has one certificate)";
     return false;
