@@ -355,6 +355,12 @@ bool check_capabilities(const Config& c, std::string_view backend, const detail:
 
 // One credential's certificate and key, read once for every backend: they
 // must hold what their option says, a server's certificate must be one
+// "CN=..." of a certificate, for messages.
+std::string subject_of(std::span<const std::byte> der) {
+  const auto described = detail::describe_certificate(der);
+  return described ? "'" + described->subject + "'" : std::string("a certificate");
+}
+
 // clients can accept, and the chain goes out in issuance order.
 bool prepare_credential(const CredentialItems& items, Role role, const detail::Capabilities& caps,
                         std::string_view backend, detail::PreparedCredential& out, errc& kind,
@@ -397,6 +403,13 @@ bool prepare_credential(const CredentialItems& items, Role role, const detail::C
     ders.emplace_back(block.der);
   }
   for (const std::size_t i : detail::issuance_order(ders)) {
+    // The issuers' keys too: a peer refuses a chain with a weak one (and
+    // OpenSSL at level 2 will not load it).
+    if (const auto facts = detail::parse_certificate(ders[i]); facts && !detail::key_strong_enough(*facts)) {
+      message = out.certificate_source + ": the certificate of " + subject_of(ders[i]) + " in it has an RSA key of " +
+                std::to_string(facts->rsa_bits) + " bits (at least 2048: every backend's peers refuse less)";
+      return false;
+    }
     out.chain_pem += certificates[i]->text;
     out.chain_pem += '\n';
   }

@@ -76,6 +76,7 @@ PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
   const Role peer = verifier == Role::client ? Role::server : Role::client;
   if (!purpose_allows(*cert, peer)) return PeerVerdict::wrong_purpose;
   if (!key_usage_allows_signing(*cert)) return PeerVerdict::wrong_key_usage;
+  if (!key_strong_enough(*cert)) return PeerVerdict::weak_key;
   if (verifier == Role::client && !server_name.empty() && !name_matches(*cert, server_name))
     return PeerVerdict::name_mismatch;
   return PeerVerdict::ok;
@@ -111,11 +112,13 @@ PeerVerdict check_chain_purposes(std::span<const std::span<const std::byte>> sen
     if (next == sent.size()) {
       // Not sent: the anchor that issued it, if one did (the last step).
       const CertificateFacts* anchor = anchors.by_subject(current->issuer);
-      return anchor && !purpose_allows(*anchor, peer) ? PeerVerdict::wrong_purpose : PeerVerdict::ok;
+      if (anchor && !purpose_allows(*anchor, peer)) return PeerVerdict::wrong_purpose;
+      return anchor && !key_strong_enough(*anchor) ? PeerVerdict::weak_key : PeerVerdict::ok;
     }
     used[next] = true;
     const auto& f = facts_of(next);
     if (!purpose_allows(*f, peer)) return PeerVerdict::wrong_purpose;
+    if (!key_strong_enough(*f)) return PeerVerdict::weak_key;
     if (anchors.contains(sent[next])) return PeerVerdict::ok;  // the chain ends at an anchor
     current = f;
   }
@@ -128,6 +131,7 @@ unsigned issue_of(PeerVerdict verdict) {
     case PeerVerdict::name_mismatch: return issue_name_mismatch;
     case PeerVerdict::wrong_purpose: return issue_wrong_purpose;
     case PeerVerdict::wrong_key_usage: return issue_wrong_key_usage;
+    case PeerVerdict::weak_key: return issue_weak_key;
     case PeerVerdict::unparsable: return issue_other;
   }
   return issue_other;
@@ -149,6 +153,7 @@ std::string verification_error(unsigned issues, const std::vector<std::vector<st
   if (issues & issue_wrong_purpose)
     return verifier == Role::client ? "certificate not for a TLS server (extendedKeyUsage)"
                                     : "certificate not for a TLS client (extendedKeyUsage)";
+  if (issues & issue_weak_key) return "certificate key too weak (RSA under 2048 bits)";
   if (issues & issue_wrong_key_usage)
     return verifier == Role::client ? "certificate not for a TLS server (keyUsage without digitalSignature)"
                                     : "certificate not for a TLS client (keyUsage without digitalSignature)";

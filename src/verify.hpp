@@ -27,6 +27,7 @@ enum class PeerVerdict {
   // its keyUsage leaves out digitalSignature: its key may not sign the
   // handshake, which every suite unitls offers needs (ECDHE and TLS 1.3)
   wrong_key_usage,
+  weak_key,  // an RSA key under 2048 bits (key_strong_enough)
   unparsable,     // not a certificate our parser reads: rejected, never waved through
 };
 
@@ -44,6 +45,10 @@ bool name_matches(const CertificateFacts& cert, std::string_view server_name);
 bool purpose_allows(const CertificateFacts& cert, Role as);
 // RFC 5280 4.2.1.3: a leaf with a keyUsage extension signs only with
 // digitalSignature in it (RFC 8446 4.4.2.2, RFC 8422 5.3).
+// 112-bit security, as OpenSSL's security level 2 and mbedTLS's default
+// profile have it: an RSA key of at least 2048 bits, in every certificate of
+// a chain (an EC key is on a curve the stacks accept or it does not verify).
+inline bool key_strong_enough(const CertificateFacts& cert) { return cert.rsa_bits == 0 || cert.rsa_bits >= 2048; }
 inline bool key_usage_allows_signing(const CertificateFacts& cert) {
   return !cert.has_key_usage || cert.key_usage_signature;
 }
@@ -91,6 +96,7 @@ enum CertificateIssue : unsigned {
   issue_other = 1u << 5,          // anything else: a bad signature, revoked, unreadable
   issue_wrong_key_usage = 1u << 6,  // the leaf's keyUsage leaves out digitalSignature
   issue_unreadable = 1u << 7,       // the stack could not parse a certificate the peer sent
+  issue_weak_key = 1u << 8,         // an RSA key under 2048 bits in the chain
 };
 
 // The bit a PeerVerdict other than ok stands for.

@@ -710,7 +710,8 @@ int GnuTlsEngine::verify_peer(gnutls_session_t session) {
       case PeerVerdict::ok: return 0;
       case PeerVerdict::name_mismatch: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_UNEXPECTED_OWNER; break;
       case PeerVerdict::wrong_purpose: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_PURPOSE_MISMATCH; break;
-      case PeerVerdict::wrong_key_usage:  // (GnuTLS has no status bit for it)
+      case PeerVerdict::wrong_key_usage:  // (GnuTLS has no status bit for these)
+      case PeerVerdict::weak_key:
         status = GNUTLS_CERT_INVALID;
         self->core_issues_ = issue_of(verdict);
         break;

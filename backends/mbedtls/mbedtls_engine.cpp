@@ -353,6 +353,7 @@ class MbedTlsContext final : public BackendContext,
       case PeerVerdict::name_mismatch: *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH; break;
       case PeerVerdict::wrong_purpose: *flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE; break;
       case PeerVerdict::wrong_key_usage: *flags |= MBEDTLS_X509_BADCERT_KEY_USAGE; break;
+      case PeerVerdict::weak_key: *flags |= MBEDTLS_X509_BADCERT_BAD_KEY; break;
       case PeerVerdict::unparsable: *flags |= MBEDTLS_X509_BADCERT_OTHER; break;
     }
     verified(crt, depth, *flags);
@@ -487,6 +488,7 @@ class MbedTlsEngine final : public Engine {
     if (flags & (MBEDTLS_X509_BADCERT_EXT_KEY_USAGE | MBEDTLS_X509_BADCERT_NS_CERT_TYPE))
       issues |= issue_wrong_purpose;
     if (flags & MBEDTLS_X509_BADCERT_KEY_USAGE) issues |= issue_wrong_key_usage;
+    if (flags & MBEDTLS_X509_BADCERT_BAD_KEY) issues |= issue_weak_key;  // (its profile: RSA under 2048 bits)
     if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) issues |= issue_name_mismatch;
     if (issues == 0) issues = issue_other;
     return issues;

@@ -194,6 +194,9 @@ unsigned issues_of(long result) {
     case X509_V_ERR_CERT_HAS_EXPIRED: return issue_expired;
     case X509_V_ERR_INVALID_PURPOSE: return issue_wrong_purpose;
     case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE: return issue_wrong_key_usage;
+    case X509_V_ERR_EE_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+      return issue_weak_key;
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
       return issue_name_mismatch;
@@ -916,6 +919,7 @@ int verify_callback(int ok, X509_STORE_CTX* store) {
     case PeerVerdict::wrong_key_usage:
       X509_STORE_CTX_set_error(store, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
       return 0;
+    case PeerVerdict::weak_key: X509_STORE_CTX_set_error(store, X509_V_ERR_EE_KEY_TOO_SMALL); return 0;
     case PeerVerdict::unparsable: X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED); return 0;
   }
   return 0;
@@ -1166,6 +1170,11 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   }
   SSL_CTX_set_app_data(ctx_, this);
   SSL_CTX_set_default_passwd_cb(ctx_, no_password);
+  // 112-bit security whatever the system's openssl.cnf says (Debian's sets
+  // level 2, OpenSSL's own default is 1): RSA keys of 2048 bits and more in
+  // a peer's chain, as the core's rule (key_strong_enough) and mbedTLS's
+  // default profile.
+  SSL_CTX_set_security_level(ctx_, 2);
   if (!SSL_CTX_set_min_proto_version(ctx_, to_native(prepared.selection.min_version)) ||
       !SSL_CTX_set_max_proto_version(ctx_, to_native(prepared.selection.max_version))) {
     message = with_reason("min_version/max_version not supported by this OpenSSL");

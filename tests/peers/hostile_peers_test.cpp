@@ -414,4 +414,35 @@ TEST_CASE("a unitls server rejects a client certificate whose keyUsage leaves ou
   });
 }
 
+// RSA keys under 2048 bits in what openssl s_server sends (a leaf, or the
+// intermediate CA of an EC leaf): GnuTLS took them, OpenSSL refused them at
+// its system's security level only; every backend's client rejects them
+// with one reason (docs/contract.md, "Key strength").
+TEST_CASE("a unitls client rejects openssl s_server's RSA-1024 leaf, and an RSA-1024 intermediate CA") {
+  if (skip_unless_installed(openssl(), "openssl")) return;
+  for (const bool leaf : {true, false}) {
+    for_each_target([leaf](const Target& t) {
+      const auto command = [v = t.version, leaf](int port) {
+        const std::string certs = certs_dir();
+        std::vector<std::string> args{openssl(), "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
+                                      "-naccept", "1", v == Version::tls1_2 ? "-tls1_2" : "-tls1_3",
+                                      "-cipher", "DEFAULT:@SECLEVEL=0"};
+        const std::vector<std::string> cert =
+            leaf ? std::vector<std::string>{"-cert", certs + "/rsa1024.pem", "-key", certs + "/rsa1024.key"}
+                 : std::vector<std::string>{"-cert", certs + "/rsa1024_ca_leaf.pem", "-key",
+                                            certs + "/rsa1024_ca_leaf.key", "-cert_chain",
+                                            certs + "/rsa1024_ca.pem"};
+        args.insert(args.end(), cert.begin(), cert.end());
+        return ChildProcess::Options{args};
+      };
+      auto scene = Scene::client_of(t, command);
+      SecureSocket& s = scene->socket();
+      const auto r = retry(s, scene->fd(), [&] { return s.handshake(); });
+      INFO("leaf " << leaf << ", native " << describe(s.native_error()) << "\n" << scene->report());
+      CHECK(outcome(s, r) == failure(errc::certificate_error));
+      CHECK(s.verification_error() == "certificate key too weak (RSA under 2048 bits)");
+    });
+  }
+}
+
 }  // namespace unitls::test::peers
