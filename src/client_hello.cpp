@@ -1,6 +1,7 @@
 #include "client_hello.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 namespace unitls::detail {
@@ -69,6 +70,8 @@ class HelloCategory final : public std::error_category {
       case HelloFault::none: return "no fault";
       case HelloFault::repeated_extension: return "the ClientHello has an extension twice";
       case HelloFault::alpn_malformed: return "the ClientHello's ALPN extension is malformed";
+      case HelloFault::list_malformed:
+        return "the ClientHello's supported_groups or supported_versions extension is malformed";
       case HelloFault::server_name_malformed:
         return "the ClientHello's server_name extension is malformed or does not start with a host_name";
       case HelloFault::server_name_refused:
@@ -116,7 +119,7 @@ ServerNameVerdict judge_server_name(std::span<const unsigned char> extension_bod
   return verdict;
 }
 
-void HelloJudge::extension(unsigned type, std::span<const unsigned char> body) {
+void HelloJudge::judge_extension(unsigned type, std::span<const unsigned char> body) {
   if (type < 64) {
     const std::uint64_t bit = std::uint64_t{1} << type;
     if (low_seen_ & bit) {
@@ -144,23 +147,48 @@ void HelloJudge::extension(unsigned type, std::span<const unsigned char> body) {
     name_ = verdict.name;
   } else if (type == ext_alpn && !walk_alpn(Reader{body.data(), body.data() + body.size()}, nullptr)) {
     fault_ = HelloFault::alpn_malformed;
+  } else if (type == ext_supported_groups || type == ext_supported_versions) {
+    // NamedGroupList<2..2^16-1> (RFC 8422 5.1.1, RFC 8446 4.2.7);
+    // ProtocolVersion versions<2..254> (RFC 8446 4.2.1).
+    const std::size_t prefix = type == ext_supported_groups ? 2 : 1;
+    std::size_t n = body.size() >= prefix ? body[0] : 0;
+    if (prefix == 2 && body.size() >= 2) n = n << 8 | body[1];
+    if (body.size() < prefix || n != body.size() - prefix || n == 0 || n % 2 != 0) fault_ = HelloFault::list_malformed;
   }
 }
 
-ClientHelloBody read_client_hello_body(std::span<const unsigned char> body) {
-  ClientHelloBody hello;
+namespace {
+
+// The hello's framing (see ClientHelloBody); its extensions block, or
+// nullopt.
+std::optional<Reader> framed_extensions(std::span<const unsigned char> body) {
   Reader r{body.data(), body.data() + body.size()};
   std::size_t n = 0;
-  if (!r.skip(2 + 32) || !r.u8(n) || !r.skip(n) ||  // version, random, session_id
-      !r.u16(n) || !r.skip(n) ||                    // cipher_suites
-      !r.u8(n) || !r.skip(n))                       // compression_methods
-    return hello;
-  Reader extensions{};
-  if (r.left() != 0 && !r.vector16(extensions)) return hello;  // (none at all is allowed)
-  while (extensions.left() > 0) {
+  if (!r.skip(2 + 32) || !r.u8(n) || n > 32 || !r.skip(n) ||  // version, random, session_id
+      !r.u16(n) || n == 0 || n % 2 != 0 || !r.skip(n) ||      // cipher_suites
+      !r.u8(n) || n == 0 || !r.skip(n))                       // compression_methods
+    return std::nullopt;
+  Reader extensions{r.p, r.p};  // none at all is allowed
+  if (r.left() != 0 && (!r.vector16(extensions) || r.left() != 0)) return std::nullopt;
+  for (Reader walk = extensions; walk.left() > 0;) {
     std::size_t type = 0;
     Reader ext{};
-    if (!extensions.u16(type) || !extensions.vector16(ext)) return hello;
+    if (!walk.u16(type) || !walk.vector16(ext)) return std::nullopt;
+  }
+  return extensions;
+}
+
+}  // namespace
+
+ClientHelloBody read_client_hello_body(std::span<const unsigned char> body) {
+  ClientHelloBody hello;
+  std::optional<Reader> extensions = framed_extensions(body);
+  if (!extensions) return hello;
+  while (extensions->left() > 0) {
+    std::size_t type = 0;
+    Reader ext{};
+    (void)extensions->u16(type);  // (framed above)
+    (void)extensions->vector16(ext);
     const std::size_t size = ext.left();
     hello.judged.extension(static_cast<unsigned>(type), std::span<const unsigned char>(ext.p, size));
     if (type == ext_alpn && !hello.has_alpn) {

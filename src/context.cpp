@@ -51,22 +51,28 @@ const detail::BackendEntry* find_backend(std::string_view name) {
 
 // Every backend gets the same words for a path that cannot be opened, so the
 // checks happen here, before the backend parses anything.
-bool check_file(const char* option, const std::string& path, std::string& message) {
+// An option naming a file (or, with directory, a directory): "" or one
+// that exists as such and can be read.
+bool check_path(const char* option, const std::string& path, std::string& message, bool directory = false) {
   if (path.empty()) return true;
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     message = std::string(option) + " '" + path + "': " + std::strerror(errno);
     return false;
   }
-  if (!S_ISREG(st.st_mode)) {
-    message = std::string(option) + " '" + path + "': not a regular file";
+  if (directory ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+    message = std::string(option) + " '" + path + "': " + (directory ? "not a directory" : "not a regular file");
     return false;
   }
-  if (::access(path.c_str(), R_OK) != 0) {
+  if (::access(path.c_str(), directory ? R_OK | X_OK : R_OK) != 0) {
     message = std::string(option) + " '" + path + "': " + std::strerror(errno);
     return false;
   }
   return true;
+}
+
+bool check_file(const char* option, const std::string& path, std::string& message) {
+  return check_path(option, path, message);
 }
 
 // The whole file, or false with a message naming it. A configuration file
@@ -174,7 +180,7 @@ bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
 
 bool check_strings(const Config& c, std::string& message) {
   const std::pair<const char*, const std::string*> strings[] = {
-      {"backend", &c.backend}, {"ca_file", &c.ca_file}, {"server_name", &c.server_name}};
+      {"backend", &c.backend}, {"ca_file", &c.ca_file}, {"ca_path", &c.ca_path}, {"server_name", &c.server_name}};
   for (const auto& [option, value] : strings) {
     if (has_nul(*value)) {
       message = std::string(option) + ": contains a NUL byte";
@@ -244,6 +250,7 @@ bool check_config(const Config& c, std::string& message) {
     return false;
   }
   if (!check_file("ca_file", c.ca_file, message)) return false;
+  if (!check_path("ca_path", c.ca_path, message, true)) return false;
   if (c.role == Role::client && !c.additional_credentials.empty()) {
     message = "additional_credentials is a server option (a client has one certificate)";
     return false;
@@ -281,8 +288,8 @@ bool check_config(const Config& c, std::string& message) {
   }
   // A server that asks for client certificates must say whom it trusts: the
   // system store would let in anyone a public CA ever gave a client cert.
-  if (c.role == Role::server && c.client_auth != ClientAuth::none && !ca.given()) {
-    message = "a server with client_auth (client certificates) needs ca_file (or ca_pem), the CA "
+  if (c.role == Role::server && c.client_auth != ClientAuth::none && !ca.given() && c.ca_path.empty()) {
+    message = "a server with client_auth (client certificates) needs ca_file (or ca_pem, ca_path), the CA "
               "that signs its clients";
     return false;
   }
@@ -348,6 +355,12 @@ bool check_capabilities(const Config& c, std::string_view backend, const detail:
 
 // One credential's certificate and key, read once for every backend: they
 // must hold what their option says, a server's certificate must be one
+// "CN=..." of a certificate, for messages.
+std::string subject_of(std::span<const std::byte> der) {
+  const auto described = detail::describe_certificate(der);
+  return described ? "'" + described->subject + "'" : std::string("a certificate");
+}
+
 // clients can accept, and the chain goes out in issuance order.
 bool prepare_credential(const CredentialItems& items, Role role, const detail::Capabilities& caps,
                         std::string_view backend, detail::PreparedCredential& out, errc& kind,
@@ -375,6 +388,10 @@ bool prepare_credential(const CredentialItems& items, Role role, const detail::C
     message = out.certificate_source + ": its extendedKeyUsage does not allow serverAuth (TLS server)";
     return false;
   }
+  if (!detail::key_usage_allows_signing(*leaf)) {
+    message = out.certificate_source + ": its keyUsage leaves out digitalSignature (the key must sign the handshake)";
+    return false;
+  }
   // What goes out is the leaf and its issuers in order, the same on every
   // backend (docs/contract.md, "Who is on the other end"): GnuTLS sends a
   // configured chain that way whatever the file's order.
@@ -393,6 +410,13 @@ bool prepare_credential(const CredentialItems& items, Role role, const detail::C
     ders.emplace_back(block.der);
   }
   for (const std::size_t i : detail::issuance_order(ders)) {
+    // The issuers' keys too: a peer refuses a chain with a weak one (and
+    // OpenSSL at level 2 will not load it).
+    if (const auto facts = detail::parse_certificate(ders[i]); facts && !detail::key_strong_enough(*facts)) {
+      message = out.certificate_source + ": the certificate of " + subject_of(ders[i]) + " in it has an RSA key of " +
+                std::to_string(facts->rsa_bits) + " bits (at least 2048: every backend's peers refuse less)";
+      return false;
+    }
     out.chain_pem += certificates[i]->text;
     out.chain_pem += '\n';
   }
@@ -464,10 +488,11 @@ void add_blocks(const std::string& text, std::vector<detail::PemBlock>& blocks) 
   for (auto& block : *parsed) blocks.push_back(std::move(block));
 }
 
-bool read_directory(const std::string& dir, std::vector<detail::PemBlock>& blocks, std::string& message) {
+bool read_directory(const char* option, const std::string& dir, std::vector<detail::PemBlock>& blocks,
+                    std::string& message) {
   DIR* d = ::opendir(dir.c_str());
   if (!d) {
-    message = "SSL_CERT_DIR '" + dir + "': " + std::strerror(errno);
+    message = std::string(option) + " '" + dir + "': " + std::strerror(errno);
     return false;
   }
   std::vector<std::string> names;
@@ -479,7 +504,7 @@ bool read_directory(const std::string& dir, std::vector<detail::PemBlock>& block
   for (const auto& name : names) {
     const std::string path = dir + "/" + name;
     std::string one, ignored;
-    if (!exists_as(path.c_str(), S_IFREG) || !read_file("SSL_CERT_DIR", path, one, ignored)) continue;
+    if (!exists_as(path.c_str(), S_IFREG) || !read_file(option, path, one, ignored)) continue;
     add_blocks(one, blocks);
   }
   return true;
@@ -529,7 +554,7 @@ bool read_system_store(std::vector<detail::PemBlock>& blocks, std::string& sourc
     source += "'" + file + "'";
   }
   for (const auto& dir : dirs) {
-    if (!read_directory(dir, blocks, message)) return false;
+    if (!read_directory("SSL_CERT_DIR", dir, blocks, message)) return false;
     source += (source.back() == '(' ? "'" : ", '") + dir + "'";
   }
   source += ")";
@@ -542,9 +567,15 @@ bool read_system_store(std::vector<detail::PemBlock>& blocks, std::string& sourc
 bool prepare_trust(const Config& c, detail::Prepared& out, std::string& message) {
   const Item ca = ca_item(c);
   std::vector<detail::PemBlock> blocks;
-  if (ca.given()) {
-    out.trust_source = ca.source();
-    if (!read_item(ca, blocks, message)) return false;
+  if (ca.given() || !c.ca_path.empty()) {
+    if (ca.given()) {
+      out.trust_source = ca.source();
+      if (!read_item(ca, blocks, message)) return false;
+    }
+    if (!c.ca_path.empty()) {
+      if (!read_directory("ca_path", c.ca_path, blocks, message)) return false;
+      out.trust_source += (out.trust_source.empty() ? "" : " and ") + std::string("ca_path '") + c.ca_path + "'";
+    }
   } else {
     if (!detail::verifies_peer(c)) return true;
     if (!read_system_store(blocks, out.trust_source, message)) return false;

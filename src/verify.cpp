@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,8 @@ PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
   if (!cert) return PeerVerdict::unparsable;
   const Role peer = verifier == Role::client ? Role::server : Role::client;
   if (!purpose_allows(*cert, peer)) return PeerVerdict::wrong_purpose;
+  if (!key_usage_allows_signing(*cert)) return PeerVerdict::wrong_key_usage;
+  if (!key_strong_enough(*cert)) return PeerVerdict::weak_key;
   if (verifier == Role::client && !server_name.empty() && !name_matches(*cert, server_name))
     return PeerVerdict::name_mismatch;
   return PeerVerdict::ok;
@@ -86,11 +89,49 @@ PeerVerdict check_peer_intermediate(std::span<const std::byte> der, Role verifie
   return purpose_allows(*cert, peer) ? PeerVerdict::ok : PeerVerdict::wrong_purpose;
 }
 
+PeerVerdict check_chain_purposes(std::span<const std::span<const std::byte>> sent, Role verifier,
+                                 const AnchorLookup& anchors) {
+  if (sent.empty()) return PeerVerdict::ok;
+  const Role peer = verifier == Role::client ? Role::server : Role::client;
+  std::vector<std::optional<CertificateFacts>> facts(sent.size());
+  auto facts_of = [&](std::size_t i) -> const std::optional<CertificateFacts>& {
+    if (!facts[i]) facts[i] = parse_certificate(sent[i]);
+    return facts[i];
+  };
+  std::vector<bool> used(sent.size(), false);
+  used[0] = true;
+  // The issuer of `current`, judged, until the chain ends.
+  for (std::optional<CertificateFacts> current = facts_of(0); current && !current->self_issued;) {
+    std::size_t next = sent.size();
+    for (std::size_t j = 0; j < sent.size() && next == sent.size(); ++j) {
+      if (used[j]) continue;
+      const auto& f = facts_of(j);
+      if (f && std::equal(f->subject.begin(), f->subject.end(), current->issuer.begin(), current->issuer.end()))
+        next = j;
+    }
+    if (next == sent.size()) {
+      // Not sent: the anchor that issued it, if one did (the last step).
+      const CertificateFacts* anchor = anchors.by_subject(current->issuer);
+      if (anchor && !purpose_allows(*anchor, peer)) return PeerVerdict::wrong_purpose;
+      return anchor && !key_strong_enough(*anchor) ? PeerVerdict::weak_key : PeerVerdict::ok;
+    }
+    used[next] = true;
+    const auto& f = facts_of(next);
+    if (!purpose_allows(*f, peer)) return PeerVerdict::wrong_purpose;
+    if (!key_strong_enough(*f)) return PeerVerdict::weak_key;
+    if (anchors.contains(sent[next])) return PeerVerdict::ok;  // the chain ends at an anchor
+    current = f;
+  }
+  return PeerVerdict::ok;
+}
+
 unsigned issue_of(PeerVerdict verdict) {
   switch (verdict) {
     case PeerVerdict::ok: return 0;
     case PeerVerdict::name_mismatch: return issue_name_mismatch;
     case PeerVerdict::wrong_purpose: return issue_wrong_purpose;
+    case PeerVerdict::wrong_key_usage: return issue_wrong_key_usage;
+    case PeerVerdict::weak_key: return issue_weak_key;
     case PeerVerdict::unparsable: return issue_other;
   }
   return issue_other;
@@ -98,7 +139,8 @@ unsigned issue_of(PeerVerdict verdict) {
 
 std::string verification_error(unsigned issues, const std::vector<std::vector<std::byte>>& chain,
                                Role verifier, std::string_view server_name) {
-  if (chain.empty()) return "no certificate";
+  // (A stack that cannot parse a certificate may keep none of the chain.)
+  if (chain.empty()) return issues & issue_unreadable ? "certificate rejected (cannot be parsed)" : "no certificate";
   // In the order the checks build on each other (OpenSSL stops at the first
   // failure, in this order; GnuTLS and mbedTLS may report several): a chain
   // that does not reach an anchor says nothing about the rest.
@@ -111,14 +153,29 @@ std::string verification_error(unsigned issues, const std::vector<std::vector<st
   if (issues & issue_wrong_purpose)
     return verifier == Role::client ? "certificate not for a TLS server (extendedKeyUsage)"
                                     : "certificate not for a TLS client (extendedKeyUsage)";
+  if (issues & issue_weak_key) return "certificate key too weak (RSA under 2048 bits)";
+  if (issues & issue_wrong_key_usage)
+    return verifier == Role::client ? "certificate not for a TLS server (keyUsage without digitalSignature)"
+                                    : "certificate not for a TLS client (keyUsage without digitalSignature)";
   if (issues & issue_name_mismatch) {
     // The names the rule looked at (name_matches): the subjectAltName
     // entries, and the CN when there is no dNSName.
     std::string names;
+    // (A name is shown as it is but for control bytes, \xHH: a NUL would
+    // end the text where a C string reads it.)
     const auto add = [&names](std::string_view kind, const std::string& name) {
       names += names.empty() ? "" : ", ";
       names += kind;
-      names += name;
+      for (const unsigned char c : name) {
+        if (c < 0x20 || c == 0x7f) {
+          static constexpr char hex[] = "0123456789abcdef";
+          names += "\\x";
+          names += hex[c >> 4];
+          names += hex[c & 0xf];
+        } else {
+          names += static_cast<char>(c);
+        }
+      }
     };
     if (const auto leaf = describe_certificate(chain.front())) {
       for (const auto& n : leaf->dns_names) add("DNS:", n);
@@ -130,6 +187,7 @@ std::string verification_error(unsigned issues, const std::vector<std::vector<st
     return "certificate names " + (names.empty() ? std::string("nothing") : names) + ", not " +
            std::string(server_name);
   }
+  if (issues & issue_unreadable) return "certificate rejected (cannot be parsed)";
   return "certificate rejected";
 }
 

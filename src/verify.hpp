@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,6 +24,10 @@ enum class PeerVerdict {
   ok,
   name_mismatch,  // the leaf does not stand for the name we asked for
   wrong_purpose,  // its extendedKeyUsage excludes what the peer does (serverAuth / clientAuth)
+  // its keyUsage leaves out digitalSignature: its key may not sign the
+  // handshake, which every suite unitls offers needs (ECDHE and TLS 1.3)
+  wrong_key_usage,
+  weak_key,  // an RSA key under 2048 bits (key_strong_enough)
   unparsable,     // not a certificate our parser reads: rejected, never waved through
 };
 
@@ -38,6 +43,15 @@ bool name_matches(const CertificateFacts& cert, std::string_view server_name);
 // count: the strict reading, OpenSSL's). `as` is the role of the side that
 // presents the certificate.
 bool purpose_allows(const CertificateFacts& cert, Role as);
+// RFC 5280 4.2.1.3: a leaf with a keyUsage extension signs only with
+// digitalSignature in it (RFC 8446 4.4.2.2, RFC 8422 5.3).
+// 112-bit security, as OpenSSL's security level 2 and mbedTLS's default
+// profile have it: an RSA key of at least 2048 bits, in every certificate of
+// a chain (an EC key is on a curve the stacks accept or it does not verify).
+inline bool key_strong_enough(const CertificateFacts& cert) { return cert.rsa_bits == 0 || cert.rsa_bits >= 2048; }
+inline bool key_usage_allows_signing(const CertificateFacts& cert) {
+  return !cert.has_key_usage || cert.key_usage_signature;
+}
 
 // The peer's leaf certificate (DER), judged by the side `verifier`: a client
 // checks that the server's leaf allows serverAuth and matches server_name
@@ -45,13 +59,27 @@ bool purpose_allows(const CertificateFacts& cert, Role as);
 PeerVerdict check_peer_leaf(std::span<const std::byte> der, Role verifier,
                             std::string_view server_name);
 
-// An intermediate CA of the chain the verifier built (not the leaf, not the
-// trust anchor): when it has an extendedKeyUsage extension, that must list
-// what the peer does, anyExtendedKeyUsage not counting (RFC 5280 4.2.1.12
-// applied to the chain, as OpenSSL and GnuTLS check it; mbedTLS checks the
-// leaf only and calls this). ok or wrong_purpose (unparsable: the stack
-// parsed it, so its own checks stand).
+// A CA certificate of the chain the verifier built, above the leaf (the
+// trust anchor included): when it has an extendedKeyUsage extension, that
+// must list what the peer does, anyExtendedKeyUsage not counting (RFC 5280
+// 4.2.1.12 applied to the chain, as OpenSSL checks it; mbedTLS checks the
+// leaf only, GnuTLS is not asked, and their backends call this). ok or
+// wrong_purpose (unparsable: the stack parsed it, so its own checks stand).
 PeerVerdict check_peer_intermediate(std::span<const std::byte> der, Role verifier);
+
+// check_peer_intermediate over the chain from the leaf (sent[0]): each next
+// certificate is the sent one whose subject is the current one's issuer,
+// else the trust anchor that is (anchor_for), until a self-issued one or a
+// trust anchor was judged, or none follows. For a backend whose stack has
+// verified the chain but is not asked to check the CAs' purposes.
+struct AnchorLookup {
+  // The trust anchor with this subject (null: none).
+  std::function<const CertificateFacts*(std::span<const std::byte> subject)> by_subject;
+  // Whether a certificate is a trust anchor.
+  std::function<bool(std::span<const std::byte> der)> contains;
+};
+PeerVerdict check_chain_purposes(std::span<const std::span<const std::byte>> sent, Role verifier,
+                                 const AnchorLookup& anchors);
 
 // Why a peer's certificate was rejected, in the core's words. Each engine
 // maps its stack's own verification result (OpenSSL's X509_V_ERR_*,
@@ -66,6 +94,9 @@ enum CertificateIssue : unsigned {
   issue_wrong_purpose = 1u << 3,  // (extended) key usage excludes what the peer does
   issue_name_mismatch = 1u << 4,  // the leaf does not stand for the name we asked for
   issue_other = 1u << 5,          // anything else: a bad signature, revoked, unreadable
+  issue_wrong_key_usage = 1u << 6,  // the leaf's keyUsage leaves out digitalSignature
+  issue_unreadable = 1u << 7,       // the stack could not parse a certificate the peer sent
+  issue_weak_key = 1u << 8,         // an RSA key under 2048 bits in the chain
 };
 
 // The bit a PeerVerdict other than ok stands for.

@@ -145,6 +145,17 @@ bool read_extended_key_usage(std::span<const std::byte> value, CertificateFacts&
   return true;
 }
 
+// KeyUsage ::= BIT STRING; digitalSignature is bit 0, the first byte's high
+// bit after the unused-bits count.
+bool read_key_usage(std::span<const std::byte> value, CertificateFacts& f) {
+  Der outer(value);
+  Tlv bits;
+  if (!outer.next(bits) || bits.tag != tag_bit_string || bits.value.empty()) return false;
+  f.has_key_usage = true;
+  f.key_usage_signature = bits.value.size() > 1 && (static_cast<std::uint8_t>(bits.value[1]) & 0x80) != 0;
+  return true;
+}
+
 // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER OPTIONAL }.
 bool read_basic_constraints(std::span<const std::byte> value, CertificateFacts& f) {
   Der outer(value);
@@ -201,6 +212,28 @@ bool minimal_lengths_at(std::span<const std::byte> der, int depth) {
   return true;
 }
 
+// SubjectPublicKeyInfo of rsaEncryption (RFC 8017 A.1.1): the modulus's
+// bits; 0 for any other key.
+std::size_t rsa_bits_of(const Tlv& spki) {
+  Der fields(spki.value);
+  Tlv algorithm, key;
+  if (!fields.next(algorithm) || !fields.next(key) || key.tag != tag_bit_string || key.value.size() < 2) return 0;
+  Der alg(algorithm.value);
+  Tlv id;
+  if (!alg.next(id) || !oid_is(id, {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01})) return 0;
+  Der outer(key.value.subspan(1));  // (after the unused-bits count)
+  Tlv seq, modulus;
+  if (!outer.next(seq) || seq.tag != tag_sequence) return 0;
+  Der numbers(seq.value);
+  if (!numbers.next(modulus) || modulus.tag != tag_integer) return 0;
+  std::span<const std::byte> n = modulus.value;
+  while (!n.empty() && n.front() == std::byte{0}) n = n.subspan(1);
+  if (n.empty()) return 0;
+  std::size_t bits = n.size() * 8;
+  for (auto top = static_cast<std::uint8_t>(n.front()); (top & 0x80) == 0; top = static_cast<std::uint8_t>(top << 1)) --bits;
+  return bits;
+}
+
 }  // namespace
 
 bool minimal_lengths(std::span<const std::byte> der) { return minimal_lengths_at(der, 0); }
@@ -224,6 +257,7 @@ std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der
                   std::memcmp(issuer.whole.data(), subject.whole.data(), issuer.whole.size()) == 0;
   f.subject = subject.whole;
   f.issuer = issuer.whole;
+  f.rsa_bits = rsa_bits_of(spki);
   if (!read_common_name(subject.value, f.common_name)) return std::nullopt;
 
   while (!fields.empty()) {
@@ -247,6 +281,8 @@ std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der
         ok = read_extended_key_usage(value.value, f);
       else if (oid_is(id, {0x55, 0x1d, 0x13}))
         ok = read_basic_constraints(value.value, f);
+      else if (oid_is(id, {0x55, 0x1d, 0x0f}))
+        ok = read_key_usage(value.value, f);
       else if (oid_is(id, {0x55, 0x1d, 0x0e}))
         read_subject_key_id(value.value, f);
       else if (oid_is(id, {0x55, 0x1d, 0x23}))

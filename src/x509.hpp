@@ -43,6 +43,11 @@ struct CertificateFacts {
   bool eku_server = false;  // id-kp-serverAuth listed
   bool eku_client = false;  // id-kp-clientAuth listed
   bool is_ca = false;       // basicConstraints cA = TRUE
+  // An RSA key's modulus in bits (0: not an RSA key, or one that does not
+  // parse).
+  std::size_t rsa_bits = 0;
+  bool has_key_usage = false;         // a keyUsage extension is present
+  bool key_usage_signature = false;   // ... with digitalSignature (bit 0)
   bool self_issued = false; // subject == issuer (byte for byte)
   // The subject and issuer Names' DER: views into the der given to
   // parse_certificate (valid as long as it is).

@@ -13,6 +13,11 @@ int client_command(std::span<char* const> args);
 int server_command(std::span<char* const> args);
 int demo_command(std::span<char* const> args);
 
+struct CommandLine;
+// `unitls server --www` / `--echo`: serves connections on listener (which it
+// owns) until --naccept N or SIGINT/SIGTERM (serve.cpp); the exit status.
+int serve(const CommandLine& options, unitls::Context& context, int listener);
+
 // A client and a server context of the demo (same PKI).
 struct Contexts {
   std::unique_ptr<unitls::Context> client, server;

@@ -30,35 +30,12 @@ std::string flag_letters(unsigned flags);
 // error_name() plus the native reason, for messages to a person.
 std::string describe_failure(const unitls::SecureSocket& socket);
 
-// ---- usage errors -----------------------------------------------------------------
-
-// Prints "unitls[ command]: why" and the command's help text to stderr;
-// returns 2, the exit status of a usage error.
-int usage_error(std::string_view command, const std::string& why);
-// The help text of a command ("" = the whole program).
-std::string_view help_text(std::string_view command);
-
-// ---- argument parsing -------------------------------------------------------------
-
-// One option of a command. A flag takes no value; an option takes one, as
-// "--name VALUE" or "--name=VALUE". apply returns an error sentence, or "".
-struct OptionSpec {
-  std::string_view name;
-  bool takes_value;
-  std::function<std::string(const std::string& value)> apply;
-};
-
-// Parses args against specs; what does not start with "--" goes to
-// positional. Returns "" or the problem ("unknown option '--x'", ...).
-std::string parse_options(std::span<char* const> args, std::span<const OptionSpec> specs,
-                          std::vector<std::string>& positional);
-
 // ---- configuration ------------------------------------------------------------------
 
 // The TLS half of a command line, shared by client, server and demo.
 struct TlsOptions {
   std::string backend;  // "" = the default backend
-  std::string ca_file, cert_file, key_file;
+  std::string ca_file, ca_path, cert_file, key_file;
   std::string server_name;
   std::vector<std::string> alpn;
   std::vector<std::string> cipher_suites, groups;  // --ciphersuites / --groups ({} = the default)
@@ -68,11 +45,6 @@ struct TlsOptions {
   bool no_require_close_notify = false;           // the peer may end with a plain EOF
   std::string keylog_file;                        // --keylogfile; "" = $SSLKEYLOGFILE, if set
 };
-
-// The options above as OptionSpecs writing into *options (--backend,
-// --cafile, --cert, --key, --servername, --alpn, --ciphersuites, --groups, --tls1_2,
-// --tls1_3, --no-verify, --client-auth, --keylogfile).
-std::vector<OptionSpec> tls_option_specs(TlsOptions* options);
 
 unitls::Config make_config(unitls::Role role, const TlsOptions& options);
 
@@ -99,10 +71,12 @@ std::optional<unsigned short> parse_port(std::string_view text);
 // getaddrinfo gives; -1 and *error when none answers.
 int connect_tcp(const std::string& host, const std::string& port, std::string& error);
 
-// A listening TCP socket on address:port (numeric address, port 0 = any
-// free one); -1 and *error on failure. *bound is the port actually bound.
+// A listening TCP socket on address:port (a host name or a numeric
+// address, the first of its addresses that can be bound; port 0 = any free
+// one); -1 and *error on failure. *bound is the port actually bound, and
+// *shown (when given) the address and port as "127.0.0.1:4433" or "[::1]:4433".
 int listen_tcp(const std::string& address, unsigned short port, unsigned short* bound,
-               std::string& error);
+               std::string& error, std::string* shown = nullptr);
 
 void set_nonblocking(int fd);
 // SO_RCVTIMEO/SO_SNDTIMEO: a blocking call gives up after this many seconds.
@@ -123,8 +97,10 @@ struct CertDir {
   ~CertDir();
 };
 
-// requested (--certs DIR), else a throwaway CA made with the openssl tool,
-// else the build tree's test PKI. False and *error when none is usable.
-bool prepare_certs(const std::string& requested, CertDir& certs, std::string& error);
+// requested (--certs DIR), else a throwaway CA made in-process by `backend`
+// ("" = the default one; unitls::make_credential). False and *error when
+// that fails.
+bool prepare_certs(const std::string& requested, CertDir& certs, std::string& error,
+                   const std::string& backend = {});
 
 }  // namespace tool

@@ -16,6 +16,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "endpoint.hpp"
+#include "options.hpp"
 
 namespace tool {
 
@@ -339,40 +340,17 @@ int run_matrix(const DemoOptions& options, const CertDir& certs) {
 }
 
 int parse_demo(std::span<char* const> args, DemoOptions& options) {
-  const auto flag = [](bool* field) {
-    return [field](const std::string&) {
-      *field = true;
-      return std::string();
-    };
-  };
-  const auto store = [](std::string* field) {
-    return [field](const std::string& value) {
-      *field = value;
-      return std::string();
-    };
-  };
-  const std::vector<OptionSpec> specs = {
-      {"--backend", true, store(&options.backend)},
-      {"--certs", true, store(&options.certs)},
-      {"--close", true,
-       [&options](const std::string& value) {
-         const auto style = parse_close_style(value);
-         if (!style) return "--close " + value + ": expected bidi, once, quiet or drop";
-         options.close = *style;
-         return std::string();
-       }},
-      {"--steps", false, flag(&options.steps)},
-      {"--verbose", false, flag(&options.steps)},
-      {"-v", false, flag(&options.steps)},
-      {"--trace", false, flag(&options.trace)},
-      {"--help", false, flag(&options.help)},
-      {"-h", false, flag(&options.help)},
-  };
-  std::vector<std::string> positional;
-  if (std::string problem = parse_options(args, specs, positional); !problem.empty()) {
+  CommandLine line;
+  if (std::string problem = parse_command_line(in_demo, args, line); !problem.empty()) {
     return usage_error("demo", problem);
   }
-  if (!positional.empty()) return usage_error("demo", "unexpected argument '" + positional[0] + "'");
+  if (!line.positional.empty()) return usage_error("demo", "unexpected argument '" + line.positional[0] + "'");
+  options.backend = line.tls.backend;
+  options.certs = line.certs;
+  options.close = line.close;
+  options.steps = line.steps;
+  options.trace = line.trace;
+  options.help = line.help;
   if (!options.backend.empty()) {
     const auto all = unitls::available_backends();
     if (std::find(all.begin(), all.end(), options.backend) == all.end()) {
@@ -390,7 +368,7 @@ int demo_command(std::span<char* const> args) {
   DemoOptions options;
   if (const int rc = parse_demo(args, options); rc >= 0) return rc;
   if (options.help) {
-    const std::string_view help = help_text("demo");
+    const std::string help = help_text("demo");
     std::fwrite(help.data(), 1, help.size(), stdout);
     return 0;
   }

@@ -80,40 +80,49 @@ int connect_tcp(const std::string& host, const std::string& port, std::string& e
 }
 
 int listen_tcp(const std::string& address, unsigned short port, unsigned short* bound,
-               std::string& error) {
+               std::string& error, std::string* shown) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   AddrInfo found;
   const std::string service = std::to_string(port);
   if (const int rc = ::getaddrinfo(address.c_str(), service.c_str(), &hints, &found.list);
       rc != 0) {
-    error = "--bind " + address + ": " + ::gai_strerror(rc) + " (a numeric address is needed)";
+    error = "--bind " + address + ": " + ::gai_strerror(rc);
     return -1;
   }
-  const addrinfo* a = found.list;
-  const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-  if (fd < 0) {
-    error = errno_text("socket");
-    return -1;
+  // A name may give several addresses (localhost: ::1 and 127.0.0.1); one
+  // listening socket is enough, on the first that can be bound, as
+  // s_server does.
+  std::string last_problem = "no address";
+  for (const addrinfo* a = found.list; a != nullptr; a = a->ai_next) {
+    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) {
+      last_problem = errno_text("socket");
+      continue;
+    }
+    const int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);  // restart on a port in TIME_WAIT
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 128) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      last_problem = errno_text("cannot listen on " + address + " port " + service);
+      ::close(fd);
+      continue;
+    }
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof host, serv,
+                      sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+      *bound = parse_port(serv).value_or(port);
+      const bool v6 = addr.ss_family == AF_INET6;
+      if (shown) *shown = (v6 ? "[" : "") + std::string(host) + (v6 ? "]:" : ":") + serv;
+    }
+    return fd;
   }
-  const int on = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);  // restart on a port in TIME_WAIT
-  sockaddr_storage addr{};
-  socklen_t len = sizeof addr;
-  if (::bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 8) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    error = errno_text("cannot listen on " + address + " port " + service);
-    ::close(fd);
-    return -1;
-  }
-  char host[NI_MAXHOST], serv[NI_MAXSERV];
-  if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof host, serv, sizeof serv,
-                    NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-    *bound = parse_port(serv).value_or(port);
-  }
-  return fd;
+  error = last_problem;
+  return -1;
 }
 
 void set_nonblocking(int fd) { ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK); }

@@ -17,23 +17,13 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "endpoint.hpp"
+#include "options.hpp"
 
 namespace tool {
 
 namespace {
 
-struct RelayOptions {
-  TlsOptions tls;
-  CloseStyle close = CloseStyle::bidi;
-  bool trace = false;
-  bool help = false;
-  std::string bind = "127.0.0.1";  // server
-  std::string host, port;          // client: HOST:PORT
-  unsigned short listen_port = 0;  // server: PORT
-  int timeout_ms = -1;             // --timeout: -1 none
-  bool ign_eof = false;            // --ign-eof
-  bool show_certs = false;         // --showcerts
-};
+using RelayOptions = CommandLine;
 
 // After the handshake, as `openssl s_client` says it: whether the peer's
 // certificate was verified, and with --showcerts the chain it sent.
@@ -54,85 +44,49 @@ void print_peer(const unitls::SecureSocket& tls, bool verified, bool show_certs)
   }
 }
 
-// The options of both commands; the caller rejects those of the other role.
-std::vector<OptionSpec> relay_option_specs(RelayOptions* options) {
-  auto specs = tls_option_specs(&options->tls);
-  const auto flag = [](bool* field) {
-    return [field](const std::string&) {
-      *field = true;
-      return std::string();
-    };
-  };
-  specs.push_back({"--close", true, [options](const std::string& value) {
-                     const auto style = parse_close_style(value);
-                     if (!style) return "--close " + value + ": expected bidi, once, quiet or drop";
-                     options->close = *style;
-                     return std::string();
-                   }});
-  specs.push_back({"--trace", false, flag(&options->trace)});
-  specs.push_back({"--bind", true, [options](const std::string& value) {
-                     options->bind = value;
-                     return std::string();
-                   }});
-  specs.push_back({"--timeout", true, [options](const std::string& value) {
-                     char* end = nullptr;
-                     errno = 0;
-                     const long ms = std::strtol(value.c_str(), &end, 10);
-                     if (errno != 0 || end == value.c_str() || *end != '\0' || ms <= 0 || ms > 86400000)
-                       return "--timeout " + value + ": expected milliseconds, 1 to 86400000";
-                     options->timeout_ms = static_cast<int>(ms);
-                     return std::string();
-                   }});
-  specs.push_back({"--ign-eof", false, flag(&options->ign_eof)});
-  specs.push_back({"--showcerts", false, flag(&options->show_certs)});
-  specs.push_back({"--no-require-close-notify", false, flag(&options->tls.no_require_close_notify)});
-  specs.push_back({"--help", false, flag(&options->help)});
-  specs.push_back({"-h", false, flag(&options->help)});
-  return specs;
-}
-
 // Parses the command line of `command`; returns -1 to go on, else the exit
 // status (0 after --help, 2 after a usage error).
-int parse_relay(std::string_view command, std::span<char* const> args, RelayOptions& options) {
-  const auto specs = relay_option_specs(&options);
-  std::vector<std::string> rest;
-  if (std::string problem = parse_options(args, specs, rest); !problem.empty()) {
+int parse_relay(std::string_view command, std::span<char* const> args, CommandLine& options) {
+  const bool server = command == "server";
+  if (std::string problem = parse_command_line(server ? in_server : in_client, args, options);
+      !problem.empty()) {
     return usage_error(command, problem);
   }
   if (options.help) {
-    const std::string_view help = help_text(command);
+    const std::string help = help_text(command);
     std::fwrite(help.data(), 1, help.size(), stdout);
     return 0;
   }
-  const bool server = command == "server";
   const char* what = server ? "PORT" : "HOST:PORT";
+  auto& rest = options.positional;
+  if (!options.target.empty()) rest.insert(rest.begin(), options.target);
   if (rest.empty()) return usage_error(command, std::string(what) + " is missing");
-  if (rest.size() > 1) return usage_error(command, "unexpected argument '" + rest[1] + "'");
+  if (rest.size() > 1) return usage_error(command, "unexpected argument " + rest[1]);
   if (server) {
     const auto port = parse_port(rest[0]);
-    if (!port) return usage_error(command, "'" + rest[0] + "' is not a port (0 to 65535)");
+    if (!port) return usage_error(command, rest[0] + " is not a port (0 to 65535)");
     options.listen_port = *port;
   } else if (std::string problem = split_host_port(rest[0], options.host, options.port);
              !problem.empty()) {
     return usage_error(command, problem);
   }
 
-  // Options that only make sense on the other side are mistakes, not no-ops.
   const auto& tls = options.tls;
-  if (server && !tls.server_name.empty()) return usage_error(command, "--servername is for the client");
-  if (!server && tls.client_auth != unitls::ClientAuth::none) {
-    return usage_error(command, "--client-auth is for the server");
-  }
-  if (server && tls.no_verify) return usage_error(command, "--no-verify is for the client");
-  if (!server && options.bind != "127.0.0.1") return usage_error(command, "--bind is for the server");
   if (server && (tls.cert_file.empty() || tls.key_file.empty())) {
     return usage_error(command, "a server needs --cert FILE and --key FILE");
   }
-  if (server && tls.client_auth != unitls::ClientAuth::none && tls.ca_file.empty()) {
-    return usage_error(command, "--client-auth needs --cafile FILE (the CA of client certificates)");
+  if (server && tls.client_auth != unitls::ClientAuth::none && tls.ca_file.empty() && tls.ca_path.empty()) {
+    return usage_error(command, "--client-auth needs --cafile FILE or --capath DIR (the CA of client certificates)");
   }
   if (!server && tls.cert_file.empty() != tls.key_file.empty()) {
     return usage_error(command, "a client certificate needs both --cert and --key");
+  }
+  if (server && options.mode == ServeMode::relay && options.naccept > 1) {
+    return usage_error(command, "the stdin relay serves one connection; --naccept N needs --www or --echo");
+  }
+  if (server && options.mode != ServeMode::relay && (options.ign_eof || options.show_certs)) {
+    return usage_error(command, str(options.ign_eof ? "--ign-eof" : "--showcerts") +
+                                    " is for the stdin relay, not --www or --echo");
   }
   return -1;
 }
@@ -260,7 +214,7 @@ std::unique_ptr<unitls::Context> context_for(std::string_view command, unitls::R
 }  // namespace
 
 int client_command(std::span<char* const> args) {
-  RelayOptions options;
+  CommandLine options;
   if (const int rc = parse_relay("client", args, options); rc >= 0) return rc;
   if (options.tls.server_name.empty()) options.tls.server_name = options.host;
 
@@ -277,21 +231,22 @@ int client_command(std::span<char* const> args) {
 }
 
 int server_command(std::span<char* const> args) {
-  RelayOptions options;
+  CommandLine options;
   if (const int rc = parse_relay("server", args, options); rc >= 0) return rc;
 
   auto context = context_for("server", unitls::Role::server, options.tls);
   if (!context) return 1;
-  std::string error;
-  unsigned short bound = 0;
-  const int listener = listen_tcp(options.bind, options.listen_port, &bound, error);
+  std::string error, shown;
+  unsigned short port = 0;
+  const std::string bind = options.bind.empty() ? "127.0.0.1" : options.bind;
+  const int listener = listen_tcp(bind, options.listen_port, &port, error, &shown);
   if (listener < 0) {
     std::fprintf(stderr, "unitls server: %s\n", error.c_str());
     return 1;
   }
-  const bool v6 = options.bind.find(':') != std::string::npos;
-  std::fprintf(stderr, "listening on %s%s%s:%u\n", v6 ? "[" : "", options.bind.c_str(),
-               v6 ? "]" : "", bound);
+  std::fprintf(stderr, "listening on %s\n", shown.c_str());
+  if (options.mode != ServeMode::relay) return serve(options, *context, listener);
+
   int fd;
   do {
     fd = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);

@@ -41,7 +41,10 @@ struct Config {
   std::string backend;                    // "" = default_backend()
   std::string certificate_file;           // PEM chain (server; client for mutual TLS)
   std::string private_key_file;           // PEM key matching the first certificate
-  std::string ca_file;                    // PEM trust anchors; "" (and no ca_pem) = the system store
+  std::string ca_file;                    // PEM trust anchors; "" (and no ca_pem, ca_path) = the system store
+  // A directory whose files hold PEM trust anchors (every regular file is
+  // read, OpenSSL's hashed names or not), with or instead of ca_file/ca_pem.
+  std::string ca_path;
   // The same as PEM text instead of files (a file and PEM text for the same
   // item is invalid_argument).
   std::string certificate_pem, private_key_pem, ca_pem;
@@ -51,7 +54,7 @@ struct Config {
   // "Several certificates").
   std::vector<Credential> additional_credentials;
   bool verify_peer = true;                // client: verify the server's certificate (servers: client_auth)
-  ClientAuth client_auth = ClientAuth::none;  // server: ask for a client certificate (needs ca_file)
+  ClientAuth client_auth = ClientAuth::none;  // server: ask for a client certificate (needs ca_file, ca_pem or ca_path)
   std::string server_name;                // client: SNI and hostname verification
   std::vector<std::string> alpn;          // offered (client) / accepted (server), in preference order
   Version min_version = Version::tls1_2;

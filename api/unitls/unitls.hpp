@@ -5,6 +5,7 @@
 #include <unitls/certificate.hpp>
 #include <unitls/context.hpp>
 #include <unitls/error.hpp>
+#include <unitls/make_credential.hpp>
 #include <unitls/secure_socket.hpp>
 #include <unitls/transport.hpp>
 #include <unitls/version.hpp>

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include <gnutls/abstract.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -79,6 +80,37 @@ const std::error_category& gnutls_category() noexcept {
 std::error_code gnutls_code(int value) { return {value, gnutls_category()}; }
 
 bool would_block(int ret) { return ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED; }
+
+// GnuTLS could not read a certificate (X.509, ASN.1, its key).
+bool is_certificate_parse_error(int ret) {
+  switch (ret) {
+    case GNUTLS_E_ASN1_DER_ERROR:
+    case GNUTLS_E_ASN1_VALUE_NOT_FOUND:
+    case GNUTLS_E_ASN1_GENERIC_ERROR:
+    case GNUTLS_E_ASN1_VALUE_NOT_VALID:
+    case GNUTLS_E_ASN1_TAG_ERROR:
+    case GNUTLS_E_ASN1_TAG_IMPLICIT:
+    case GNUTLS_E_ASN1_TYPE_ANY_ERROR:
+    case GNUTLS_E_ASN1_SYNTAX_ERROR:
+    case GNUTLS_E_ASN1_DER_OVERFLOW:
+    case GNUTLS_E_X509_UNKNOWN_SAN:
+    case GNUTLS_E_X509_DUPLICATE_EXTENSION:
+    case GNUTLS_E_X509_UNSUPPORTED_EXTENSION:
+    case GNUTLS_E_X509_UNSUPPORTED_CRITICAL_EXTENSION:
+    case GNUTLS_E_X509_UNSUPPORTED_ATTRIBUTE:
+    case GNUTLS_E_X509_UNSUPPORTED_OID:
+    case GNUTLS_E_X509_CERTIFICATE_ERROR:
+    case GNUTLS_E_CERTIFICATE_TIME_ERROR:
+    case GNUTLS_E_PARSING_ERROR:
+    case GNUTLS_E_ECC_UNSUPPORTED_CURVE:
+    case GNUTLS_E_UNKNOWN_PK_ALGORITHM:
+    case GNUTLS_E_PK_INVALID_PUBKEY:
+    case GNUTLS_E_PK_INVALID_PUBKEY_PARAMS:
+      return true;
+    default:
+      return false;
+  }
+}
 
 // The handshake failed because of the peer's certificate (or its absence)
 // as judged by our own side.
@@ -162,6 +194,19 @@ class GnuTlsContext final : public BackendContext,
   // Server with an ECDSA certificate: the IANA code point of its curve
   // (0: another key). See GnuTlsEngine::on_client_hello.
   std::vector<std::uint16_t> ecdsa_curves_;  // server: per credential, its ECDSA key's curve (0: not ECDSA)
+  // The trust anchors (their DER, and read once) for check_chain_purposes.
+  std::vector<std::vector<std::byte>> anchors_;
+  std::vector<CertificateFacts> anchor_facts_;
+  AnchorLookup anchor_lookup_{
+      [this](std::span<const std::byte> subject) -> const CertificateFacts* {
+        for (const auto& f : anchor_facts_)
+          if (std::equal(f.subject.begin(), f.subject.end(), subject.begin(), subject.end())) return &f;
+        return nullptr;
+      },
+      [this](std::span<const std::byte> der) {
+        return std::any_of(anchors_.begin(), anchors_.end(),
+                           [der](const std::vector<std::byte>& a) { return std::equal(a.begin(), a.end(), der.begin(), der.end()); });
+      }};
   // The session ticket key for this server name: the context's, keyed by
   // the name (HMAC-SHA512), kept for the names seen so far.
   std::array<unsigned char, 64> ticket_key_for(const std::string& name) const {
@@ -373,6 +418,7 @@ class GnuTlsEngine final : public Engine {
     if (status & GNUTLS_CERT_EXPIRED) issues |= issue_expired;
     if (status & GNUTLS_CERT_PURPOSE_MISMATCH) issues |= issue_wrong_purpose;
     if (status & GNUTLS_CERT_UNEXPECTED_OWNER) issues |= issue_name_mismatch;
+    issues |= core_issues_;
     if (issues == 0 && status != 0) issues = issue_other;
     return issues;
   }
@@ -501,6 +547,7 @@ class GnuTlsEngine final : public Engine {
   bool ticket_key_named_ = false;  // server: the TLS 1.3 ticket key is this SNI's (on_client_hello)
   HelloFault hello_fault_ = HelloFault::none;  // server: the core refused the ClientHello's server_name
   unsigned verify_status_ = 0;   // gnutls_certificate_status_t of a rejected peer certificate
+  unsigned core_issues_ = 0;     // CertificateIssue bits of a core verdict GnuTLS has no status bit for
   bool wrong_curve_ = false;     // TLS 1.2 client: the server's key is on a curve we did not list
   SessionSink* sessions_;        // client with the session cache: where new sessions go
   KeyLogSink* keylog_;           // Config::keylog set: where secrets go
@@ -544,6 +591,30 @@ Result GnuTlsEngine::translate(int ret, Op op) {
   if (op == Op::handshake && wrong_curve_)
     return Result::answer(errc::protocol_error, native, GNUTLS_A_ILLEGAL_PARAMETER);
   errc kind = errc::protocol_error;
+  // GnuTLS checks the leaf's keyUsage as it verifies the handshake's
+  // signature, before its verify function runs (TLS 1.3): the core's rule
+  // (key_usage_allows_signing), reported as the other stacks report it.
+  // The chain is judged all the same, so that an untrusted or expired one
+  // says so first, as it would on the other stacks.
+  if (op == Op::handshake && ret == GNUTLS_E_KEY_USAGE_VIOLATION) {
+    unsigned status = 0;
+    if (gnutls_certificate_verify_peers(session_, nullptr, 0, &status) == 0) verify_status_ = status;
+    unsigned count = 0;
+    const gnutls_datum_t* chain = gnutls_certificate_get_peers(session_, &count);
+    const auto leaf = chain && count > 0
+                          ? parse_certificate(std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size)))
+                          : std::nullopt;
+    core_issues_ |= leaf && !key_usage_allows_signing(*leaf) ? issue_wrong_key_usage : issue_other;
+    return Result::answer(errc::certificate_error, native, alert_for(GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR, true));
+  }
+  // A peer certificate GnuTLS cannot parse (a compressed point, an
+  // extension twice, a SAN it does not know): a rejected certificate, as
+  // the other stacks reject the certificates they cannot read, not a
+  // protocol failure.
+  if (op == Op::handshake && is_certificate_parse_error(ret)) {
+    core_issues_ |= issue_unreadable;
+    return Result::answer(errc::certificate_error, native, GNUTLS_A_BAD_CERTIFICATE);
+  }
   if (op == Op::handshake && is_certificate_failure(ret)) {
     kind = errc::certificate_error;
     if (const unsigned status = verify_status_; status != 0 && status < (1u << 24))
@@ -580,11 +651,11 @@ int GnuTlsEngine::alert_for(int ret, bool certificate) const {
 
 // ---- verification --------------------------------------------------------------------
 //
-// GnuTLS checks the chain, the signatures, the validity period and (asked
-// with GNUTLS_DT_KEY_PURPOSE_OID) the purpose; without it, it would accept
-// a client certificate as a server's and the other way round. It is given
-// no host name: names are the core's rule (verify.hpp), the same on every
-// backend, checked here on the leaf.
+// GnuTLS checks the chain, the signatures and the validity period. It is
+// given no host name and no key purpose: names and purposes are the core's
+// rules (verify.hpp), the same on every backend, checked here on the leaf
+// and the intermediates the peer sent (GnuTLS alone would accept a client
+// certificate as a server's and the other way round).
 // A client's verify function, set whether it verifies or not: TLS 1.2
 // first holds the server to RFC 8422 5.1 (its ECDSA key on a curve our
 // groups list), which GnuTLS 3.7 does not check and OpenSSL and mbedTLS do
@@ -609,24 +680,41 @@ int GnuTlsEngine::check_server(gnutls_session_t session) {
 int GnuTlsEngine::verify_peer(gnutls_session_t session) {
   auto* self = static_cast<GnuTlsEngine*>(gnutls_transport_get_ptr(session));
   const Role role = self->context_->role_;
-  gnutls_typed_vdata_st purpose{};
-  purpose.type = GNUTLS_DT_KEY_PURPOSE_OID;
-  purpose.data = reinterpret_cast<unsigned char*>(
-      const_cast<char*>(role == Role::client ? GNUTLS_KP_TLS_WWW_SERVER : GNUTLS_KP_TLS_WWW_CLIENT));
   unsigned status = 0;
-  const int ret = gnutls_certificate_verify_peers(session, &purpose, 1, &status);
+  // The chain, signatures and validity by GnuTLS; the purposes (leaf and
+  // intermediates) and the name by the core, as on every backend. (Asked
+  // for a key purpose, GnuTLS reads the extendedKeyUsage of every
+  // certificate of the chain through libtasn1's named lookups: about 27 000
+  // instructions a handshake, docs/benchmarks.md.)
+  const int ret = gnutls_certificate_verify_peers(session, nullptr, 0, &status);
   // client_auth optional: a client without a certificate is let in.
   if (ret == GNUTLS_E_NO_CERTIFICATE_FOUND && self->context_->client_auth_ == ClientAuth::optional) return 0;
+  if (ret < 0 && is_certificate_parse_error(ret)) {  // (see translate)
+    self->core_issues_ |= issue_unreadable;
+    return GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR;
+  }
   if (ret < 0) return ret;
   if (status == 0) {
     unsigned count = 0;
     const gnutls_datum_t* chain = gnutls_certificate_get_peers(session, &count);
     if (!chain || count == 0) return GNUTLS_E_NO_CERTIFICATE_FOUND;
     const auto der = std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size));
-    switch (check_peer_leaf(der, role, self->context_->server_name_)) {
+    PeerVerdict verdict = check_peer_leaf(der, role, self->context_->server_name_);
+    if (verdict == PeerVerdict::ok) {
+      std::vector<std::span<const std::byte>> sent;
+      for (unsigned i = 0; i < count; ++i)
+        sent.push_back(std::as_bytes(std::span<const unsigned char>(chain[i].data, chain[i].size)));
+      verdict = check_chain_purposes(sent, role, self->context_->anchor_lookup_);
+    }
+    switch (verdict) {
       case PeerVerdict::ok: return 0;
       case PeerVerdict::name_mismatch: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_UNEXPECTED_OWNER; break;
       case PeerVerdict::wrong_purpose: status = GNUTLS_CERT_INVALID | GNUTLS_CERT_PURPOSE_MISMATCH; break;
+      case PeerVerdict::wrong_key_usage:  // (GnuTLS has no status bit for these)
+      case PeerVerdict::weak_key:
+        status = GNUTLS_CERT_INVALID;
+        self->core_issues_ = issue_of(verdict);
+        break;
       case PeerVerdict::unparsable: status = GNUTLS_CERT_INVALID; break;
     }
   }
@@ -993,6 +1081,12 @@ bool GnuTlsContext::init(const Config&, const Prepared& prepared, std::string& m
     // The anchors the core kept (a leaf in ca_file is none: GnuTLS would
     // trust it).
     if (!prepared.trust_pem.empty()) {
+      if (anchors_.empty()) {
+        if (const auto blocks = parse_pem(prepared.trust_pem))
+          for (const auto& block : *blocks) anchors_.push_back(block.der);
+        for (const auto& der : anchors_)  // (anchors_ is complete: the facts point into it)
+          if (auto facts = parse_certificate(der)) anchor_facts_.push_back(std::move(*facts));
+      }
       const gnutls_datum_t pem = datum_of(prepared.trust_pem);
       ret = gnutls_certificate_set_x509_trust_mem(credentials, &pem, GNUTLS_X509_FMT_PEM);
       if (ret <= 0 && !prepared.trust_is_system) {
@@ -1021,6 +1115,66 @@ bool GnuTlsContext::init(const Config&, const Prepared& prepared, std::string& m
 
 const char* gnutls_library_version() { return gnutls_check_version(nullptr); }
 
+// ---- keys for make_credential (src/engine.hpp, EcdsaP256) ----------------------------
+
+// A coordinate as exactly 32 bytes (GnuTLS may add a leading zero, or
+// leave one out).
+bool append_coordinate(const gnutls_datum_t& c, std::vector<std::byte>& out) {
+  std::span<const unsigned char> v(c.data, c.size);
+  while (v.size() > 32 && v.front() == 0) v = v.subspan(1);
+  if (v.size() > 32) return false;
+  out.insert(out.end(), 32 - v.size(), std::byte{0});
+  for (unsigned char b : v) out.push_back(static_cast<std::byte>(b));
+  return true;
+}
+
+bool gnutls_generate_p256(std::vector<std::byte>& sec1, std::vector<std::byte>& point, std::string& message) {
+  gnutls_x509_privkey_t key = nullptr;
+  int ret = gnutls_x509_privkey_init(&key);
+  if (ret == 0)
+    ret = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0);
+  DatumGuard der, x, y, k;
+  if (ret == 0) ret = gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_DER, &der.datum);  // EC: SEC1
+  gnutls_ecc_curve_t curve = GNUTLS_ECC_CURVE_INVALID;
+  if (ret == 0) ret = gnutls_x509_privkey_export_ecc_raw(key, &curve, &x.datum, &y.datum, &k.datum);
+  if (k.datum.data) gnutls_memset(k.datum.data, 0, k.datum.size);
+  if (key) gnutls_x509_privkey_deinit(key);
+  if (ret != 0) {
+    message = gnutls_strerror(ret);
+    return false;
+  }
+  point.assign(1, std::byte{0x04});
+  if (curve != GNUTLS_ECC_CURVE_SECP256R1 || !append_coordinate(x.datum, point) || !append_coordinate(y.datum, point)) {
+    message = "unexpected public key";
+    return false;
+  }
+  sec1.assign(reinterpret_cast<std::byte*>(der.datum.data), reinterpret_cast<std::byte*>(der.datum.data) + der.datum.size);
+  gnutls_memset(der.datum.data, 0, der.datum.size);
+  return true;
+}
+
+bool gnutls_sign_p256(std::span<const std::byte> sec1, std::span<const std::byte> digest,
+                      std::vector<std::byte>& signature, std::string& message) {
+  gnutls_privkey_t key = nullptr;
+  int ret = gnutls_privkey_init(&key);
+  const gnutls_datum_t der{reinterpret_cast<unsigned char*>(const_cast<std::byte*>(sec1.data())),
+                           static_cast<unsigned>(sec1.size())};
+  if (ret == 0) ret = gnutls_privkey_import_x509_raw(key, &der, GNUTLS_X509_FMT_DER, nullptr, 0);
+  const gnutls_datum_t hash{reinterpret_cast<unsigned char*>(const_cast<std::byte*>(digest.data())),
+                            static_cast<unsigned>(digest.size())};
+  DatumGuard sig;
+  if (ret == 0) ret = gnutls_privkey_sign_hash(key, GNUTLS_DIG_SHA256, 0, &hash, &sig.datum);
+  if (key) gnutls_privkey_deinit(key);
+  if (ret != 0) {
+    message = gnutls_strerror(ret);
+    return false;
+  }
+  signature.assign(reinterpret_cast<std::byte*>(sig.datum.data), reinterpret_cast<std::byte*>(sig.datum.data) + sig.datum.size);
+  return true;
+}
+
+constexpr EcdsaP256 gnutls_ecdsa_p256{&gnutls_generate_p256, &gnutls_sign_p256};
+
 }  // namespace
 
 // GnuTLS 3.7 keeps ALPN names in fixed arrays (lib/ext/alpn.h:
@@ -1035,6 +1189,7 @@ extern const BackendEntry gnutls_backend{
                  // No scrypt (measured with certtool 3.7.9); PKCS#5 v1 is obsolete.
                  .key_encryptions = key_encryption_bit(KeyEncryption::legacy_pem) |
                                     key_encryption_bit(KeyEncryption::pkcs12) |
-                                    key_encryption_bit(KeyEncryption::pbes2)}};
+                                    key_encryption_bit(KeyEncryption::pbes2)},
+    &gnutls_ecdsa_p256};
 
 }  // namespace unitls::detail

@@ -26,6 +26,7 @@
 #include <mbedtls/pkcs12.h>
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
@@ -233,9 +234,6 @@ std::string_view stepping_server_name();
 // comes last) to the engine stepping on this thread: it keeps the chain
 // of a rejected peer. After MbedTlsEngine.
 void verified(const mbedtls_x509_crt* crt, int depth, std::uint32_t flags);
-// Whether this certificate is the top of the chain mbedTLS built (the trust
-// anchor when the chain is trusted): f_vrfy sees the chain top first.
-bool chain_top(int depth);
 
 // A credential as mbedTLS objects: the chain (leaf first) and its key.
 struct OwnCredential {
@@ -336,13 +334,13 @@ class MbedTlsContext final : public BackendContext,
   // f_vrfy: the rules that are the core's (verify.hpp), on the leaf. They
   // replace mbedTLS's own name check, which takes `*.localhost` for
   // `a.localhost` and knows no IP addresses; its chain, validity and
-  // extendedKeyUsage checks stay. mbedTLS checks no intermediate's
-  // extendedKeyUsage: the core's rule does (check_peer_intermediate).
+  // extendedKeyUsage checks stay. mbedTLS checks no CA's
+  // extendedKeyUsage: the core's rule does (check_peer_intermediate) on
+  // every certificate above the leaf, the trust anchor included.
   static int verify_leaf(void* p, mbedtls_x509_crt* crt, int depth, std::uint32_t* flags) {
     const auto* self = static_cast<const MbedTlsContext*>(p);
     if (depth != 0) {
-      if (!chain_top(depth) &&
-          check_peer_intermediate(std::as_bytes(std::span<const unsigned char>(crt->raw.p, crt->raw.len)),
+      if (check_peer_intermediate(std::as_bytes(std::span<const unsigned char>(crt->raw.p, crt->raw.len)),
                                   self->role_) != PeerVerdict::ok)
         *flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE;
       verified(crt, depth, *flags);
@@ -354,6 +352,8 @@ class MbedTlsContext final : public BackendContext,
       case PeerVerdict::ok: break;
       case PeerVerdict::name_mismatch: *flags |= MBEDTLS_X509_BADCERT_CN_MISMATCH; break;
       case PeerVerdict::wrong_purpose: *flags |= MBEDTLS_X509_BADCERT_EXT_KEY_USAGE; break;
+      case PeerVerdict::wrong_key_usage: *flags |= MBEDTLS_X509_BADCERT_KEY_USAGE; break;
+      case PeerVerdict::weak_key: *flags |= MBEDTLS_X509_BADCERT_BAD_KEY; break;
       case PeerVerdict::unparsable: *flags |= MBEDTLS_X509_BADCERT_OTHER; break;
     }
     verified(crt, depth, *flags);
@@ -435,6 +435,34 @@ class MbedTlsEngine final : public Engine {
   // kept (mbedTLS frees a chain it rejects), else the one in the session
   // being negotiated (client_auth optional lets a rejected one in there;
   // mbedtls_ssl_get_peer_cert answers only once the handshake is over).
+  // A handshake step failed while mbedTLS read the peer's Certificate
+  // message (still in its input buffer): a parse error of the X.509, PK or
+  // ECP modules (MBEDTLS_ERR_X509_*, combined with an ASN.1 code, and the
+  // key's), not a verification verdict.
+  bool failed_on_peer_certificate(int ret) const {
+    if (ret >= 0 || ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED || ssl_.in_msg == nullptr || ssl_.in_msgtype != MBEDTLS_SSL_MSG_HANDSHAKE || ssl_.in_hslen < 7 ||
+        ssl_.in_msg[0] != MBEDTLS_SSL_HS_CERTIFICATE)
+      return false;
+    const int high = -ret & 0xff80;  // the high-level module's part
+    return (high >= 0x2080 && high <= 0x3000) ||  // X509
+           (high >= 0x3880 && high <= 0x3f80) ||  // PK
+           (high >= 0x4b00 && high <= 0x4f80);    // ECP
+  }
+  // The certificates of the Certificate message in ssl_.in_msg (RFC 5246
+  // 7.4.2: a 3-byte list length, then each as a 3-byte length and its DER)
+  // into rejected_chain_, for peer_chain() and verification_error().
+  void keep_chain_of_certificate_message() {
+    if (!rejected_chain_.empty()) return;
+    const unsigned char* m = ssl_.in_msg;
+    const std::size_t end = ssl_.in_hslen;
+    for (std::size_t at = 4 + 3; at + 3 <= end;) {
+      const std::size_t len = std::size_t(m[at]) << 16 | std::size_t(m[at + 1]) << 8 | m[at + 2];
+      if (len == 0 || end - at - 3 < len) break;
+      const auto* p = reinterpret_cast<const std::byte*>(m + at + 3);
+      rejected_chain_.emplace_back(p, p + len);
+      at += 3 + len;
+    }
+  }
   std::vector<std::vector<std::byte>> peer_chain() const override {
     std::vector<std::vector<std::byte>> chain;
     if (!handshake_done_ && !rejected_chain_.empty()) return rejected_chain_;
@@ -451,14 +479,16 @@ class MbedTlsEngine final : public Engine {
   // put the core's PeerVerdict there as CN_MISMATCH / EXT_KEY_USAGE.
   unsigned certificate_issues() const override {
     const std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
+    if (unreadable_) return issue_unreadable;
     if (flags == 0 || flags == 0xFFFFFFFFu) return 0;
     unsigned issues = 0;
     if (flags & (MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_MISSING)) issues |= issue_untrusted;
     if (flags & MBEDTLS_X509_BADCERT_FUTURE) issues |= issue_not_yet_valid;
     if (flags & MBEDTLS_X509_BADCERT_EXPIRED) issues |= issue_expired;
-    if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
-                 MBEDTLS_X509_BADCERT_NS_CERT_TYPE))
+    if (flags & (MBEDTLS_X509_BADCERT_EXT_KEY_USAGE | MBEDTLS_X509_BADCERT_NS_CERT_TYPE))
       issues |= issue_wrong_purpose;
+    if (flags & MBEDTLS_X509_BADCERT_KEY_USAGE) issues |= issue_wrong_key_usage;
+    if (flags & MBEDTLS_X509_BADCERT_BAD_KEY) issues |= issue_weak_key;  // (its profile: RSA under 2048 bits)
     if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) issues |= issue_name_mismatch;
     if (issues == 0) issues = issue_other;
     return issues;
@@ -528,32 +558,20 @@ class MbedTlsEngine final : public Engine {
   static thread_local MbedTlsEngine* stepping_engine;
   friend std::string_view stepping_server_name();
   friend void verified(const mbedtls_x509_crt* crt, int depth, std::uint32_t flags);
-  friend bool chain_top(int depth);
-// Whether this certificate is the top of the chain mbedTLS built (the trust
-// anchor when the chain is trusted): f_vrfy sees the chain top first.
-bool chain_top(int depth);
   // A rejected peer's chain, copied before mbedTLS frees it (verified): only
   // when a flag was set, nothing on an accepted handshake's way.
   std::uint32_t chain_flags_ = 0;
-  int chain_top_ = -1;  // the depth of the chain's top, while mbedTLS reports a chain (chain_top)
   std::vector<std::vector<std::byte>> rejected_chain_;
+  bool unreadable_ = false;  // mbedTLS could not parse the peer's Certificate message (translate)
 };
 
 thread_local MbedTlsEngine* MbedTlsEngine::stepping_engine = nullptr;
-
-bool chain_top(int depth) {
-  MbedTlsEngine* engine = MbedTlsEngine::stepping_engine;
-  if (!engine) return true;
-  if (engine->chain_top_ < 0) engine->chain_top_ = depth;
-  return depth == engine->chain_top_;
-}
 
 void verified(const mbedtls_x509_crt* crt, int depth, std::uint32_t flags) {
   MbedTlsEngine* engine = MbedTlsEngine::stepping_engine;
   if (!engine) return;
   engine->chain_flags_ |= flags;
   if (depth != 0) return;
-  engine->chain_top_ = -1;
   if (engine->chain_flags_ != 0) {
     engine->rejected_chain_.clear();
     for (const mbedtls_x509_crt* c = crt; c && c->raw.len > 0; c = c->next) {
@@ -834,6 +852,16 @@ Result MbedTlsEngine::translate(int ret, Op op) {
     // of ours: that arrives as a fatal alert, above).
     if (ret == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE)
       return fatal(errc::certificate_error, ret, mbedtls_code(ret), op);
+    // The peer's Certificate message holds a certificate mbedTLS cannot
+    // parse (an extension it does not know marked critical, nameConstraints,
+    // a point or version it refuses): OpenSSL and GnuTLS judge such a
+    // certificate in verification, so it is a rejected certificate here too
+    // ("certificate rejected"), with the chain the message carried.
+    if (failed_on_peer_certificate(ret)) {
+      keep_chain_of_certificate_message();
+      unreadable_ = true;
+      return fatal(errc::certificate_error, ret, mbedtls_code(ret), op);
+    }
     const std::uint32_t flags = mbedtls_ssl_get_verify_result(&ssl_);
     const bool verified = context_->verify_peer_ && flags != 0 && flags != 0xFFFFFFFFu;
     if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
@@ -1279,6 +1307,86 @@ const char* mbedtls_library_version() {
   return version.c_str();
 }
 
+// ---- keys for make_credential (src/engine.hpp, EcdsaP256) ----------------------------
+
+// A DRBG for one key or one signature, seeded from the entropy source.
+class OneTimeRandom {
+ public:
+  OneTimeRandom() {
+    mbedtls_entropy_init(&entropy_);
+    mbedtls_ctr_drbg_init(&drbg_);
+    static const unsigned char personalization[] = "unitls make_credential";
+    ret_ = mbedtls_ctr_drbg_seed(&drbg_, mbedtls_entropy_func, &entropy_, personalization,
+                                 sizeof personalization - 1);
+  }
+  ~OneTimeRandom() {
+    mbedtls_ctr_drbg_free(&drbg_);
+    mbedtls_entropy_free(&entropy_);
+  }
+  OneTimeRandom(const OneTimeRandom&) = delete;
+  OneTimeRandom& operator=(const OneTimeRandom&) = delete;
+  int seeded() const { return ret_; }
+  mbedtls_ctr_drbg_context* drbg() { return &drbg_; }
+
+ private:
+  mbedtls_entropy_context entropy_;
+  mbedtls_ctr_drbg_context drbg_;
+  int ret_ = 0;
+};
+
+bool mbedtls_generate_p256(std::vector<std::byte>& sec1, std::vector<std::byte>& point, std::string& message) {
+  OneTimeRandom random;
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+  int ret = random.seeded();
+  if (ret == 0) ret = mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+  if (ret == 0)
+    ret = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk), mbedtls_ctr_drbg_random, random.drbg());
+  unsigned char buf[256];
+  if (ret == 0) {
+    // Written at the end of the buffer; the length is returned.
+    ret = mbedtls_pk_write_key_der(&pk, buf, sizeof buf);
+    if (ret > 0) {
+      sec1.assign(reinterpret_cast<std::byte*>(buf + sizeof buf - ret), reinterpret_cast<std::byte*>(buf + sizeof buf));
+      ret = 0;
+    }
+  }
+  if (ret == 0) {
+    point.resize(65);
+    std::size_t len = 0;
+    const mbedtls_ecp_keypair* ec = mbedtls_pk_ec(pk);
+    ret = mbedtls_ecp_point_write_binary(&ec->grp, &ec->Q, MBEDTLS_ECP_PF_UNCOMPRESSED, &len,
+                                         reinterpret_cast<unsigned char*>(point.data()), point.size());
+    if (ret == 0 && len != 65) ret = MBEDTLS_ERR_ECP_BAD_INPUT_DATA;
+  }
+  mbedtls_platform_zeroize(buf, sizeof buf);
+  mbedtls_pk_free(&pk);
+  if (ret != 0) message = strerror_text(ret);
+  return ret == 0;
+}
+
+bool mbedtls_sign_p256(std::span<const std::byte> sec1, std::span<const std::byte> digest,
+                       std::vector<std::byte>& signature, std::string& message) {
+  OneTimeRandom random;
+  mbedtls_pk_context pk;
+  mbedtls_pk_init(&pk);
+  int ret = random.seeded();
+  if (ret == 0)
+    ret = mbedtls_pk_parse_key(&pk, reinterpret_cast<const unsigned char*>(sec1.data()), sec1.size(), nullptr, 0);
+  if (ret == 0) {
+    unsigned char sig[MBEDTLS_PK_SIGNATURE_MAX_SIZE];
+    std::size_t len = 0;
+    ret = mbedtls_pk_sign(&pk, MBEDTLS_MD_SHA256, reinterpret_cast<const unsigned char*>(digest.data()),
+                          digest.size(), sig, &len, mbedtls_ctr_drbg_random, random.drbg());
+    if (ret == 0) signature.assign(reinterpret_cast<std::byte*>(sig), reinterpret_cast<std::byte*>(sig + len));
+  }
+  mbedtls_pk_free(&pk);
+  if (ret != 0) message = strerror_text(ret);
+  return ret == 0;
+}
+
+constexpr EcdsaP256 mbedtls_ecdsa_p256{&mbedtls_generate_p256, &mbedtls_sign_p256};
+
 }  // namespace
 
 // TLS 1.2 only (MBEDTLS_SSL_PROTO_TLS1_3_EXPERIMENTAL is off in Debian's
@@ -1293,7 +1401,7 @@ extern const BackendEntry mbedtls_backend{
                  // PBES2 with AES through decrypt_pbes2; no scrypt.
                  .key_encryptions = key_encryption_bit(KeyEncryption::legacy_pem) |
                                     key_encryption_bit(KeyEncryption::pkcs12) |
-                                    key_encryption_bit(KeyEncryption::pbes2)}};
-
+                                    key_encryption_bit(KeyEncryption::pbes2)},
+    &mbedtls_ecdsa_p256};
 
 }  // namespace unitls::detail

@@ -22,8 +22,11 @@
 #include <vector>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -190,6 +193,10 @@ unsigned issues_of(long result) {
     case X509_V_ERR_CERT_NOT_YET_VALID: return issue_not_yet_valid;
     case X509_V_ERR_CERT_HAS_EXPIRED: return issue_expired;
     case X509_V_ERR_INVALID_PURPOSE: return issue_wrong_purpose;
+    case X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE: return issue_wrong_key_usage;
+    case X509_V_ERR_EE_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+      return issue_weak_key;
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
       return issue_name_mismatch;
@@ -391,13 +398,15 @@ class OpenSslEngine final : public Engine {
   unsigned certificate_issues() const override { return issues_of(SSL_get_verify_result(ssl_)); }
   std::string requested_server_name() const override { return requested_name_; }
   void* native_handle() const override { return ssl_; }
-  // Server, from the ClientHello callback: SSL_get_servername would give
-  // nothing, or the original session's name, on a resumption.
-  static void hello_judged(const SSL* ssl, const HelloJudge& judge) {
-    if (OpenSslEngine* engine = of(ssl)) {
-      engine->requested_name_ = judge.server_name();
-      engine->hello_fault_ = judge.fault();
-    }
+  // Server: the ClientHello as the core judged it (on_message): its fault
+  // and the name it asked for (SSL_get_servername would give nothing, or
+  // the original session's name, on a resumption). False without an engine.
+  static bool hello_verdict(const SSL* ssl, HelloFault& fault, std::string_view& name) {
+    const OpenSslEngine* engine = of(ssl);
+    if (!engine) return false;
+    fault = engine->hello_fault_;
+    name = engine->requested_name_;
+    return true;
   }
   std::size_t pending() const override {
     const int n = SSL_pending(ssl_);
@@ -528,6 +537,18 @@ class OpenSslEngine final : public Engine {
                          SSL* ssl, void*) {
     if (write_p || content_type != SSL3_RT_HANDSHAKE || len < 1) return;
     const auto* message = static_cast<const unsigned char*>(buf);
+    if (message[0] == SSL3_MT_CLIENT_HELLO && len >= 4) {
+      // The whole hello, before OpenSSL parses it: the core judges every
+      // extension (docs/contract.md, "Server names"), also those OpenSSL
+      // does not know and would let through twice. A hello whose framing
+      // fails is not judged: OpenSSL answers it with decode_error.
+      if (auto* self = of(ssl)) {
+        const ClientHelloBody hello = read_client_hello_body({message + 4, len - 4});
+        self->requested_name_ = hello.judged.server_name();
+        self->hello_fault_ = hello.parses ? hello.judged.fault() : HelloFault::none;
+      }
+      return;
+    }
     if (message[0] == SSL3_MT_CERTIFICATE) {
       if (auto* self = of(ssl)) self->keep_certificates({message, len}, version == TLS1_3_VERSION);
       return;
@@ -853,6 +874,26 @@ EnginePtr OpenSslContext::make_engine(Wire& wire, EngineSetup& setup) {
 // the same on every backend: checked here on the leaf, after OpenSSL has
 // accepted it (the depth-0 call comes last, internal_verify).
 int verify_callback(int ok, X509_STORE_CTX* store) {
+  // OpenSSL's ssl_client purpose also wants digitalSignature (or
+  // keyAgreement) in a leaf's keyUsage, and says "unsuitable purpose" for
+  // it: the core's rule decides which of the two it is (a keyUsage without
+  // digitalSignature is wrong_key_usage on every backend).
+  if (!ok && X509_STORE_CTX_get_error(store) == X509_V_ERR_INVALID_PURPOSE &&
+      X509_STORE_CTX_get_error_depth(store) == 0) {
+    unsigned char* der = nullptr;
+    X509* cert = X509_STORE_CTX_get_current_cert(store);
+    const int len = cert ? i2d_X509(cert, &der) : 0;
+    if (len > 0) {
+      const auto facts = parse_certificate(std::as_bytes(std::span<const unsigned char>(der, static_cast<std::size_t>(len))));
+      auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+      const auto* context = ssl ? static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl))) : nullptr;
+      const Role peer = context && context->role() == Role::client ? Role::server : Role::client;
+      if (facts && purpose_allows(*facts, peer) && !key_usage_allows_signing(*facts))
+        X509_STORE_CTX_set_error(store, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
+      OPENSSL_free(der);
+    }
+    return 0;
+  }
   if (!ok || X509_STORE_CTX_get_error_depth(store) != 0) return ok;
   auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   X509* leaf = X509_STORE_CTX_get_current_cert(store);
@@ -875,6 +916,10 @@ int verify_callback(int ok, X509_STORE_CTX* store) {
                                                                    : X509_V_ERR_HOSTNAME_MISMATCH);
       return 0;
     case PeerVerdict::wrong_purpose: X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE); return 0;
+    case PeerVerdict::wrong_key_usage:
+      X509_STORE_CTX_set_error(store, X509_V_ERR_KEYUSAGE_NO_DIGITAL_SIGNATURE);
+      return 0;
+    case PeerVerdict::weak_key: X509_STORE_CTX_set_error(store, X509_V_ERR_EE_KEY_TOO_SMALL); return 0;
     case PeerVerdict::unparsable: X509_STORE_CTX_set_error(store, X509_V_ERR_UNSPECIFIED); return 0;
   }
   return 0;
@@ -973,17 +1018,14 @@ int on_client_hello(SSL* ssl, int* alert, void*) {
       tls13 = tls13 || (ext[i] == 0x03 && ext[i + 1] == 0x04);
   }
   if (!tls13) SSL_set_options(ssl, SSL_OP_NO_TICKET);
-  // The server name and ALPN by the core's rules (docs/contract.md, "Server
-  // names"), before OpenSSL's own (it refuses fewer names). OpenSSL has
-  // refused a repeated extension itself (illegal_parameter, as the rule).
-  HelloJudge judge;
-  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1)
-    judge.extension(TLSEXT_TYPE_server_name, std::span<const unsigned char>(ext, len));
-  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &ext, &len) == 1)
-    judge.extension(TLSEXT_TYPE_application_layer_protocol_negotiation, std::span<const unsigned char>(ext, len));
-  OpenSslEngine::hello_judged(ssl, judge);
-  if (judge.fault() != HelloFault::none) {
-    *alert = hello_alert(judge.fault());
+  // The hello as the core judged it (on_message), before OpenSSL's own
+  // rules (it refuses fewer names). A repeated extension it knows OpenSSL
+  // has refused itself (illegal_parameter, as the rule).
+  HelloFault fault = HelloFault::none;
+  std::string_view name;
+  (void)OpenSslEngine::hello_verdict(ssl, fault, name);
+  if (fault != HelloFault::none) {
+    *alert = hello_alert(fault);
     return SSL_CLIENT_HELLO_ERROR;
   }
   // The credential for this name (docs/contract.md, "Several certificates"),
@@ -991,7 +1033,7 @@ int on_client_hello(SSL* ssl, int* alert, void*) {
   // another.
   const auto* context = static_cast<const OpenSslContext*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
   if (context && context->has_choice()) {
-    const OwnCredential& chosen = context->credential(context->credential_for(judge.server_name()));
+    const OwnCredential& chosen = context->credential(context->credential_for(name));
     SSL_certs_clear(ssl);
     if (SSL_use_cert_and_key(ssl, chosen.leaf, chosen.key, chosen.chain, 1) != 1) {
       *alert = SSL_AD_INTERNAL_ERROR;
@@ -1128,6 +1170,11 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
   }
   SSL_CTX_set_app_data(ctx_, this);
   SSL_CTX_set_default_passwd_cb(ctx_, no_password);
+  // 112-bit security whatever the system's openssl.cnf says (Debian's sets
+  // level 2, OpenSSL's own default is 1): RSA keys of 2048 bits and more in
+  // a peer's chain, as the core's rule (key_strong_enough) and mbedTLS's
+  // default profile.
+  SSL_CTX_set_security_level(ctx_, 2);
   if (!SSL_CTX_set_min_proto_version(ctx_, to_native(prepared.selection.min_version)) ||
       !SSL_CTX_set_max_proto_version(ctx_, to_native(prepared.selection.max_version))) {
     message = with_reason("min_version/max_version not supported by this OpenSSL");
@@ -1217,12 +1264,78 @@ bool OpenSslContext::init(const Config& config, const Prepared& prepared, std::s
 
 const char* openssl_library_version() { return OpenSSL_version(OPENSSL_VERSION); }
 
+// ---- keys for make_credential (src/engine.hpp, EcdsaP256) ----------------------------
+
+std::string openssl_reason() {
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return e ? buf : "unknown error";
+}
+
+bool openssl_generate_p256(std::vector<std::byte>& sec1, std::vector<std::byte>& point, std::string& message) {
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), &EVP_PKEY_free);
+  if (!key) {
+    message = openssl_reason();
+    return false;
+  }
+  unsigned char* der = nullptr;
+  const int len = i2d_PrivateKey(key.get(), &der);  // EC: the SEC1 ECPrivateKey
+  if (len <= 0) {
+    message = openssl_reason();
+    return false;
+  }
+  sec1.assign(reinterpret_cast<std::byte*>(der), reinterpret_cast<std::byte*>(der) + len);
+  OPENSSL_clear_free(der, static_cast<std::size_t>(len));
+  point.resize(65);
+  std::size_t point_len = 0;
+  if (EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                      reinterpret_cast<unsigned char*>(point.data()), point.size(),
+                                      &point_len) != 1 ||
+      point_len != 65) {
+    message = openssl_reason();
+    return false;
+  }
+  return true;
+}
+
+bool openssl_sign_p256(std::span<const std::byte> sec1, std::span<const std::byte> digest,
+                       std::vector<std::byte>& signature, std::string& message) {
+  const auto* p = reinterpret_cast<const unsigned char*>(sec1.data());
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      d2i_PrivateKey(EVP_PKEY_EC, nullptr, &p, static_cast<long>(sec1.size())), &EVP_PKEY_free);
+  if (!key) {
+    message = openssl_reason();
+    return false;
+  }
+  std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new(key.get(), nullptr),
+                                                                 &EVP_PKEY_CTX_free);
+  std::size_t len = 0;
+  const auto* d = reinterpret_cast<const unsigned char*>(digest.data());
+  if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1 ||
+      EVP_PKEY_sign(ctx.get(), nullptr, &len, d, digest.size()) != 1) {
+    message = openssl_reason();
+    return false;
+  }
+  signature.resize(len);
+  if (EVP_PKEY_sign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &len, d, digest.size()) != 1) {
+    message = openssl_reason();
+    return false;
+  }
+  signature.resize(len);
+  return true;
+}
+
+constexpr EcdsaP256 openssl_ecdsa_p256{&openssl_generate_p256, &openssl_sign_p256};
+
 }  // namespace
 
 // TLS 1.2 and 1.3; ALPN names as the RFC allows.
 extern const BackendEntry openssl_backend{"openssl", &make_context<OpenSslContext>, &openssl_library_version,
                                           // No PKCS#5 v1 (its DES and RC2 are in OpenSSL 3's legacy
                                           // provider only); scrypt and the rest as OpenSSL reads them.
-                                          Capabilities{.key_encryptions = ~key_encryption_bit(KeyEncryption::pkcs5_pbes1)}};
+                                          Capabilities{.key_encryptions = ~key_encryption_bit(KeyEncryption::pkcs5_pbes1)},
+                                          &openssl_ecdsa_p256};
 
 }  // namespace unitls::detail

@@ -24,6 +24,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 #include <wolfssl/wolfcrypt/pwdbased.h>
 #include <wolfssl/wolfcrypt/sha.h>
+#include <wolfssl/wolfcrypt/asn_public.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
 #include <wolfssl/wolfcrypt/random.h>
 
@@ -88,6 +89,18 @@ std::error_code wolfssl_code(int code) { return {code, wolfssl_category()}; }
 // "(wolfSSL: <why>)" for configuration messages.
 std::string why(int code) { return error_text(code); }
 
+// wolfCrypt's codes for a certificate it cannot parse (its ASN.1 reader's).
+bool is_parse_error(int code) {
+  switch (code) {
+    case ASN_PARSE_E: case ASN_VERSION_E: case ASN_GETINT_E: case ASN_RSA_KEY_E: case ASN_OBJECT_ID_E:
+    case ASN_TAG_NULL_E: case ASN_EXPECT_0_E: case ASN_BITSTR_E: case ASN_UNKNOWN_OID_E: case ASN_DATE_SZ_E:
+    case ASN_INPUT_E: case ASN_ECC_KEY_E: case ECC_CURVE_OID_E:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // An X509_V_ERR_* result (what wolfSSL puts in the store of its verify
 // callback, OPENSSL_COMPATIBLE_DEFAULTS) in the core's words (verify.hpp).
 unsigned issues_of(int result) {
@@ -121,10 +134,12 @@ unsigned issues_of(int result) {
     case ASN_BEFORE_DATE_E: return issue_not_yet_valid;
     case ASN_AFTER_DATE_E: return issue_expired;
     case EXTKEYUSE_AUTH_E:
+      return issue_wrong_purpose;
     case KEYUSE_SIGNATURE_E:
     case KEYUSE_ENCIPHER_E:
-      return issue_wrong_purpose;
-    default: return issue_other;
+      return issue_wrong_key_usage;
+    default:
+      return is_parse_error(result) ? issue_unreadable : issue_other;
   }
 }
 
@@ -208,7 +223,6 @@ class WolfSslContext final : public BackendContext,
   bool select(const Selection& selection, std::string& message);
   bool load_credential(const PreparedCredential& prepared, OwnCredential& own, std::string& message);
   bool load_trust(const Prepared& prepared, std::string& message);
-  bool is_anchor(std::span<const unsigned char> der) const;
 
   WOLFSSL_CTX* ctx_ = nullptr;
   std::vector<std::string> alpn_;
@@ -219,7 +233,20 @@ class WolfSslContext final : public BackendContext,
   std::string cipher_list_;                // wolfSSL's names, ':'-separated
   std::vector<std::uint16_t> groups_;      // code points, preference order
   std::vector<OwnCredential> credentials_;
-  std::vector<std::vector<unsigned char>> anchors_;  // the trust anchors' DER
+  // The trust anchors (their DER, and read once) for check_chain_purposes.
+  std::vector<std::vector<std::byte>> anchors_;
+  std::vector<CertificateFacts> anchor_facts_;
+  AnchorLookup anchor_lookup_{
+      [this](std::span<const std::byte> subject) -> const CertificateFacts* {
+        for (const auto& f : anchor_facts_)
+          if (std::equal(f.subject.begin(), f.subject.end(), subject.begin(), subject.end())) return &f;
+        return nullptr;
+      },
+      [this](std::span<const std::byte> der) {
+        return std::any_of(anchors_.begin(), anchors_.end(), [der](const std::vector<std::byte>& a) {
+          return std::equal(a.begin(), a.end(), der.begin(), der.end());
+        });
+      }};
   // Server: the key of the TLS 1.3 tickets (ChaCha20-Poly1305), made at
   // random for this context; the server name goes into each ticket's
   // additional data (on_ticket).
@@ -1062,8 +1089,13 @@ Result WolfSslEngine::translate(int ret, Op op) {
     if (curve_refused_)
       return context_->verify_peer_ ? Result::fail(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR))
                                     : Result::answer(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR), 47);
-    if (rejected_)
-      return Result::fail(errc::certificate_error, issues_ ? wolfssl_code(err) : wolfssl_code(err));
+    if (rejected_) return Result::fail(errc::certificate_error, wolfssl_code(err));
+    // A peer certificate wolfSSL cannot parse, refused before its verify
+    // callback: a rejected certificate, as on the other stacks.
+    if (is_parse_error(err)) {
+      issues_ |= issue_unreadable;
+      return Result::fail(errc::certificate_error, wolfssl_code(err));
+    }
     // A server that requires a client certificate and got none: wolfSSL
     // sends no alert in TLS 1.2 (the client would wait for our Finished):
     // handshake_failure, what OpenSSL sends. Nothing is encrypted yet then.
@@ -1114,15 +1146,7 @@ int WolfSslEngine::verify(int ok, WOLFSSL_X509_STORE_CTX* store) {
     return 1;
   }
   if (!ok) return reject(issues_of(store->error));
-  if (der.empty()) return ok;
-  if (depth > 0) {
-    if (!c.is_anchor(der) &&
-        check_peer_intermediate(std::as_bytes(der), c.role_) != PeerVerdict::ok) {
-      wolfSSL_X509_STORE_CTX_set_error(store, X509_V_ERR_INVALID_PURPOSE);
-      return reject(issue_wrong_purpose);
-    }
-    return 1;
-  }
+  if (der.empty() || depth > 0) return ok;
   // RFC 8422 5.1: a TLS 1.2 server's ECDSA key on a curve the client's
   // groups leave out. wolfSSL takes it; OpenSSL fails it as a protocol
   // error, and so does every backend (docs/contract.md, "Cipher suites and
@@ -1132,7 +1156,14 @@ int WolfSslEngine::verify(int ok, WOLFSSL_X509_STORE_CTX* store) {
     self->curve_refused_ = true;
     return 0;
   }
-  const PeerVerdict verdict = check_peer_leaf(std::as_bytes(der), c.role_, c.server_name_);
+  PeerVerdict verdict = check_peer_leaf(std::as_bytes(der), c.role_, c.server_name_);
+  if (verdict == PeerVerdict::ok) {
+    // The CAs' purposes, the anchor included (wolfSSL checks none of them).
+    std::vector<std::span<const std::byte>> sent;
+    for (int i = 0; store->certs && i < store->totalCerts; ++i)
+      sent.push_back(std::as_bytes(std::span<const unsigned char>(store->certs[i].buffer, store->certs[i].length)));
+    verdict = check_chain_purposes(sent, c.role_, c.anchor_lookup_);
+  }
   if (verdict == PeerVerdict::ok) return 1;
   wolfSSL_X509_STORE_CTX_set_error(store, verdict == PeerVerdict::wrong_purpose ? X509_V_ERR_INVALID_PURPOSE
                                                                                 : X509_V_ERR_CERT_REJECTED);
@@ -1266,12 +1297,6 @@ int select_alpn(WOLFSSL*, const unsigned char** out, unsigned char* outlen, cons
 }
 
 }  // namespace
-
-bool WolfSslContext::is_anchor(std::span<const unsigned char> der) const {
-  for (const auto& a : anchors_)
-    if (a.size() == der.size() && std::memcmp(a.data(), der.data(), der.size()) == 0) return true;
-  return false;
-}
 
 std::size_t WolfSslContext::engine_size() const { return sizeof(WolfSslEngine); }
 
@@ -1489,10 +1514,13 @@ bool WolfSslContext::load_trust(const Prepared& prepared, std::string& message) 
       message = config_message(prepared.trust_source, "not usable", "wolfSSL", why(ret));
       return false;
     }
-    der.resize(static_cast<std::size_t>(n));
-    anchors_.push_back(std::move(der));
+    const auto* p = reinterpret_cast<const std::byte*>(der.data());
+    anchors_.emplace_back(p, p + n);
     ++loaded;
   }
+  // Parsed once the vector holds them all (the facts view their DER).
+  for (const auto& a : anchors_)
+    if (auto facts = parse_certificate(a)) anchor_facts_.push_back(std::move(*facts));
   if (loaded == 0 && !prepared.trust_is_system) {
     message = config_message(prepared.trust_source, "not usable", "wolfSSL", "no certificate");
     return false;
@@ -1642,6 +1670,78 @@ bool WolfSslContext::init(const Config&, const Prepared& prepared, std::string& 
 
 namespace {
 
+// ---- keys for make_credential (src/engine.hpp, EcdsaP256) ----------------------------
+
+// wolfCrypt's random generator for one key or one signature.
+class OneTimeRandom {
+ public:
+  OneTimeRandom() : ret_(wc_InitRng(&rng_)) {}
+  ~OneTimeRandom() {
+    if (ret_ == 0) wc_FreeRng(&rng_);
+  }
+  OneTimeRandom(const OneTimeRandom&) = delete;
+  OneTimeRandom& operator=(const OneTimeRandom&) = delete;
+  int seeded() const { return ret_; }
+  WC_RNG* rng() { return &rng_; }
+
+ private:
+  WC_RNG rng_{};
+  int ret_;
+};
+
+bool wolfssl_generate_p256(std::vector<std::byte>& sec1, std::vector<std::byte>& point, std::string& message) {
+  thread_uses_ecc();
+  OneTimeRandom random;
+  ecc_key key;
+  int ret = random.seeded();
+  const bool made = ret == 0 && (ret = wc_ecc_init(&key)) == 0;
+  if (made) ret = wc_ecc_make_key_ex(random.rng(), 32, &key, ECC_SECP256R1);
+  unsigned char buf[256];
+  if (made && ret == 0) {
+    // SEC1 ECPrivateKey (RFC 5915), the public key included.
+    ret = wc_EccKeyToDer(&key, buf, sizeof buf);
+    if (ret > 0) {
+      sec1.assign(reinterpret_cast<std::byte*>(buf), reinterpret_cast<std::byte*>(buf + ret));
+      ret = 0;
+    }
+  }
+  if (made && ret == 0) {
+    point.resize(65);
+    word32 len = static_cast<word32>(point.size());
+    ret = wc_ecc_export_x963(&key, reinterpret_cast<unsigned char*>(point.data()), &len);
+    if (ret == 0 && len != 65) ret = BAD_FUNC_ARG;
+  }
+  secure_wipe(buf, sizeof buf);
+  if (made) wc_ecc_free(&key);
+  if (ret != 0) message = "wolfCrypt: " + error_text(ret);
+  return ret == 0;
+}
+
+bool wolfssl_sign_p256(std::span<const std::byte> sec1, std::span<const std::byte> digest,
+                       std::vector<std::byte>& signature, std::string& message) {
+  thread_uses_ecc();
+  OneTimeRandom random;
+  ecc_key key;
+  int ret = random.seeded();
+  const bool made = ret == 0 && (ret = wc_ecc_init(&key)) == 0;
+  word32 at = 0;
+  if (made)
+    ret = wc_EccPrivateKeyDecode(reinterpret_cast<const unsigned char*>(sec1.data()), &at, &key,
+                                 static_cast<word32>(sec1.size()));
+  if (made && ret == 0) {
+    unsigned char sig[ECC_MAX_SIG_SIZE];
+    word32 len = sizeof sig;
+    ret = wc_ecc_sign_hash(reinterpret_cast<const unsigned char*>(digest.data()), static_cast<word32>(digest.size()),
+                           sig, &len, random.rng(), &key);
+    if (ret == 0) signature.assign(reinterpret_cast<std::byte*>(sig), reinterpret_cast<std::byte*>(sig + len));
+  }
+  if (made) wc_ecc_free(&key);
+  if (ret != 0) message = "wolfCrypt: " + error_text(ret);
+  return ret == 0;
+}
+
+constexpr EcdsaP256 wolfssl_ecdsa_p256{&wolfssl_generate_p256, &wolfssl_sign_p256};
+
 const char* wolfssl_library_version() {
   static const std::string version = std::string("wolfSSL ") + wolfSSL_lib_version();
   return version.c_str();
@@ -1668,6 +1768,7 @@ extern const BackendEntry wolfssl_backend{
                  // Its certificate parser takes DER only: a BER length (the
                  // outer SEQUENCE's in four bytes) fails to load, and a
                  // peer's fails the handshake.
-                 .ber_certificates = false}};
+                 .ber_certificates = false},
+    &wolfssl_ecdsa_p256};
 
 }  // namespace unitls::detail

@@ -39,6 +39,11 @@
 #   eku_none.pem/.key             no EKU extension
 #   eku_any.pem/.key              EKU anyExtendedKeyUsage only
 #   untrusted_client.pem/.key     signed by other_ca, EKU clientAuth only
+#   ku_key_encipherment.pem/.key  keyUsage keyEncipherment only (no digitalSignature)
+#   rsa1024.pem/.key              an RSA-1024 leaf signed by ca
+#   rsa1024_ca_chain.pem          an EC leaf (rsa1024_ca_leaf.key) signed by rsa1024_ca, an RSA-1024
+#                                 intermediate CA signed by ca, followed by that CA
+#   nul_san.pem/.key              subjectAltName dNSName "localhost\0evil"
 #   {server,client,any}_eku_ca.pem/.key
 #                                 intermediate CAs signed by ca whose extendedKeyUsage is serverAuth,
 #                                 clientAuth or anyExtendedKeyUsage only
@@ -173,6 +178,28 @@ leaf eku_both ca localhost DNS:localhost $both
 leaf eku_any ca localhost DNS:localhost anyExtendedKeyUsage
 issue eku_none ca localhost "$leaf_ku
 subjectAltName=DNS:localhost"
+# keyUsage without digitalSignature: the key may not sign the handshake.
+issue ku_key_encipherment ca localhost "basicConstraints=critical,CA:FALSE
+keyUsage=critical,keyEncipherment
+extendedKeyUsage=$both
+subjectAltName=DNS:localhost"
+# A dNSName with a NUL in it ("localhost\0evil").
+issue nul_san ca localhost "$leaf_ku
+extendedKeyUsage=$both
+subjectAltName=DER:3010820e6c6f63616c686f7374006576696c"
+# RSA keys under 2048 bits: a leaf, and a CA that signs an EC leaf.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out rsa1024.key 2>/dev/null
+openssl req -new -key rsa1024.key -out "$tmp/rsa1024.csr" -subj /CN=localhost 2>/dev/null
+printf '%s\n' "$leaf_ku" "extendedKeyUsage=$both" "subjectAltName=DNS:localhost" > "$tmp/rsa1024.ext"
+openssl x509 -req -in "$tmp/rsa1024.csr" -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
+  -days 30 -extfile "$tmp/rsa1024.ext" -out rsa1024.pem 2>/dev/null
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 -out rsa1024_ca.key 2>/dev/null
+openssl req -new -key rsa1024_ca.key -out "$tmp/rsa1024_ca.csr" -subj "/CN=unitls RSA-1024 CA" 2>/dev/null
+printf '%s\n' "basicConstraints=critical,CA:TRUE,pathlen:0" "keyUsage=critical,keyCertSign,cRLSign" > "$tmp/rsa1024_ca.ext"
+openssl x509 -req -in "$tmp/rsa1024_ca.csr" -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 8)" \
+  -days 30 -extfile "$tmp/rsa1024_ca.ext" -out rsa1024_ca.pem 2>/dev/null
+leaf rsa1024_ca_leaf rsa1024_ca localhost DNS:localhost $both
+cat rsa1024_ca_leaf.pem rsa1024_ca.pem > rsa1024_ca_chain.pem
 # ... on the CAs of a chain: an intermediate's EKU limits what its leaves may do.
 for eku in server:serverAuth client:clientAuth any:anyExtendedKeyUsage; do
   issue "${eku%%:*}_eku_ca" ca "unitls ${eku#*:} intermediate CA" "basicConstraints=critical,CA:TRUE,pathlen:0

@@ -179,7 +179,7 @@ TEST_CASE("a server that asks for client certificates without a ca_file is inval
     const CreateFailure f = create_failure(c);
     CHECK_FALSE(f.created);
     CHECK(f.ec == errc::invalid_argument);
-    CHECK(f.message == "a server with client_auth (client certificates) needs ca_file (or ca_pem), the CA that signs its clients");
+    CHECK(f.message == "a server with client_auth (client certificates) needs ca_file (or ca_pem, ca_path), the CA that signs its clients");
   }
 }
 

@@ -330,3 +330,68 @@ TEST_CASE("the system trust store is found the same way by every backend: SSL_CE
     }
   }
 }
+
+TEST_CASE("ca_path: a directory of trust anchors, alone or with ca_file, the same on every backend") {
+  for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
+    if (skip_unless_supported(v)) return;
+    // The test CA among another CA, a DER file and a file that is not a
+    // certificate (skipped, as in a system store).
+    TempDir dir;
+    dir.write("other.pem", cert_text("other_ca.pem"));
+    dir.write("ca.pem", cert_text("ca.pem"));
+    dir.write("ca.der", cert_text("ca.der"));
+    dir.write("README", "not a certificate\n");
+    Config client = client_config(v);
+    client.ca_file.clear();
+    client.ca_path = dir.path();
+    CHECK(served_subject(client, server_config(v)) == "CN=localhost");
+    // With a ca_file that trusts another CA: both count.
+    client.ca_file = cert_path("other_ca.pem");
+    CHECK(served_subject(client, server_config(v)) == "CN=localhost");
+    // A server asking for client certificates may take its CAs from ca_path.
+    Config server = server_config(v), mutual = client_config(v);
+    server.client_auth = ClientAuth::required;
+    server.ca_file.clear();
+    server.ca_path = dir.path();
+    mutual.certificate_file = cert_path("client.pem");
+    mutual.private_key_file = cert_path("client.key");
+    MemoryConn conn = connect_memory(must_create(mutual), must_create(server));
+    const auto peer = conn.server->peer_certificate();
+    REQUIRE(peer.has_value());
+    CHECK(peer->subject == "CN=unitls test client");
+    // A directory without the test CA: the server is not trusted.
+    TempDir other;
+    other.write("other.pem", cert_text("other_ca.pem"));
+    client.ca_file.clear();
+    client.ca_path = other.path();
+    const Created c = create(client), s = create(server_config(v));
+    REQUIRE(c.context);
+    MemoryConn untrusted = open_memory(c.context, s.context, make_memory_pair());
+    CHECK(run_handshake(untrusted).client == failure(errc::certificate_error));
+  }
+}
+
+TEST_CASE("a ca_path that is no readable directory, or holds no trust anchor, is invalid_argument naming it") {
+  Config client = client_config(any_version);
+  client.ca_file.clear();
+  client.ca_path = cert_path("no_such_directory");
+  Created c = create(client);
+  CHECK(c.ec == errc::invalid_argument);
+  CHECK(starts_with(c.message, "ca_path '" + cert_path("no_such_directory") + "': "));
+  client.ca_path = cert_path("ca.pem");
+  c = create(client);
+  CHECK(c.ec == errc::invalid_argument);
+  CHECK(c.message == "ca_path '" + cert_path("ca.pem") + "': not a directory");
+  TempDir empty;
+  empty.write("README", "not a certificate\n");
+  client.ca_path = empty.path();
+  c = create(client);
+  CHECK(c.ec == errc::invalid_argument);
+  CHECK(starts_with(c.message, "ca_path '" + empty.path() + "': no trust anchor in it"));
+  std::string with_nul = empty.path();
+  with_nul += '\0';
+  client.ca_path = with_nul;
+  c = create(client);
+  CHECK(c.ec == errc::invalid_argument);
+  CHECK(c.message == "ca_path: contains a NUL byte");
+}

@@ -782,8 +782,10 @@ namespace {
 
 // The first flight of a client from `context` (a ClientHello: one record),
 // with the body of its server_name extension replaced by `sni` (added when
-// the client sent none; left out when sni is nullopt). Without a PSK binder over the bytes changed: a
-// fresh client, or a TLS 1.2 one offering a session ID.
+// the client sent none; left out when sni is nullopt), and `extra` after it
+// (an extension of a type the client sent replaces the client's). Without a
+// PSK binder over the bytes changed: a fresh client, or a TLS 1.2 one
+// offering a session ID.
 Bytes hello_with_server_name(Context& context, const std::optional<Bytes>& sni,
                              const std::vector<std::pair<unsigned, Bytes>>& extra = {}) {
   MemoryPair pair = make_memory_pair();
@@ -814,8 +816,10 @@ Bytes hello_with_server_name(Context& context, const std::optional<Bytes>& sni,
   for (const auto& [type, body] : extra) add(type, body);
   for (std::size_t at = pos + 2; at < ext_end;) {
     const std::size_t type = u16(at), len = u16(at + 2);
-    if (type != 0) add(type, Bytes(msg.begin() + static_cast<std::ptrdiff_t>(at + 4),
-                                   msg.begin() + static_cast<std::ptrdiff_t>(at + 4 + len)));
+    const bool replaced = std::any_of(extra.begin(), extra.end(), [type](const auto& e) { return e.first == type; });
+    if (type != 0 && !replaced)
+      add(type, Bytes(msg.begin() + static_cast<std::ptrdiff_t>(at + 4),
+                      msg.begin() + static_cast<std::ptrdiff_t>(at + 4 + len)));
     at += 4 + len;
   }
   Bytes body(msg.begin() + 4, msg.begin() + static_cast<std::ptrdiff_t>(pos));
@@ -906,6 +910,18 @@ TEST_CASE("a server takes a ClientHello's server name by one rule: anything else
        {{alpn_extension, bytes_of({0, 2, 1, 'h', 0})}}, 1050},
       {"a refused name, then a malformed ALPN", host_name("a_b.example"), unrecognized_name,
        {{alpn_extension, bytes_of({0, 1, 0})}}},
+      // RFC 8446 4.2 holds for types no stack knows too (OpenSSL let those
+      // through twice).
+      {"an unknown extension twice", host_name("localhost"), illegal_parameter,
+       {{0x1234, Bytes{}}, {0x1234, Bytes{}}}},
+      // Lists that do not fill their extension (OpenSSL refuses them; GnuTLS
+      // read the declared length only, mbedTLS ignored supported_versions).
+      {"supported_groups longer than its list", host_name("localhost"), decode_error,
+       {{10, bytes_of({0, 2, 0, 0x1d, 0, 0x17})}}, -1},
+      {"supported_groups of an odd length", host_name("localhost"), decode_error,
+       {{10, bytes_of({0, 3, 0, 0x1d, 0})}}, -1},
+      {"supported_versions longer than its list", host_name("localhost"), decode_error,
+       {{43, bytes_of({2, 3, 3, 3, 4})}}, -1},
   };
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
     if (skip_unless_supported(v)) return;

@@ -73,6 +73,10 @@ const Row rows[] = {
    .cert = "cn_only.pem", .server_name = "other.test",
    .error = "certificate names CN:localhost, not other.test", .subject = "CN=localhost"},
 
+  // A control byte in a name is shown as \xHH: the text must not end at a NUL.
+  {.name = "a leaf whose dNSName has a NUL in it", .judging_server = true, .cert = "nul_san.pem",
+   .error = "certificate names DNS:localhost\\x00evil, not localhost", .subject = "CN=localhost"},
+
   // ---- a server verifies its client ----
   {.name = "an accepted client certificate", .judging_server = false, .cert = "client.pem", .error = ""},
   {.name = "a client that sends no certificate", .judging_server = false, .cert = "",

@@ -411,6 +411,13 @@ TEST_CASE("every certificate of the test PKI is described as the openssl command
     if (entry.path().extension() != ".pem") continue;
     const auto certs = pem_certificates(entry.path().string());
     if (certs.size() != 1) continue;  // chains and bundles: their members have files of their own
+    // A dNSName with a NUL in it: openssl prints the extension as raw bytes.
+    if (entry.path().filename() == "nul_san.pem") {
+      const auto cert = describe_certificate(certs[0]);
+      REQUIRE(cert.has_value());
+      CHECK(cert->dns_names == std::vector<std::string>{std::string("localhost\0evil", 14)});
+      continue;
+    }
     check_against_openssl(certs[0], entry.path().string());
     ++compared;
   }

@@ -129,8 +129,9 @@ TEST_CASE("HelloJudge: a repeated extension is found among many, and outranks a 
   const unsigned char empty[] = {0};
   HelloJudge many;
   for (unsigned type = 100; type < 160; ++type) many.extension(type, std::span<const unsigned char>(empty, 0));
-  for (unsigned type = 1; type < 64; ++type)  // (16, ALPN, would be malformed empty)
-    if (type != 16) many.extension(type, std::span<const unsigned char>(empty, 0));
+  // (10, 16 and 43 would be malformed empty: supported_groups, ALPN, supported_versions.)
+  for (unsigned type = 1; type < 64; ++type)
+    if (type != 10 && type != 16 && type != 43) many.extension(type, std::span<const unsigned char>(empty, 0));
   CHECK(many.fault() == HelloFault::none);
   many.extension(63, std::span<const unsigned char>(empty, 0));
   CHECK(many.fault() == HelloFault::repeated_extension);
@@ -151,4 +152,56 @@ TEST_CASE("HelloJudge: a repeated extension is found among many, and outranks a 
   judge.extension(0, refused);
   CHECK(judge.fault() == HelloFault::repeated_extension);
   CHECK(hello_alert(HelloFault::alpn_malformed) == 50);
+}
+
+TEST_CASE("read_client_hello_body judges only a hello whose framing is whole, as OpenSSL does") {
+  const Bytes refused = sni_ext("a_b.example");
+  auto body_of = [](const Bytes& msg) { return std::span<const unsigned char>(msg.data() + 4, msg.size() - 4); };
+  Bytes msg = hello(refused);
+  CHECK(read_client_hello_body(body_of(msg)).parses);
+  CHECK(read_client_hello_body(body_of(msg)).judged.fault() == HelloFault::server_name_refused);
+  SUBCASE("a byte after the extensions block") {
+    msg.push_back(0);
+    const ClientHelloBody b = read_client_hello_body(body_of(msg));
+    CHECK_FALSE(b.parses);
+    CHECK(b.judged.fault() == HelloFault::none);
+  }
+  SUBCASE("a session_id of 33 bytes") {
+    Bytes body{3, 3};
+    body.resize(2 + 32, 0x11);
+    body.push_back(33);
+    body.resize(body.size() + 33, 0x22);
+    u16(body, 2);
+    body.push_back(0x13);
+    body.push_back(0x01);
+    body.push_back(1);
+    body.push_back(0);
+    u16(body, refused.size());
+    append(body, refused);
+    CHECK_FALSE(read_client_hello_body(body).parses);
+  }
+  SUBCASE("no extensions block at all") {
+    Bytes body(msg.begin() + 4, msg.end() - static_cast<std::ptrdiff_t>(refused.size() + 2));
+    const ClientHelloBody b = read_client_hello_body(body);
+    CHECK(b.parses);
+    CHECK(b.judged.fault() == HelloFault::none);
+  }
+}
+
+TEST_CASE("supported_groups and supported_versions must fill their extension exactly") {
+  auto judged = [](unsigned type, const Bytes& body) {
+    HelloJudge j;
+    j.extension(type, body);
+    return j.fault();
+  };
+  CHECK(judged(10, {0, 2, 0, 0x17}) == HelloFault::none);
+  CHECK(judged(10, {0, 2, 0, 0x17, 0, 0x18}) == HelloFault::list_malformed);  // more than declared
+  CHECK(judged(10, {0, 4, 0, 0x17}) == HelloFault::list_malformed);           // less
+  CHECK(judged(10, {0, 0}) == HelloFault::list_malformed);                    // empty
+  CHECK(judged(10, {0, 1, 0x17}) == HelloFault::list_malformed);              // odd
+  CHECK(judged(43, {4, 3, 4, 3, 3}) == HelloFault::none);
+  CHECK(judged(43, {2, 3, 3, 3, 4}) == HelloFault::list_malformed);
+  CHECK(judged(43, {}) == HelloFault::list_malformed);
+  CHECK(judged(43, {1, 3}) == HelloFault::list_malformed);
+  CHECK(hello_alert(HelloFault::list_malformed) == 50);
 }

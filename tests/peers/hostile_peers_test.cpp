@@ -107,13 +107,14 @@ class Scene {
   }
 
   // We are the server: the peer connects.
-  static std::unique_ptr<Scene> server_for(const Target& t, const Command& client) {
+  static std::unique_ptr<Scene> server_for(const Target& t, const Command& client,
+                                           ClientAuth client_auth = ClientAuth::none) {
     auto scene = std::unique_ptr<Scene>(new Scene());
     const Listener listener = listen_loopback();
     scene->peer_ = std::make_unique<ChildProcess>(client(listener.port));
     scene->fd_ = accept_from(listener, *scene->peer_);
     REQUIRE_MESSAGE(scene->fd_.get() >= 0, "the client did not connect:\n" << scene->report());
-    scene->finish(server_context(t));
+    scene->finish(server_context(t, client_auth));
     return scene;
   }
 
@@ -386,6 +387,62 @@ TEST_CASE("a unitls client rejects openssl s_server's clientAuth-only certificat
     scene->peer().wait(std::chrono::milliseconds(500));
     CHECK(count(scene->peer().out(), ", fatal ") == 1);
   });
+}
+
+// A client certificate whose keyUsage leaves out digitalSignature (its key
+// may not sign CertificateVerify), sent by openssl s_client: OpenSSL calls it
+// an unsuitable purpose, GnuTLS a key usage violation in the middle of the
+// handshake, mbedTLS a keyUsage mismatch; every backend's server rejects it
+// with certificate_error and one reason (docs/contract.md, "Verification").
+TEST_CASE("a unitls server rejects a client certificate whose keyUsage leaves out digitalSignature") {
+  if (skip_unless_installed(openssl(), "openssl")) return;
+  for_each_target([](const Target& t) {
+    const auto command = [v = t.version](int port) {
+      const std::string certs = certs_dir();
+      return ChildProcess::Options{{openssl(), "s_client", "-connect", "127.0.0.1:" + std::to_string(port),
+                                    "-CAfile", certs + "/ca.pem", "-servername", "localhost",
+                                    "-cert", certs + "/ku_key_encipherment.pem", "-key",
+                                    certs + "/ku_key_encipherment.key",
+                                    v == Version::tls1_2 ? "-tls1_2" : "-tls1_3", "-msg"}};
+    };
+    auto scene = Scene::server_for(t, command, ClientAuth::required);
+    SecureSocket& s = scene->socket();
+    const auto r = retry(s, scene->fd(), [&] { return s.handshake(); });
+    INFO("native " << describe(s.native_error()) << "\n" << scene->report());
+    CHECK(outcome(s, r) == failure(errc::certificate_error));
+    CHECK(s.verification_error() == "certificate not for a TLS client (keyUsage without digitalSignature)");
+  });
+}
+
+// RSA keys under 2048 bits in what openssl s_server sends (a leaf, or the
+// intermediate CA of an EC leaf): GnuTLS took them, OpenSSL refused them at
+// its system's security level only; every backend's client rejects them
+// with one reason (docs/contract.md, "Key strength").
+TEST_CASE("a unitls client rejects openssl s_server's RSA-1024 leaf, and an RSA-1024 intermediate CA") {
+  if (skip_unless_installed(openssl(), "openssl")) return;
+  for (const bool leaf : {true, false}) {
+    for_each_target([leaf](const Target& t) {
+      const auto command = [v = t.version, leaf](int port) {
+        const std::string certs = certs_dir();
+        std::vector<std::string> args{openssl(), "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
+                                      "-naccept", "1", v == Version::tls1_2 ? "-tls1_2" : "-tls1_3",
+                                      "-cipher", "DEFAULT:@SECLEVEL=0"};
+        const std::vector<std::string> cert =
+            leaf ? std::vector<std::string>{"-cert", certs + "/rsa1024.pem", "-key", certs + "/rsa1024.key"}
+                 : std::vector<std::string>{"-cert", certs + "/rsa1024_ca_leaf.pem", "-key",
+                                            certs + "/rsa1024_ca_leaf.key", "-cert_chain",
+                                            certs + "/rsa1024_ca.pem"};
+        args.insert(args.end(), cert.begin(), cert.end());
+        return ChildProcess::Options{args};
+      };
+      auto scene = Scene::client_of(t, command);
+      SecureSocket& s = scene->socket();
+      const auto r = retry(s, scene->fd(), [&] { return s.handshake(); });
+      INFO("leaf " << leaf << ", native " << describe(s.native_error()) << "\n" << scene->report());
+      CHECK(outcome(s, r) == failure(errc::certificate_error));
+      CHECK(s.verification_error() == "certificate key too weak (RSA under 2048 bits)");
+    });
+  }
 }
 
 }  // namespace unitls::test::peers

@@ -72,9 +72,10 @@ std::unique_ptr<Context> client_context(const Target& t) {
   return make_context(c);
 }
 
-std::unique_ptr<Context> server_context(const Target& t) {
+std::unique_ptr<Context> server_context(const Target& t, ClientAuth client_auth) {
   Config c = server_config(t.version);
   c.backend = t.backend;
+  c.client_auth = client_auth;
   return make_context(c);
 }
 

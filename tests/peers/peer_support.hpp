@@ -61,7 +61,7 @@ void for_each_target(Body&& body) {
 // The harness's client (trusts ca.pem, verifies "localhost") and server
 // (server.pem/server.key) configurations, pinned to the target.
 std::unique_ptr<Context> client_context(const Target& t);
-std::unique_ptr<Context> server_context(const Target& t);
+std::unique_ptr<Context> server_context(const Target& t, ClientAuth client_auth = ClientAuth::none);
 
 // "1.2" / "1.3".
 std::string version_number(Version v);
