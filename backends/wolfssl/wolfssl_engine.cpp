@@ -1112,11 +1112,13 @@ Result WolfSslEngine::translate(int ret, Op op) {
 // wolfSSL checks the chain, the signatures and the validity period (and the
 // leaf's extendedKeyUsage). Names and purposes are the core's rules
 // (verify.hpp), the same on every backend: the leaf is judged here after
-// wolfSSL's own checks passed, and each intermediate CA by
-// check_peer_intermediate (wolfSSL checks no CA's extendedKeyUsage).
-// WOLFSSL_VERIFY_CB_ALL_CERTS and WOLFSSL_ALWAYS_VERIFY_CB (Debian's build)
-// make wolfSSL call this for every certificate the peer sent, the top
-// first, the leaf last.
+// wolfSSL's own checks passed, and the CAs above it, the trust anchor
+// included, by check_chain_purposes (wolfSSL checks no CA's
+// extendedKeyUsage). WOLFSSL_VERIFY_CB_ALL_CERTS and
+// WOLFSSL_ALWAYS_VERIFY_CB (Debian's build) make wolfSSL call this for every
+// certificate the peer sent, the top first, the leaf last: a failure of its
+// own at any depth is kept (with the chain), the core's rules run at the
+// leaf.
 int WolfSslEngine::verify(int ok, WOLFSSL_X509_STORE_CTX* store) {
   auto* ssl = static_cast<WOLFSSL*>(wolfSSL_X509_STORE_CTX_get_ex_data(store, wolfSSL_get_ex_data_X509_STORE_CTX_idx()));
   WolfSslEngine* self = ssl ? of(ssl) : nullptr;
