@@ -587,6 +587,7 @@ class WolfSslEngine final : public Engine {
   bool write_pending_ = false;        // write: wolfSSL took pending_count_ bytes, the queue holds them
   std::size_t pending_count_ = 0;
   bool send_failed_ = false;          // io_send saw the transport fail in this call
+  bool sent_in_call_ = false;         // wolfSSL wrote during this call (its alert, when it failed)
   bool recv_failed_ = false;          // io_recv likewise
   std::vector<unsigned char> out_;    // written by wolfSSL, not yet taken by the transport
   std::size_t out_pos_ = 0;
@@ -632,6 +633,7 @@ int WolfSslEngine::io_send(WOLFSSL*, char* buf, int size, void* p) {
 }
 
 int WolfSslEngine::transport_send(const unsigned char* buf, std::size_t len) {
+  sent_in_call_ = true;
   if (out_pos_ == out_.size()) {
     out_.clear();
     out_pos_ = 0;
@@ -924,7 +926,7 @@ void WolfSslEngine::choose_group() {
 }
 
 Result WolfSslEngine::handshake() {
-  send_failed_ = recv_failed_ = false;
+  send_failed_ = recv_failed_ = sent_in_call_ = false;
   thread_uses_ecc();
   Result failed = Result::ok();
   if (!flush(&failed)) return failed.status == Status::failed ? failed : Result::of(Status::want_write);
@@ -1047,7 +1049,9 @@ Result WolfSslEngine::send_close_notify() {
 void WolfSslEngine::send_alert(std::uint8_t description) {
   if (handshake_done_) return;
   // (A TLS 1.2 server that required a client certificate, translate: the
-  // client's records are not encrypted before its ChangeCipherSpec.)
+  // client's records are not encrypted before its ChangeCipherSpec. A
+  // certificate wolfSSL failed without an alert: in TLS 1.3 the plaintext
+  // alert is not what the peer expects, but it ends the peer's wait too.)
   const unsigned char record[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description};
   (void)transport_send(record, sizeof record);
   (void)flush(nullptr);
@@ -1089,12 +1093,14 @@ Result WolfSslEngine::translate(int ret, Op op) {
     if (curve_refused_)
       return context_->verify_peer_ ? Result::fail(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR))
                                     : Result::answer(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR), 47);
-    if (rejected_) return Result::fail(errc::certificate_error, wolfssl_code(err));
-    // A peer certificate wolfSSL cannot parse, refused before its verify
-    // callback: a rejected certificate, as on the other stacks.
-    if (is_parse_error(err)) {
-      issues_ |= issue_unreadable;
-      return Result::fail(errc::certificate_error, wolfssl_code(err));
+    // A rejected certificate; one wolfSSL cannot parse (a BER length, ...)
+    // is one too, as on the other stacks. wolfSSL sends no alert for some of
+    // them (a parse failure): bad_certificate then, so that the peer does
+    // not wait.
+    if (rejected_ || is_parse_error(err)) {
+      if (!rejected_) issues_ |= issue_unreadable;
+      return sent_in_call_ ? Result::fail(errc::certificate_error, wolfssl_code(err))
+                           : Result::answer(errc::certificate_error, wolfssl_code(err), 42);
     }
     // A server that requires a client certificate and got none: wolfSSL
     // sends no alert in TLS 1.2 (the client would wait for our Finished):
