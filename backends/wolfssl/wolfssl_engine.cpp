@@ -976,14 +976,16 @@ void WolfSslEngine::log_tls12_keys() {
 Result WolfSslEngine::read(std::span<std::byte> buf) {
   send_failed_ = recv_failed_ = false;
   // A reply wolfSSL made while reading (a KeyUpdate), best effort; never
-  // the record of an unfinished write(), which waits for write() (a read
-  // must not answer for the transport's being full then).
-  if (!write_pending_) (void)flush(nullptr);
+  // the record of an unfinished write() or close_notify, which waits for
+  // the call that finishes it (a read must neither answer for the
+  // transport's being full then, nor put our close_notify on the wire).
+  const bool queue_is_ours = !write_pending_ && !close_notify_made_;
+  if (queue_is_ours) (void)flush(nullptr);
   const int ret = wolfSSL_read(ssl_, buf.data(), static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX)));
   if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
   Result r = translate(ret, Op::read);
   Result failed = Result::ok();
-  if (r.status == Status::failed && !write_pending_) (void)flush(&failed);  // our alert, if wolfSSL made one
+  if (r.status == Status::failed && queue_is_ours) (void)flush(&failed);  // our alert, if wolfSSL made one
   return r;
 }
 
