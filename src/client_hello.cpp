@@ -170,12 +170,7 @@ std::optional<Reader> framed_extensions(std::span<const unsigned char> body) {
     return std::nullopt;
   Reader extensions{r.p, r.p};  // none at all is allowed
   if (r.left() != 0 && (!r.vector16(extensions) || r.left() != 0)) return std::nullopt;
-  for (Reader walk = extensions; walk.left() > 0;) {
-    std::size_t type = 0;
-    Reader ext{};
-    if (!walk.u16(type) || !walk.vector16(ext)) return std::nullopt;
-  }
-  return extensions;
+  return extensions;  // (each extension's own framing: read_client_hello_body)
 }
 
 }  // namespace
@@ -187,8 +182,8 @@ ClientHelloBody read_client_hello_body(std::span<const unsigned char> body) {
   while (extensions->left() > 0) {
     std::size_t type = 0;
     Reader ext{};
-    (void)extensions->u16(type);  // (framed above)
-    (void)extensions->vector16(ext);
+    // A framing fault anywhere undoes what was judged: nothing of it counts.
+    if (!extensions->u16(type) || !extensions->vector16(ext)) return ClientHelloBody{};
     const std::size_t size = ext.left();
     hello.judged.extension(static_cast<unsigned>(type), std::span<const unsigned char>(ext.p, size));
     if (type == ext_alpn && !hello.has_alpn) {

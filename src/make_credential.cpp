@@ -207,24 +207,6 @@ bool canonical_sec1(const Bytes& made, const Bytes& point, Bytes& out) {
   return true;
 }
 
-// The subjectPublicKey of a certificate (the point, for an EC key).
-std::span<const std::byte> public_key_of(std::span<const std::byte> der) {
-  Der outer(der);
-  Tlv cert, tbs, field, spki;
-  if (!outer.next(cert)) return {};
-  Der c(cert.value);
-  if (!c.next(tbs)) return {};
-  Der t(tbs.value);
-  if (!t.next_if(0xa0, field)) {}  // version, when present
-  for (int i = 0; i < 5; ++i)      // serial, signature, issuer, validity, subject
-    if (!t.next(field)) return {};
-  if (!t.next(spki)) return {};
-  Der s(spki.value);
-  Tlv algorithm, key;
-  if (!s.next(algorithm) || !s.next(key) || key.tag != detail::tag_bit_string || key.value.empty()) return {};
-  return key.value.subspan(1);
-}
-
 // ---- checking the request ------------------------------------------------------
 
 bool dns_name_ok(const std::string& name) {
@@ -308,7 +290,7 @@ std::optional<Credential> make_credential(const CertificateRequest& request, con
     issuer_name.assign(facts->subject.begin(), facts->subject.end());
     issuer_key_id.assign(facts->subject_key_id.begin(), facts->subject_key_id.end());
     Bytes point_in_key;
-    const auto cert_point = public_key_of(blocks->front().der);
+    const auto cert_point = facts->public_key;
     if (!p256_key_of(issuer->private_key_pem, issuer_sec1, point_in_key)) {
       fail(ec, message, errc::invalid_argument,
            "issuer: private_key_pem is not an unencrypted ECDSA P-256 key (PRIVATE KEY or EC PRIVATE KEY)");

@@ -212,6 +212,15 @@ bool minimal_lengths_at(std::span<const std::byte> der, int depth) {
   return true;
 }
 
+// SubjectPublicKeyInfo: the subjectPublicKey's bits (after the
+// unused-bits count; empty when it does not parse).
+std::span<const std::byte> public_key_of(const Tlv& spki) {
+  Der fields(spki.value);
+  Tlv algorithm, key;
+  if (!fields.next(algorithm) || !fields.next(key) || key.tag != tag_bit_string || key.value.size() < 2) return {};
+  return key.value.subspan(1);
+}
+
 // SubjectPublicKeyInfo of rsaEncryption (RFC 8017 A.1.1): the modulus's
 // bits; 0 for any other key.
 std::size_t rsa_bits_of(const Tlv& spki) {
@@ -257,6 +266,7 @@ std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der
                   std::memcmp(issuer.whole.data(), subject.whole.data(), issuer.whole.size()) == 0;
   f.subject = subject.whole;
   f.issuer = issuer.whole;
+  f.public_key = public_key_of(spki);
   f.rsa_bits = rsa_bits_of(spki);
   if (!read_common_name(subject.value, f.common_name)) return std::nullopt;
 

@@ -43,6 +43,8 @@ struct CertificateFacts {
   bool eku_server = false;  // id-kp-serverAuth listed
   bool eku_client = false;  // id-kp-clientAuth listed
   bool is_ca = false;       // basicConstraints cA = TRUE
+  // The subjectPublicKey's bits (for an EC key, its point; a view too).
+  std::span<const std::byte> public_key;
   // An RSA key's modulus in bits (0: not an RSA key, or one that does not
   // parse).
   std::size_t rsa_bits = 0;

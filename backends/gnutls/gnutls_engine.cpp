@@ -197,6 +197,7 @@ class GnuTlsContext final : public BackendContext,
   // The trust anchors (their DER, and read once) for check_chain_purposes.
   std::vector<std::vector<std::byte>> anchors_;
   std::vector<CertificateFacts> anchor_facts_;
+  bool anchors_restrict_ = false;  // an anchor would fail check_chain_purposes for the peer
   AnchorLookup anchor_lookup_{
       [this](std::span<const std::byte> subject) -> const CertificateFacts* {
         for (const auto& f : anchor_facts_)
@@ -700,7 +701,8 @@ int GnuTlsEngine::verify_peer(gnutls_session_t session) {
     if (!chain || count == 0) return GNUTLS_E_NO_CERTIFICATE_FOUND;
     const auto der = std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size));
     PeerVerdict verdict = check_peer_leaf(der, role, self->context_->server_name_);
-    if (verdict == PeerVerdict::ok) {
+    // (A leaf alone under anchors that restrict nothing: nothing to judge.)
+    if (verdict == PeerVerdict::ok && (count > 1 || self->context_->anchors_restrict_)) {
       std::vector<std::span<const std::byte>> sent;
       for (unsigned i = 0; i < count; ++i)
         sent.push_back(std::as_bytes(std::span<const unsigned char>(chain[i].data, chain[i].size)));
@@ -1084,8 +1086,13 @@ bool GnuTlsContext::init(const Config&, const Prepared& prepared, std::string& m
       if (anchors_.empty()) {
         if (const auto blocks = parse_pem(prepared.trust_pem))
           for (const auto& block : *blocks) anchors_.push_back(block.der);
-        for (const auto& der : anchors_)  // (anchors_ is complete: the facts point into it)
-          if (auto facts = parse_certificate(der)) anchor_facts_.push_back(std::move(*facts));
+        const Role peer = role_ == Role::client ? Role::server : Role::client;
+        for (const auto& der : anchors_) {  // (anchors_ is complete: the facts point into it)
+          auto facts = parse_certificate(der);
+          if (!facts) continue;
+          anchors_restrict_ = anchors_restrict_ || !purpose_allows(*facts, peer) || !key_strong_enough(*facts);
+          anchor_facts_.push_back(std::move(*facts));
+        }
       }
       const gnutls_datum_t pem = datum_of(prepared.trust_pem);
       ret = gnutls_certificate_set_x509_trust_mem(credentials, &pem, GNUTLS_X509_FMT_PEM);

@@ -39,6 +39,7 @@
 #include <mbedtls/x509.h>
 #include <mbedtls/x509_crt.h>
 
+#include "certificate_message.hpp"
 #include "client_hello.hpp"
 #include "engine.hpp"
 #include "private_key.hpp"
@@ -448,20 +449,16 @@ class MbedTlsEngine final : public Engine {
            (high >= 0x3880 && high <= 0x3f80) ||  // PK
            (high >= 0x4b00 && high <= 0x4f80);    // ECP
   }
-  // The certificates of the Certificate message in ssl_.in_msg (RFC 5246
-  // 7.4.2: a 3-byte list length, then each as a 3-byte length and its DER)
-  // into rejected_chain_, for peer_chain() and verification_error().
+  // The certificates of the Certificate message in ssl_.in_msg into
+  // rejected_chain_, for peer_chain() and verification_error().
   void keep_chain_of_certificate_message() {
     if (!rejected_chain_.empty()) return;
-    const unsigned char* m = ssl_.in_msg;
-    const std::size_t end = ssl_.in_hslen;
-    for (std::size_t at = 4 + 3; at + 3 <= end;) {
-      const std::size_t len = std::size_t(m[at]) << 16 | std::size_t(m[at + 1]) << 8 | m[at + 2];
-      if (len == 0 || end - at - 3 < len) break;
-      const auto* p = reinterpret_cast<const std::byte*>(m + at + 3);
-      rejected_chain_.emplace_back(p, p + len);
-      at += 3 + len;
-    }
+    for_each_certificate(std::span<const unsigned char>(ssl_.in_msg, ssl_.in_hslen), false,
+                         [this](auto, std::span<const unsigned char> der) {
+                           if (der.empty()) return;
+                           const auto bytes = std::as_bytes(der);
+                           rejected_chain_.emplace_back(bytes.begin(), bytes.end());
+                         });
   }
   std::vector<std::vector<std::byte>> peer_chain() const override {
     std::vector<std::vector<std::byte>> chain;

@@ -33,6 +33,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "certificate_message.hpp"
 #include "client_hello.hpp"
 #include "engine.hpp"
 #include "private_key.hpp"
@@ -566,25 +567,11 @@ class OpenSslEngine final : public Engine {
   // leaves what parsed (OpenSSL fails the handshake on it anyway).
   void keep_certificates(std::span<const unsigned char> message, bool tls13) {
     peer_certs_.clear();
-    std::size_t at = 4;  // type and length
-    if (tls13) {
-      if (message.size() < at + 1) return;
-      at += 1 + message[at];  // certificate_request_context
-    }
-    if (message.size() < at + 3) return;
-    at += 3;  // the list's length: each entry says its own
-    peer_certs_.reserve(message.size() - at);
-    while (message.size() >= at + 3) {
-      const std::size_t len = std::size_t(message[at]) << 16 | std::size_t(message[at + 1]) << 8 | message[at + 2];
-      if (len > message.size() - at - 3) return;
-      const auto* entry = reinterpret_cast<const std::byte*>(message.data() + at);
-      peer_certs_.insert(peer_certs_.end(), entry, entry + 3 + len);
-      at += 3 + len;
-      if (tls13) {
-        if (message.size() < at + 2) return;
-        at += 2 + (std::size_t(message[at]) << 8 | message[at + 1]);
-      }
-    }
+    peer_certs_.reserve(message.size());
+    for_each_certificate(message, tls13, [this](std::span<const unsigned char> entry, auto) {
+      const auto bytes = std::as_bytes(entry);
+      peer_certs_.insert(peer_certs_.end(), bytes.begin(), bytes.end());
+    });
   }
 
   // SSL_CTX_set_keylog_callback (Config::keylog set): OpenSSL hands over

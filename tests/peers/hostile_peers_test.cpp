@@ -164,12 +164,16 @@ std::string openssl() { return peer_program("UNITLS_PEER_OPENSSL"); }
 
 // s_server in its plain mode: prints what it receives, sends each stdin line
 // (and takes "r", "k", "K" lines as commands); -msg logs every message.
-Scene::Command s_server(Version v) {
-  return [v](int port) {
+// `extra`: more s_server options, as given (another certificate: -cert,
+// -key, ...; later ones win).
+Scene::Command s_server(Version v, std::vector<std::string> extra = {}) {
+  return [v, extra](int port) {
     const std::string certs = certs_dir();
-    return ChildProcess::Options{{openssl(), "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
+    std::vector<std::string> args{openssl(), "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
                                   "-cert", certs + "/server.pem", "-key", certs + "/server.key",
-                                  v == Version::tls1_2 ? "-tls1_2" : "-tls1_3", "-naccept", "1", "-msg"}};
+                                  v == Version::tls1_2 ? "-tls1_2" : "-tls1_3", "-naccept", "1", "-msg"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return ChildProcess::Options{args};
   };
 }
 
@@ -370,13 +374,9 @@ TEST_CASE("a unitls client answers a KeyUpdate that requests ours before its nex
 TEST_CASE("a unitls client rejects openssl s_server's clientAuth-only certificate with certificate_error") {
   if (skip_unless_installed(openssl(), "openssl")) return;
   for_each_target([](const Target& t) {
-    const auto command = [v = t.version](int port) {
-      const std::string certs = certs_dir();
-      return ChildProcess::Options{{openssl(), "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
-                                    "-cert", certs + "/eku_client_only.pem", "-key", certs + "/eku_client_only.key",
-                                    v == Version::tls1_2 ? "-tls1_2" : "-tls1_3", "-naccept", "1", "-msg"}};
-    };
-    auto scene = Scene::client_of(t, command);
+    const std::string pki = certs_dir() + "/";
+    auto scene = Scene::client_of(
+        t, s_server(t.version, {"-cert", pki + "eku_client_only.pem", "-key", pki + "eku_client_only.key"}));
     SecureSocket& s = scene->socket();
     const auto r = retry(s, scene->fd(), [&] { return s.handshake(); });
     INFO("native " << describe(s.native_error()) << "\n" << scene->report());
@@ -422,20 +422,14 @@ TEST_CASE("a unitls client rejects openssl s_server's RSA-1024 leaf, and an RSA-
   if (skip_unless_installed(openssl(), "openssl")) return;
   for (const bool leaf : {true, false}) {
     for_each_target([leaf](const Target& t) {
-      const auto command = [v = t.version, leaf](int port) {
-        const std::string certs = certs_dir();
-        std::vector<std::string> args{openssl(), "s_server", "-accept", "127.0.0.1:" + std::to_string(port),
-                                      "-naccept", "1", v == Version::tls1_2 ? "-tls1_2" : "-tls1_3",
-                                      "-cipher", "DEFAULT:@SECLEVEL=0"};
-        const std::vector<std::string> cert =
-            leaf ? std::vector<std::string>{"-cert", certs + "/rsa1024.pem", "-key", certs + "/rsa1024.key"}
-                 : std::vector<std::string>{"-cert", certs + "/rsa1024_ca_leaf.pem", "-key",
-                                            certs + "/rsa1024_ca_leaf.key", "-cert_chain",
-                                            certs + "/rsa1024_ca.pem"};
-        args.insert(args.end(), cert.begin(), cert.end());
-        return ChildProcess::Options{args};
-      };
-      auto scene = Scene::client_of(t, command);
+      const std::string pki = certs_dir() + "/";
+      std::vector<std::string> extra{"-cipher", "DEFAULT:@SECLEVEL=0"};
+      const std::vector<std::string> cert =
+          leaf ? std::vector<std::string>{"-cert", pki + "rsa1024.pem", "-key", pki + "rsa1024.key"}
+               : std::vector<std::string>{"-cert", pki + "rsa1024_ca_leaf.pem", "-key", pki + "rsa1024_ca_leaf.key",
+                                          "-cert_chain", pki + "rsa1024_ca.pem"};
+      extra.insert(extra.end(), cert.begin(), cert.end());
+      auto scene = Scene::client_of(t, s_server(t.version, extra));
       SecureSocket& s = scene->socket();
       const auto r = retry(s, scene->fd(), [&] { return s.handshake(); });
       INFO("leaf " << leaf << ", native " << describe(s.native_error()) << "\n" << scene->report());
