@@ -45,6 +45,7 @@
 #include "session_cache.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
+#include "wolfssl_records.hpp"
 
 namespace unitls::detail {
 
@@ -252,16 +253,21 @@ class WolfSslContext final : public BackendContext,
   // additional data (on_ticket).
   unsigned char ticket_key_[CHACHA20_POLY1305_AEAD_KEYSIZE] = {};
   unsigned char ticket_name_[WOLFSSL_TICKET_NAME_SZ] = {};
-  // Server: the random generator of the tickets' IVs, made once (seeding
-  // one per ticket cost about 100 000 instructions a handshake); the
-  // context is shared across threads, so the lock is ours.
+  // The random generator of a server's ticket IVs and of the records the
+  // engine seals (wolfssl_records.hpp), made once, when first needed
+  // (seeding one per ticket cost about 100 000 instructions a handshake);
+  // the context is shared across threads, so the lock is ours.
   bool random(unsigned char* out, std::size_t n) const {
     std::lock_guard lock(rng_mutex_);
+    if (!rng_ready_) {
+      if (wc_InitRng(&rng_) != 0) return false;
+      rng_ready_ = true;
+    }
     return wc_RNG_GenerateBlock(&rng_, out, static_cast<word32>(n)) == 0;
   }
   mutable std::mutex rng_mutex_;
   mutable WC_RNG rng_{};
-  bool rng_ready_ = false;
+  mutable bool rng_ready_ = false;
 };
 
 // ---- the engine -----------------------------------------------------------------
@@ -283,6 +289,7 @@ constexpr unsigned char unexpected_record[] = {0x16, 0x03, 0x03, 0x00, 0x01, 0x0
 
 constexpr std::size_t record_header = 5;
 constexpr std::size_t max_plaintext = 16384;  // 2^14 (RFC 8446 5.1)
+constexpr std::size_t max_client_hello = 16384 + 2048;
 
 // ---- plaintext handshake messages across records ---------------------------------
 //
@@ -555,6 +562,26 @@ class WolfSslEngine final : public Engine {
   // A record header wolfSSL would refuse without an alert: the wolfSSL
   // error code it would fail with, 0 when the record is one it judges.
   int refused_header(const unsigned char* h) const;
+  // TLS 1.2, established: a handshake record, read whole here
+  // (gather_handshake_record) and never given to wolfSSL as it came
+  // (read_handshake_record); a renegotiation is refused with a warning.
+  bool renegotiation_record(const unsigned char* h) const { return refuses_renegotiation_ && h[0] == 22; }
+  // A record of another type between the pieces of a request.
+  bool interrupts_request(const unsigned char* h) const { return !requests_.empty() && h[0] != 22; }
+  int gather_handshake_record(unsigned char* buf, std::size_t len);
+  void read_handshake_record(std::vector<unsigned char>& record);
+  void send_no_renegotiation();
+  // wolfSSL is given, in place of the peer's record, a handshake message
+  // it fails with its fatal unexpected_message: a second ClientHello to a
+  // server, a HelloVerifyRequest (TLS has none) to a client.
+  void give_unexpected_message();
+  // Bytes read from the transport that wolfSSL did not take, read again
+  // first (raw_recv).
+  void unread(const unsigned char* p, std::size_t n) {
+    ahead_.erase(ahead_.begin(), ahead_.begin() + static_cast<std::ptrdiff_t>(ahead_pos_));
+    ahead_pos_ = 0;
+    ahead_.insert(ahead_.begin(), p, p + n);
+  }
   void poison(int code, const unsigned char* record = poison_record, std::size_t size = sizeof poison_record) {
     poisoned_ = code;
     pending_.assign(record, record + size);
@@ -613,6 +640,11 @@ class WolfSslEngine final : public Engine {
   std::size_t body_left_ = 0;           // of the record whose header passed
   int poisoned_ = 0;                    // the code of the record the poison stands for (0: none)
   bool count_key_updates_ = false;      // TLS 1.3, established: key_update_seen at each record
+  bool refuses_renegotiation_ = false;  // TLS 1.2, established: renegotiation_record
+  std::vector<unsigned char> held_;     // a handshake record being gathered whole
+  std::size_t held_missing_ = 0;        // bytes of it still to read
+  std::vector<unsigned char> requests_;  // the pieces of a renegotiation request read so far
+  bool etm_ = false;                    // the peer's CBC records come encrypt-then-MAC
   bool record_passed_ = false;          // a record header went to wolfSSL since key_update_seen
   word64 next_seq_ = 0;
   friend class WolfSslContext;
@@ -755,6 +787,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
     poison(key_update_flood_code, unexpected_record, sizeof unexpected_record);
     return transport_recv(buf, len);
   }
+  if (!held_.empty()) return gather_handshake_record(buf, len);
   while (header_have_ > 0) {
     const int n = raw_recv(header_ + header_have_, record_header - header_have_);
     if (n <= 0) return n;
@@ -763,6 +796,13 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
     header_have_ = 0;
     if (const int code = refused_header(header_)) {
       poison(code);
+    } else if (renegotiation_record(header_)) {
+      held_.assign(header_, header_ + record_header);
+      held_missing_ = static_cast<std::size_t>(header_[3]) << 8 | header_[4];
+      return gather_handshake_record(buf, len);
+    } else if (interrupts_request(header_)) {
+      unread(header_, record_header);
+      give_unexpected_message();
     } else {
       body_left_ = static_cast<std::size_t>(header_[3]) << 8 | header_[4];
       record_passed_ = true;
@@ -795,11 +835,123 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
       if (i > 0) return static_cast<int>(i);
       return transport_recv(buf, len);
     }
+    if (renegotiation_record(buf + i) || interrupts_request(buf + i)) {
+      // The bytes from this record on are read again: by
+      // gather_handshake_record, or by nobody after wolfSSL failed.
+      if (renegotiation_record(buf + i)) {
+        const std::size_t whole = record_header + (static_cast<std::size_t>(buf[i + 3]) << 8 | buf[i + 4]);
+        const std::size_t have = std::min(whole, n - i);
+        held_.assign(buf + i, buf + i + have);
+        held_missing_ = whole - have;
+        unread(buf + i + have, n - i - have);
+      } else {
+        unread(buf + i, n - i);
+        give_unexpected_message();
+      }
+      if (i > 0) return static_cast<int>(i);
+      return transport_recv(buf, len);
+    }
     body_left_ = static_cast<std::size_t>(buf[i + 3]) << 8 | buf[i + 4];
     record_passed_ = true;
     i += record_header;
   }
   return got;
+}
+
+// ---- renegotiation ----------------------------------------------------------------
+//
+// On an established TLS 1.2 connection a server may ask for a renegotiation
+// with a HelloRequest, a client with a second ClientHello (RFC 5246 7.4.1.1,
+// RFC 5746). Every backend refuses each with a no_renegotiation warning and
+// the connection goes on (docs/contract.md, "Hostile peers"). wolfSSL 5.5.4
+// fails a second ClientHello as a duplicate message (-395) with a fatal
+// alert, refuses only the first HelloRequest of a connection (the second is
+// -395 too, without an alert), and has no call that sends a warning. So the
+// engine keeps every handshake record of an established TLS 1.2 connection
+// from wolfSSL: it opens the record under the peer's keys, counts it for
+// wolfSSL, and seals each warning under ours (wolfssl_records.hpp).
+
+int WolfSslEngine::gather_handshake_record(unsigned char* buf, std::size_t len) {
+  while (held_missing_ > 0) {
+    const std::size_t have = held_.size();
+    held_.resize(have + held_missing_);
+    const int n = raw_recv(held_.data() + have, held_missing_);
+    held_.resize(have + static_cast<std::size_t>(std::max(n, 0)));
+    if (n <= 0) return n;
+    held_missing_ -= static_cast<std::size_t>(n);
+  }
+  std::vector<unsigned char> record;
+  record.swap(held_);
+  read_handshake_record(record);
+  return transport_recv(buf, len);
+}
+
+void WolfSslEngine::read_handshake_record(std::vector<unsigned char>& record) {
+  std::vector<unsigned char> plaintext;
+  if (!wolfssl_records::open_record(ssl_, record, plaintext, etm_)) {
+
+    // It does not authenticate (or is under a cipher wolfssl_records does
+    // not know): wolfSSL judges it as it came.
+    pending_ = std::move(record);
+    pending_pos_ = 0;
+    return;
+  }
+  requests_.insert(requests_.end(), plaintext.begin(), plaintext.end());
+  secure_wipe(plaintext);
+  // The whole requests (RFC 5246 7.4: a type, a 24-bit length): to a
+  // server ClientHellos, no longer than a first one may be
+  // (read_client_hello); to a client HelloRequests, which are empty.
+  const bool server = context_->role_ == Role::server;
+  const unsigned char request = server ? 1 : 0;
+  const std::size_t longest = server ? max_client_hello : 0;
+  std::size_t whole = 0, count = 0;
+  bool fault = false;
+  while (!fault && requests_.size() - whole >= 4) {
+    const std::size_t len = static_cast<std::size_t>(requests_[whole + 1]) << 16 |
+                            static_cast<std::size_t>(requests_[whole + 2]) << 8 | requests_[whole + 3];
+    fault = requests_[whole] != request || len > longest;
+    if (fault || requests_.size() - whole - 4 < len) break;
+    whole += 4 + len;
+    ++count;
+  }
+  for (; count > 0; --count) send_no_renegotiation();
+  if (fault) {
+    // Another handshake message: unexpected_message, from wolfSSL, which
+    // gets a message it refuses so in place of this record.
+    requests_.clear();
+    give_unexpected_message();
+    return;
+  }
+  requests_.erase(requests_.begin(), requests_.begin() + static_cast<std::ptrdiff_t>(whole));
+  wolfssl_records::count_record(ssl_, wolfssl_records::Writer::peer);
+}
+
+void WolfSslEngine::send_no_renegotiation() {
+  if (close_notify_made_) return;  // nothing goes out after our close_notify
+  static constexpr unsigned char warning[] = {1, 100};  // warning, no_renegotiation (RFC 5246 7.2)
+  const std::vector<unsigned char> record = wolfssl_records::seal_record(
+      ssl_, wolfssl_records::Writer::us, 21, warning, etm_,
+      [this](unsigned char* out, std::size_t n) { return context_->random(out, n); });
+  if (record.empty()) return;
+  (void)transport_send(record.data(), record.size());
+  wolfssl_records::count_record(ssl_, wolfssl_records::Writer::us);
+}
+
+void WolfSslEngine::give_unexpected_message() {
+  static constexpr unsigned char client_hello[] = {1, 0, 0, 0};
+  static constexpr unsigned char hello_verify_request[] = {3, 0, 0, 0};
+  std::vector<unsigned char> record = wolfssl_records::seal_record(
+      ssl_, wolfssl_records::Writer::peer, 22,
+      context_->role_ == Role::server ? std::span<const unsigned char>(client_hello)
+                                      : std::span<const unsigned char>(hello_verify_request),
+      etm_,
+      [this](unsigned char* out, std::size_t n) { return context_->random(out, n); });
+  if (record.empty()) {
+    poison(DUPLICATE_MSG_E);
+    return;
+  }
+  pending_ = std::move(record);
+  pending_pos_ = 0;
 }
 
 // ---- steps ------------------------------------------------------------------------
@@ -834,7 +986,7 @@ bool WolfSslEngine::init(const StoredSession* offer) {
 Result WolfSslEngine::read_client_hello() {
   const WolfSslContext& c = *context_;
   for (;;) {
-    const ClientHelloScan scan = scan_client_hello(ahead_, 16384 + 2048);
+    const ClientHelloScan scan = scan_client_hello(ahead_, max_client_hello);
     if (scan.state != ClientHelloScan::State::need_more) {
       hello_read_ = true;
       if (const HelloFault fault = scan.fault; fault != HelloFault::none)
@@ -954,6 +1106,7 @@ Result WolfSslEngine::handshake() {
 void WolfSslEngine::handshake_completed() {
   handshake_done_ = true;
   count_key_updates_ = wolfSSL_version(ssl_) == TLS1_3_VERSION;
+  refuses_renegotiation_ = wolfSSL_version(ssl_) == TLS1_2_VERSION;
   std::vector<std::vector<std::byte>>().swap(rejected_chain_);
   if (keylog_) log_tls12_keys();
 }
@@ -1653,13 +1806,8 @@ bool WolfSslContext::init(const Config&, const Prepared& prepared, std::string& 
     wolfSSL_CTX_sess_set_new_cb(ctx_, &WolfSslEngine::on_new_session);
     wolfSSL_CTX_sess_set_get_cb(ctx_, &WolfSslEngine::find_session);
     wolfSSL_CTX_sess_set_remove_cb(ctx_, &WolfSslEngine::forget_session);
-    if (wc_InitRng(&rng_) != 0) {
-      message = "cannot set up wolfCrypt's random generator";
-      return false;
-    }
-    rng_ready_ = true;
     if (!random(ticket_key_, sizeof ticket_key_) || !random(ticket_name_, sizeof ticket_name_)) {
-      message = "cannot make a session ticket key";
+      message = "cannot make a session ticket key (wolfCrypt's random generator)";
       return false;
     }
     wolfSSL_CTX_set_TicketEncCb(ctx_, &WolfSslEngine::on_ticket);
