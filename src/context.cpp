@@ -399,6 +399,13 @@ bool prepare_credential(const CredentialItems& items, Role role, const detail::C
   std::vector<std::span<const std::byte>> ders;
   for (const auto& block : blocks) {
     if (block.label != "CERTIFICATE") continue;
+    if (!caps.ber_certificates && !detail::minimal_lengths(block.der)) {
+      kind = errc::unsupported;
+      message = out.certificate_source + ": a certificate in it is BER, not DER (a length not in its shortest form), " +
+                "which the " + std::string(backend) + " backend (" + std::string(backend_library_version(backend)) +
+                ") cannot read";
+      return false;
+    }
     certificates.push_back(&block);
     ders.emplace_back(block.der);
   }
@@ -713,6 +720,12 @@ std::unique_ptr<Context> Context::create(const Config& config, std::error_code& 
   if (!detail::select_suites(config, entry->capabilities.tls1_3, entry->name, prepared.selection,
                              why, unsupported))
     return fail(unsupported ? errc::unsupported : errc::invalid_argument);
+  // After the selection: the versions it narrowed are those that count.
+  if (config.keylog && !entry->capabilities.keylog_tls1_3 && prepared.selection.max_version == Version::tls1_3) {
+    why = "keylog: the " + std::string(entry->name) + " backend (" + std::string(backend_library_version(entry->name)) +
+          ") cannot log TLS 1.3 secrets; use max_version = tls1_2 with keylog";
+    return fail(errc::unsupported);
+  }
   if (errc kind{}; !prepare(config, *entry, prepared, kind, why)) return fail(kind);
   if (config.role == Role::server) prepared.server_sessions = std::make_shared<detail::ServerSessionStore>();
 

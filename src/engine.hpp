@@ -282,6 +282,13 @@ struct Capabilities {
   // Encrypted private keys it can decrypt (KeyEncryption, private_key.hpp):
   // one bit per scheme.
   unsigned key_encryptions = ~0u;
+  // Config::keylog on a connection that may negotiate TLS 1.3: the stack
+  // hands over the TLS 1.3 secrets (a wolfSSL built without
+  // HAVE_SECRET_CALLBACK cannot).
+  bool keylog_tls1_3 = true;
+  // Certificates in BER, not DER (a length longer than it needs): the stack
+  // reads them, its own and its peer's (wolfSSL's parser does not).
+  bool ber_certificates = true;
 };
 
 // What the core made of the Config before the backend sees it: the rules

@@ -189,6 +189,29 @@ void read_authority_key_id(std::span<const std::byte> value, CertificateFacts& f
 
 namespace {
 
+bool minimal_lengths_at(std::span<const std::byte> der, int depth) {
+  if (depth > 32) return false;
+  while (!der.empty()) {
+    if (der.size() < 2) return false;
+    const auto tag = static_cast<std::uint8_t>(der[0]);
+    std::size_t len = static_cast<std::uint8_t>(der[1]);
+    std::size_t header = 2;
+    if (len & 0x80) {
+      const std::size_t n = len & 0x7f;
+      if (n == 0 || n > 4 || der.size() < 2 + n) return false;
+      if (static_cast<std::uint8_t>(der[2]) == 0) return false;  // a leading zero octet
+      len = 0;
+      for (std::size_t i = 0; i < n; ++i) len = (len << 8) | static_cast<std::uint8_t>(der[2 + i]);
+      if (len < 0x80) return false;  // the short form would do
+      header += n;
+    }
+    if (der.size() - header < len) return false;
+    if ((tag & 0x20) && !minimal_lengths_at(der.subspan(header, len), depth + 1)) return false;
+    der = der.subspan(header + len);
+  }
+  return true;
+}
+
 // SubjectPublicKeyInfo: the subjectPublicKey's bits (after the
 // unused-bits count; empty when it does not parse).
 std::span<const std::byte> public_key_of(const Tlv& spki) {
@@ -221,6 +244,8 @@ std::size_t rsa_bits_of(const Tlv& spki) {
 }
 
 }  // namespace
+
+bool minimal_lengths(std::span<const std::byte> der) { return minimal_lengths_at(der, 0); }
 
 std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der) {
   CertificateFacts f;

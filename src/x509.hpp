@@ -64,6 +64,11 @@ struct CertificateFacts {
 // nullopt when der is not a certificate the parser understands.
 std::optional<CertificateFacts> parse_certificate(std::span<const std::byte> der);
 
+// True when every length in der, down through its constructed elements, is
+// in its shortest form (DER, X.690 10.1); false for BER's longer forms (the
+// parser above reads both).
+bool minimal_lengths(std::span<const std::byte> der);
+
 // A certificate chain as a stack sends it: the leaf (first of ders), then
 // the certificate that issued it, then that one's issuer, ... up to a
 // self-issued one or one whose issuer is not there; the certificates that

@@ -283,18 +283,35 @@ class GnuTlsEngine final : public Engine {
   }
 
   Result read_record(std::span<std::byte> buf) {
-    const ssize_t ret = gnutls_record_recv(session_, buf.data(), buf.size());
-    if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
-    if (ret == 0) return Result::of(Status::close_notify);
-    const int err = static_cast<int>(ret);
-    // GNUTLS_E_REHANDSHAKE: a TLS 1.2 renegotiation request (a HelloRequest
-    // to a client, a second ClientHello to a server). It is refused on every
-    // backend with a no_renegotiation warning (RFC 5246 7.2.2), which GnuTLS
-    // leaves to the application; the read goes on.
-    if (err == GNUTLS_E_REHANDSHAKE)
-      (void)gnutls_alert_send(session_, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
-    if (would_block(err) || !gnutls_error_is_fatal(err)) return by_direction();
-    return translate(err, Op::read);
+    bool hello_kept = false;
+    for (;;) {
+      const ssize_t ret = gnutls_record_recv(session_, buf.data(), buf.size());
+      if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
+      if (ret == 0) return Result::of(Status::close_notify);
+      const int err = static_cast<int>(ret);
+      // The refused ClientHello, dropped (below).
+      if (hello_kept && err == GNUTLS_E_UNEXPECTED_PACKET) {
+        hello_kept = false;
+        continue;
+      }
+      // GNUTLS_E_REHANDSHAKE: a TLS 1.2 renegotiation request (a
+      // HelloRequest to a client, a second ClientHello to a server). It is
+      // refused on every backend with a no_renegotiation warning (RFC 5246
+      // 7.2.2), which GnuTLS leaves to the application, and the connection
+      // goes on. A server's GnuTLS keeps the ClientHello for a
+      // gnutls_handshake() that does not come: the next gnutls_record_recv()
+      // drops it and answers GNUTLS_E_UNEXPECTED_PACKET for it, which would
+      // end the connection a peer may carry on.
+      if (err == GNUTLS_E_REHANDSHAKE) {
+        (void)gnutls_alert_send(session_, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+        if (context_->role_ == Role::server) {
+          hello_kept = true;
+          continue;
+        }
+      }
+      if (would_block(err) || !gnutls_error_is_fatal(err)) return by_direction();
+      return translate(err, Op::read);
+    }
   }
 
   Result write(std::span<const std::byte> buf) override {

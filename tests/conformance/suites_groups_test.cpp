@@ -361,6 +361,17 @@ TEST_CASE(
                                : std::vector<std::string>(std::begin(tls12), std::end(tls12));
       for (const std::string& suite : suites) {
         CAPTURE(suite);
+        // A suite the stack lacks (wolfSSL 5.5 has no ECDHE_ECDSA_WITH_AES_256_CCM)
+        // is unsupported at create, naming it: skipped.
+        Config probe = client_config(v);
+        probe.cipher_suites = {suite};
+        if (const Created f = create(probe); f.ec == errc::unsupported) {
+          CHECK_MESSAGE(f.message.starts_with("cipher_suites: " + suite + " is not available in the " +
+                                              backend_under_test() + " backend"),
+                        f.message);
+          skip(f.message);
+          continue;
+        }
         MemoryConn conn = connect_memory(v, [&](Config& client, Config& server) {
           client.cipher_suites = server.cipher_suites = {suite};
         });

@@ -82,3 +82,25 @@ TEST_CASE("key identifiers are read: a leaf's authorityKeyIdentifier is its CA's
   REQUIRE(facts.has_value());
   CHECK_FALSE(std::ranges::equal(facts->subject_key_id, leaf->authority_key_id));
 }
+
+TEST_CASE("minimal_lengths tells DER from BER: a length in more bytes than it needs, anywhere, is BER") {
+  // Capabilities::ber_certificates: a backend whose stack reads DER only
+  // refuses the BER ones at create.
+  std::vector<PemBlock> blocks = certificates({"server.pem", "ca.pem"});
+  for (const auto& b : blocks) CHECK(minimal_lengths(b.der));
+  // The outer SEQUENCE's length in three bytes where two do (30 82 hi lo ->
+  // 30 83 00 hi lo), as peer_identity_test's non-canonical certificate.
+  std::vector<std::byte> ber = blocks[0].der;
+  REQUIRE(ber[1] == std::byte{0x82});
+  ber[1] = std::byte{0x83};
+  ber.insert(ber.begin() + 2, std::byte{0});
+  CHECK_FALSE(minimal_lengths(ber));
+  CHECK(parse_certificate(ber).has_value());  // the core reads it all the same
+  // Inside: a short length in the long form (02 01 05 -> 02 81 01 05).
+  const std::vector<std::byte> inner = {std::byte{0x30}, std::byte{0x04}, std::byte{0x02}, std::byte{0x81},
+                                        std::byte{0x01}, std::byte{0x05}};
+  CHECK_FALSE(minimal_lengths(inner));
+  const std::vector<std::byte> fine = {std::byte{0x30}, std::byte{0x03}, std::byte{0x02}, std::byte{0x01},
+                                       std::byte{0x05}};
+  CHECK(minimal_lengths(fine));
+}

@@ -94,6 +94,10 @@ class Scene {
 
   // We are the client: the peer listens.
   static std::unique_ptr<Scene> client_of(const Target& t, const Command& server) {
+    return client_of(client_context(t), server);
+  }
+  // ... with a context of the case's own.
+  static std::unique_ptr<Scene> client_of(std::unique_ptr<Context> ctx, const Command& server) {
     auto scene = std::unique_ptr<Scene>(new Scene());
     for (int attempt = 0; attempt < 3 && scene->fd_.get() < 0; ++attempt) {
       const int port = free_port();
@@ -102,19 +106,23 @@ class Scene {
       if (scene->fd_.get() < 0 && !(scene->peer_->exited() && lost_port_race(*scene->peer_))) break;
     }
     REQUIRE_MESSAGE(scene->fd_.get() >= 0, "the server did not listen:\n" << scene->report());
-    scene->finish(client_context(t));
+    scene->finish(std::move(ctx));
     return scene;
   }
 
   // We are the server: the peer connects.
   static std::unique_ptr<Scene> server_for(const Target& t, const Command& client,
                                            ClientAuth client_auth = ClientAuth::none) {
+    return server_for(server_context(t, client_auth), client);
+  }
+  // ... with a context of the case's own.
+  static std::unique_ptr<Scene> server_for(std::unique_ptr<Context> ctx, const Command& client) {
     auto scene = std::unique_ptr<Scene>(new Scene());
     const Listener listener = listen_loopback();
     scene->peer_ = std::make_unique<ChildProcess>(client(listener.port));
     scene->fd_ = accept_from(listener, *scene->peer_);
     REQUIRE_MESSAGE(scene->fd_.get() >= 0, "the client did not connect:\n" << scene->report());
-    scene->finish(server_context(t, client_auth));
+    scene->finish(std::move(ctx));
     return scene;
   }
 
@@ -266,6 +274,90 @@ TEST_CASE("a unitls server refuses openssl s_client's renegotiation with one no_
     CHECK(got.empty());
     expect_refused(*scene, read, log);
   });
+}
+
+// A peer that takes the refusal and goes on (GnuTLS, gnutls_renegotiator):
+// the connection carries on both ways, under every TLS 1.2 record
+// protection. A client is asked twice (two HelloRequests), a server once.
+// (The wolfSSL backend opens the peer's handshake records and seals the
+// warning itself: docs/backend-notes.md, "wolfSSL".)
+TEST_CASE("a refused renegotiation leaves the connection working, under every TLS 1.2 record protection") {
+  const std::string program = peer_program("UNITLS_PEER_GNUTLS_RENEGOTIATOR");
+  if (skip_unless_installed(program, "the GnuTLS renegotiating peer")) return;
+  struct Protection {
+    const char* suite;     // ours
+    const char* priority;  // GnuTLS's, after the version
+    const char* shown;     // what the peer prints for it
+  };
+  const Protection protections[] = {
+      {"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "+AES-128-GCM:+AEAD", "AES-128-GCM AEAD etm=0"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "+AES-256-GCM:+AEAD", "AES-256-GCM AEAD etm=0"},
+      {"TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "+CHACHA20-POLY1305:+AEAD", "CHACHA20-POLY1305 AEAD etm=0"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_128_CCM", "+AES-128-CCM:+AEAD", "AES-128-CCM AEAD etm=0"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8", "+AES-256-CCM-8:+AEAD", "AES-256-CCM-8 AEAD etm=0"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256", "+AES-128-CBC:+SHA256", "AES-128-CBC SHA256 etm=1"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "+AES-256-CBC:+SHA384", "AES-256-CBC SHA384 etm=1"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA", "+AES-128-CBC:+SHA1:%NO_ETM", "AES-128-CBC SHA1 etm=0"},
+      {"TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384", "+AES-256-CBC:+SHA384:%NO_ETM", "AES-256-CBC SHA384 etm=0"},
+  };
+  for (const Target& t : targets()) {
+    if (t.version != Version::tls1_2) continue;
+    for (const Side we : {Side::client, Side::server}) {
+      for (const Protection& p : protections) {
+        SUBCASE((t.name + ", " + (we == Side::client ? "client, " : "server, ") + p.shown).c_str()) {
+          Config config = we == Side::client ? client_config(Version::tls1_2) : server_config(Version::tls1_2);
+          config.backend = t.backend;
+          config.cipher_suites = {p.suite};
+          std::error_code ec;
+          std::string message;
+          auto ctx = Context::create(config, ec, &message);
+          if (!ctx && ec == errc::unsupported) {
+            skip(t.name + " has no " + p.suite + ": " + message);
+            return;
+          }
+          REQUIRE_MESSAGE(ctx, message);
+          const std::string priority =
+              std::string("NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:-MAC-ALL:") + p.priority;
+          const std::string certs = certs_dir();
+          auto scene = we == Side::client
+                           ? Scene::client_of(std::move(ctx),
+                                              [&](int port) {
+                                                return ChildProcess::Options{{program, "server", std::to_string(port),
+                                                                              certs + "/server.pem",
+                                                                              certs + "/server.key", priority}};
+                                              })
+                           : Scene::server_for(std::move(ctx), [&](int port) {
+                               return ChildProcess::Options{
+                                   {program, "client", std::to_string(port), certs + "/ca.pem", priority}};
+                             });
+          scene->handshake();
+          // The client sends "ping"; the peer asks to renegotiate; then a
+          // line each way shows the connection working. One read meets the
+          // requests and the line after them.
+          auto expect_line = [&](const std::string& line) {
+            std::string got;
+            const Outcome o = read_some(scene->socket(), scene->fd(), got, line.size());
+            CHECK_MESSAGE(got == line, "read " << o << ", native " << describe(scene->socket().native_error())
+                                               << "\n" << scene->report());
+          };
+          if (we == Side::client) {
+            write_text(scene->socket(), scene->fd(), "ping\n");
+            expect_line("pong\n");
+            write_text(scene->socket(), scene->fd(), "after\n");
+          } else {
+            expect_line("ping\n");
+            expect_line("after\n");
+            write_text(scene->socket(), scene->fd(), "pong\n");
+          }
+          expect_exit_0(scene->peer());
+          const std::string log = scene->peer().out();
+          CHECK_MESSAGE(count(log, std::string("handshake: ") + p.shown + "\n") == 1, log);
+          CHECK_MESSAGE(count(log, "refused: alert 100\n") == (we == Side::client ? 2U : 1U), log);
+          CHECK_MESSAGE(count(log, we == Side::client ? "received: after\n" : "received: pong\n") == 1, log);
+        }
+      }
+    }
+  }
 }
 
 // ---- KeyUpdate bursts ------------------------------------------------------------

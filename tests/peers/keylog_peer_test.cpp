@@ -49,6 +49,12 @@ std::shared_ptr<Context> logging_context(Config c, const Target& t, const std::s
   std::error_code ec;
   std::string why;
   std::shared_ptr<Context> ctx = Context::create(c, ec, &why);
+  // A backend may declare that it cannot log this version's secrets
+  // (Capabilities::keylog_tls1_3): skipped, naming the limit.
+  if (!ctx && ec == errc::unsupported) {
+    skip(why);
+    return nullptr;
+  }
   REQUIRE_MESSAGE(ctx, why);
   return ctx;
 }
@@ -79,6 +85,7 @@ TEST_CASE("a unitls client logs the lines openssl s_server logs, for a full and 
     TempDir dir;
     auto lines = std::make_shared<Lines>();
     auto ctx = logging_context(client_config(t.version), t, lines);
+    if (!ctx) return;
     std::unique_ptr<ChildProcess> server;
     int port = 0;
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -108,6 +115,7 @@ TEST_CASE("a unitls server logs the lines openssl s_client logs") {
     TempDir dir;
     auto lines = std::make_shared<Lines>();
     auto ctx = logging_context(server_config(t.version), t, lines);
+    if (!ctx) return;
     const Listener listener = listen_loopback();
     ChildProcess client({{openssl, "s_client", "-connect", "127.0.0.1:" + std::to_string(listener.port),
                           "-CAfile", certs_dir() + "/ca.pem", "-servername", "localhost",
