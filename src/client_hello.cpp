@@ -42,6 +42,7 @@ struct Reader {
 constexpr std::size_t ext_server_name = 0;
 constexpr std::size_t ext_supported_groups = 10;
 constexpr std::size_t ext_alpn = 16;
+constexpr std::size_t ext_encrypt_then_mac = 22;
 constexpr std::size_t ext_supported_versions = 43;
 
 // ProtocolNameList<2..2^16-1> of ProtocolName<1..2^8-1>, filling the body;
@@ -192,6 +193,8 @@ ClientHelloBody read_client_hello_body(std::span<const unsigned char> body) {
     } else if (type == ext_supported_groups && size >= 2) {
       hello.has_groups = true;
       hello.groups = std::span<const unsigned char>(ext.p + 2, size - 2);
+    } else if (type == ext_encrypt_then_mac) {
+      hello.offers_encrypt_then_mac = true;
     } else if (type == ext_supported_versions && size >= 1) {
       for (std::size_t i = 1; i + 1 < size; i += 2)
         hello.offers_tls1_3 = hello.offers_tls1_3 || (ext.p[i] == 3 && ext.p[i + 1] == 4);

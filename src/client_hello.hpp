@@ -107,6 +107,7 @@ struct ClientHelloBody {
   bool has_groups = false;
   std::span<const unsigned char> groups;  // NamedGroupList's content (RFC 8422 5.1.1): code points, 2 bytes each
   bool offers_tls1_3 = false;             // supported_versions lists TLS 1.3 (RFC 8446 4.2.1)
+  bool offers_encrypt_then_mac = false;   // encrypt_then_mac (RFC 7366 2)
 };
 ClientHelloBody read_client_hello_body(std::span<const unsigned char> body);
 

@@ -283,31 +283,37 @@ class GnuTlsEngine final : public Engine {
   }
 
   Result read_record(std::span<std::byte> buf) {
-    bool hello_kept = false;
     for (;;) {
+      // A refusal GnuTLS could not send at once goes out first (E_AGAIN:
+      // gnutls_alert_send wants the same call again); until it is out
+      // nothing more is read, so that a peer that asks and asks without
+      // reading cannot make the refusals pile up.
+      if (refusal_pending_) {
+        const int sent = gnutls_alert_send(session_, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
+        if (would_block(sent)) return Result::of(Status::want_write);
+        refusal_pending_ = false;
+      }
       const ssize_t ret = gnutls_record_recv(session_, buf.data(), buf.size());
       if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
       if (ret == 0) return Result::of(Status::close_notify);
       const int err = static_cast<int>(ret);
       // The refused ClientHello, dropped (below).
-      if (hello_kept && err == GNUTLS_E_UNEXPECTED_PACKET) {
-        hello_kept = false;
+      if (hello_kept_ && err == GNUTLS_E_UNEXPECTED_PACKET) {
+        hello_kept_ = false;
         continue;
       }
       // GNUTLS_E_REHANDSHAKE: a TLS 1.2 renegotiation request (a
       // HelloRequest to a client, a second ClientHello to a server). It is
       // refused on every backend with a no_renegotiation warning (RFC 5246
       // 7.2.2), which GnuTLS leaves to the application, and the connection
-      // goes on. A server's GnuTLS keeps the ClientHello for a
-      // gnutls_handshake() that does not come: the next gnutls_record_recv()
-      // drops it and answers GNUTLS_E_UNEXPECTED_PACKET for it, which would
-      // end the connection a peer may carry on.
+      // goes on: the read with it. A server's GnuTLS keeps the ClientHello
+      // for a gnutls_handshake() that does not come: the next
+      // gnutls_record_recv() drops it and answers GNUTLS_E_UNEXPECTED_PACKET
+      // for it, which would end the connection a peer may carry on.
       if (err == GNUTLS_E_REHANDSHAKE) {
-        (void)gnutls_alert_send(session_, GNUTLS_AL_WARNING, GNUTLS_A_NO_RENEGOTIATION);
-        if (context_->role_ == Role::server) {
-          hello_kept = true;
-          continue;
-        }
+        refusal_pending_ = true;
+        hello_kept_ = context_->role_ == Role::server;
+        continue;
       }
       if (would_block(err) || !gnutls_error_is_fatal(err)) return by_direction();
       return translate(err, Op::read);
@@ -560,6 +566,8 @@ class GnuTlsEngine final : public Engine {
   gnutls_session_t session_ = nullptr;
   bool handshake_done_ = false;
   bool ticket_pending_ = false;  // TLS 1.3 client: no NewSessionTicket seen yet
+  bool refusal_pending_ = false;  // read: a no_renegotiation warning to send (read_record)
+  bool hello_kept_ = false;       // server, read: GnuTLS holds a refused ClientHello (read_record)
   bool ticket_received_ = false; // TLS 1.2 client: the server sent a NewSessionTicket
   std::string requested_name_;   // server: this handshake's SNI host_name
   bool ticket_key_named_ = false;  // server: the TLS 1.3 ticket key is this SNI's (on_client_hello)

@@ -290,6 +290,16 @@ constexpr unsigned char unexpected_record[] = {0x16, 0x03, 0x03, 0x00, 0x01, 0x0
 constexpr std::size_t record_header = 5;
 constexpr std::size_t max_plaintext = 16384;  // 2^14 (RFC 8446 5.1)
 constexpr std::size_t max_client_hello = 16384 + 2048;
+constexpr std::size_t max_ciphertext = 16384 + 2048;  // a TLS 1.2 record's body (RFC 5246 6.2.3)
+// Our records not yet on the transport past which a renegotiation request
+// waits (gather_handshake_record): two whole records.
+constexpr std::size_t max_unsent = 2 * (record_header + max_ciphertext);
+
+// What judged_recv answers when it has put bytes in pending_, or taken a
+// record without giving wolfSSL anything: look again. transport_recv loops
+// on it, never recursing: a peer's burst of records must not deepen the
+// stack.
+constexpr int look_again = INT_MIN;
 
 // ---- plaintext handshake messages across records ---------------------------------
 //
@@ -328,6 +338,10 @@ class Reframer {
     process();
   }
 
+  // A client: the server's ServerHello answered encrypt_then_mac (RFC 7366
+  // 2), which wolfSSL then uses with a CBC suite.
+  bool encrypt_then_mac() const { return encrypt_then_mac_; }
+
   std::size_t take(unsigned char* buf, std::size_t len) {
     const std::size_t n = std::min(len, out_.size() - out_pos_);
     std::memcpy(buf, out_.data() + out_pos_, n);
@@ -341,6 +355,24 @@ class Reframer {
 
  private:
   static constexpr unsigned char change_cipher_spec = 20, handshake = 22, application_data = 23;
+  static constexpr unsigned char server_hello = 2;
+  static constexpr unsigned encrypt_then_mac_type = 22;
+
+  // A ServerHello's body (RFC 5246 7.4.1.3) has the extension `type`.
+  static bool server_hello_extension(std::span<const unsigned char> body, unsigned type) {
+    std::size_t at = 2 + 32;  // server_version, random
+    if (body.size() <= at) return false;
+    at += 1 + body[at] + 2 + 1;  // session_id, cipher_suite, compression_method
+    if (body.size() < at + 2) return false;
+    const std::size_t end = at + 2 + (static_cast<std::size_t>(body[at]) << 8 | body[at + 1]);
+    if (end > body.size()) return false;
+    for (at += 2; end - at >= 4;) {
+      if ((static_cast<unsigned>(body[at]) << 8 | body[at + 1]) == type) return true;
+      at += 4 + (static_cast<std::size_t>(body[at + 2]) << 8 | body[at + 3]);
+      if (at > end) return false;
+    }
+    return false;
+  }
 
   void process() {
     std::size_t pos = 0;
@@ -378,6 +410,8 @@ class Reframer {
       const std::size_t len = static_cast<std::size_t>(messages_[complete + 1]) << 16 |
                               static_cast<std::size_t>(messages_[complete + 2]) << 8 | messages_[complete + 3];
       if (messages_.size() - complete - 4 < len) break;
+      if (messages_[complete] == server_hello)
+        encrypt_then_mac_ = server_hello_extension({messages_.data() + complete + 4, len}, encrypt_then_mac_type);
       complete += 4 + len;
     }
     const std::size_t upto = all ? messages_.size() : complete;
@@ -395,6 +429,7 @@ class Reframer {
 
   bool active_ = true;
   bool released_ = false;
+  bool encrypt_then_mac_ = false;
   std::vector<unsigned char> in_;        // read, not yet a whole record
   std::vector<unsigned char> messages_;  // handshake content, not yet a whole message
   std::vector<unsigned char> out_;       // records ready for wolfSSL
@@ -554,6 +589,8 @@ class WolfSslEngine final : public Engine {
   bool flush(Result* failed);
   int transport_send(const unsigned char* buf, std::size_t len);
   int transport_recv(unsigned char* buf, std::size_t len);
+  // Until the handshake is done: through the Reframer.
+  int reframed_recv(unsigned char* buf, std::size_t len);
   // The peer's bytes before any judging: what read_client_hello read
   // ahead, then the transport. > 0 bytes, else a WOLFSSL_CBIO_ERR_*.
   int raw_recv(unsigned char* buf, std::size_t len);
@@ -565,10 +602,15 @@ class WolfSslEngine final : public Engine {
   // TLS 1.2, established: a handshake record, read whole here
   // (gather_handshake_record) and never given to wolfSSL as it came
   // (read_handshake_record); a renegotiation is refused with a warning.
-  bool renegotiation_record(const unsigned char* h) const { return refuses_renegotiation_ && h[0] == 22; }
+  // (A record of another version, or longer than TLS 1.2 allows, goes to
+  // wolfSSL, which refuses it.)
+  bool renegotiation_record(const unsigned char* h) const {
+    return refuses_renegotiation_ && h[0] == 22 && h[1] == 3 && h[2] == 3 &&
+           (static_cast<std::size_t>(h[3]) << 8 | h[4]) <= max_ciphertext;
+  }
   // A record of another type between the pieces of a request.
   bool interrupts_request(const unsigned char* h) const { return !requests_.empty() && h[0] != 22; }
-  int gather_handshake_record(unsigned char* buf, std::size_t len);
+  int gather_handshake_record();
   void read_handshake_record(std::vector<unsigned char>& record);
   void send_no_renegotiation();
   // wolfSSL is given, in place of the peer's record, a handshake message
@@ -644,7 +686,9 @@ class WolfSslEngine final : public Engine {
   std::vector<unsigned char> held_;     // a handshake record being gathered whole
   std::size_t held_missing_ = 0;        // bytes of it still to read
   std::vector<unsigned char> requests_;  // the pieces of a renegotiation request read so far
-  bool etm_ = false;                    // the peer's CBC records come encrypt-then-MAC
+  bool etm_ = false;                    // a CBC suite, encrypt-then-MAC negotiated (RFC 7366)
+  bool etm_offered_ = false;            // server: the ClientHello offered encrypt-then-MAC
+  bool waiting_to_write_ = false;       // read: a request waits for the queue to drain (max_unsent)
   bool record_passed_ = false;          // a record header went to wolfSSL since key_update_seen
   word64 next_seq_ = 0;
   friend class WolfSslContext;
@@ -711,19 +755,25 @@ int WolfSslEngine::io_recv(WOLFSSL*, char* buf, int size, void* p) {
 
 int WolfSslEngine::transport_recv(unsigned char* buf, std::size_t len) {
   len = std::min<std::size_t>(len, INT_MAX);
-  if (pending_pos_ < pending_.size()) {
-    const std::size_t n = std::min(len, pending_.size() - pending_pos_);
-    std::memcpy(buf, pending_.data() + pending_pos_, n);
-    pending_pos_ += n;
-    if (pending_pos_ == pending_.size()) {
-      pending_.clear();
-      pending_pos_ = 0;
+  for (;;) {
+    if (pending_pos_ < pending_.size()) {
+      const std::size_t n = std::min(len, pending_.size() - pending_pos_);
+      std::memcpy(buf, pending_.data() + pending_pos_, n);
+      pending_pos_ += n;
+      if (pending_pos_ == pending_.size()) {
+        pending_.clear();
+        pending_pos_ = 0;
+      }
+      return static_cast<int>(n);
     }
-    return static_cast<int>(n);
+    // After the poison nothing more is read: wolfSSL has failed on it.
+    if (poisoned_ != 0) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+    const int n = handshake_done_ && reframer_.released() ? judged_recv(buf, len) : reframed_recv(buf, len);
+    if (n != look_again) return n;
   }
-  // After the poison nothing more is read: wolfSSL has failed on it.
-  if (poisoned_ != 0) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
-  if (handshake_done_ && reframer_.released()) [[likely]] return judged_recv(buf, len);
+}
+
+int WolfSslEngine::reframed_recv(unsigned char* buf, std::size_t len) {
   for (;;) {
     if (reframer_.has_output()) return static_cast<int>(reframer_.take(buf, len));
     if (!reframer_.active()) {
@@ -785,9 +835,9 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
   // processed: the place to see whether that one was a KeyUpdate.
   if (header_have_ == 0 && body_left_ == 0 && count_key_updates_ && !key_update_seen()) {
     poison(key_update_flood_code, unexpected_record, sizeof unexpected_record);
-    return transport_recv(buf, len);
+    return look_again;
   }
-  if (!held_.empty()) return gather_handshake_record(buf, len);
+  if (!held_.empty()) return gather_handshake_record();
   while (header_have_ > 0) {
     const int n = raw_recv(header_ + header_have_, record_header - header_have_);
     if (n <= 0) return n;
@@ -799,7 +849,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
     } else if (renegotiation_record(header_)) {
       held_.assign(header_, header_ + record_header);
       held_missing_ = static_cast<std::size_t>(header_[3]) << 8 | header_[4];
-      return gather_handshake_record(buf, len);
+      return gather_handshake_record();
     } else if (interrupts_request(header_)) {
       unread(header_, record_header);
       give_unexpected_message();
@@ -809,7 +859,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
       pending_.assign(header_, header_ + record_header);
       pending_pos_ = 0;
     }
-    return transport_recv(buf, len);
+    return look_again;
   }
   const int got = raw_recv(buf, len);
   if (got <= 0) return got;
@@ -828,12 +878,12 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
       header_have_ = n - i;
       std::memcpy(header_, buf + i, header_have_);
       if (i > 0) return static_cast<int>(i);
-      return judged_recv(buf, len);
+      return look_again;
     }
     if (const int code = refused_header(buf + i)) {
       poison(code);
       if (i > 0) return static_cast<int>(i);
-      return transport_recv(buf, len);
+      return look_again;
     }
     if (renegotiation_record(buf + i) || interrupts_request(buf + i)) {
       // The bytes from this record on are read again: by
@@ -849,7 +899,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
         give_unexpected_message();
       }
       if (i > 0) return static_cast<int>(i);
-      return transport_recv(buf, len);
+      return look_again;
     }
     body_left_ = static_cast<std::size_t>(buf[i + 3]) << 8 | buf[i + 4];
     record_passed_ = true;
@@ -871,7 +921,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
 // from wolfSSL: it opens the record under the peer's keys, counts it for
 // wolfSSL, and seals each warning under ours (wolfssl_records.hpp).
 
-int WolfSslEngine::gather_handshake_record(unsigned char* buf, std::size_t len) {
+int WolfSslEngine::gather_handshake_record() {
   while (held_missing_ > 0) {
     const std::size_t have = held_.size();
     held_.resize(have + held_missing_);
@@ -880,16 +930,25 @@ int WolfSslEngine::gather_handshake_record(unsigned char* buf, std::size_t len) 
     if (n <= 0) return n;
     held_missing_ -= static_cast<std::size_t>(n);
   }
+  // A peer that sends requests and reads nothing must not make the queue
+  // of our warnings grow: past max_unsent the record waits until the
+  // transport has taken some (read() answers want_write).
+  if (!close_notify_made_ && out_.size() - out_pos_ > max_unsent) {
+    (void)flush(nullptr);
+    if (out_.size() - out_pos_ > max_unsent) {
+      waiting_to_write_ = true;
+      return WOLFSSL_CBIO_ERR_WANT_READ;
+    }
+  }
   std::vector<unsigned char> record;
   record.swap(held_);
   read_handshake_record(record);
-  return transport_recv(buf, len);
+  return look_again;
 }
 
 void WolfSslEngine::read_handshake_record(std::vector<unsigned char>& record) {
   std::vector<unsigned char> plaintext;
-  if (!wolfssl_records::open_record(ssl_, record, plaintext, etm_)) {
-
+  if (!wolfssl_records::open_record(ssl_, record, etm_, plaintext)) {
     // It does not authenticate (or is under a cipher wolfssl_records does
     // not know): wolfSSL judges it as it came.
     pending_ = std::move(record);
@@ -914,7 +973,10 @@ void WolfSslEngine::read_handshake_record(std::vector<unsigned char>& record) {
     whole += 4 + len;
     ++count;
   }
-  for (; count > 0; --count) send_no_renegotiation();
+  // One warning for the record, however many requests it ends (OpenSSL
+  // answers a record so, and a record of many tiny requests must not
+  // multiply what we send).
+  if (count > 0) send_no_renegotiation();
   if (fault) {
     // Another handshake message: unexpected_message, from wolfSSL, which
     // gets a message it refuses so in place of this record.
@@ -1043,6 +1105,9 @@ void WolfSslEngine::choose_group() {
   const std::size_t len = static_cast<std::size_t>(message[1]) << 16 | static_cast<std::size_t>(message[2]) << 8 | message[3];
   if (message.size() - 4 < len) return;
   const ClientHelloBody hello = read_client_hello_body({message.data() + 4, len});
+  // (wolfSSL takes encrypt-then-MAC whenever a client offers it: with a
+  // CBC suite, the connection's records are so; handshake_completed.)
+  etm_offered_ = hello.parses && hello.offers_encrypt_then_mac;
   if (!hello.parses || !hello.has_groups) return;
   const bool tls13 = hello.offers_tls1_3 && c.tls1_3_;
   for (const std::uint16_t code : c.groups_) {
@@ -1107,6 +1172,8 @@ void WolfSslEngine::handshake_completed() {
   handshake_done_ = true;
   count_key_updates_ = wolfSSL_version(ssl_) == TLS1_3_VERSION;
   refuses_renegotiation_ = wolfSSL_version(ssl_) == TLS1_2_VERSION;
+  etm_ = wolfSSL_GetCipherType(ssl_) == WOLFSSL_BLOCK_TYPE &&
+         (context_->role_ == Role::server ? etm_offered_ : reframer_.encrypt_then_mac());
   std::vector<std::vector<std::byte>>().swap(rejected_chain_);
   if (keylog_) log_tls12_keys();
 }
@@ -1127,7 +1194,7 @@ void WolfSslEngine::log_tls12_keys() {
 }
 
 Result WolfSslEngine::read(std::span<std::byte> buf) {
-  send_failed_ = recv_failed_ = false;
+  send_failed_ = recv_failed_ = waiting_to_write_ = false;
   // A reply wolfSSL made while reading (a KeyUpdate), best effort; never
   // the record of an unfinished write() or close_notify, which waits for
   // the call that finishes it (a read must neither answer for the
@@ -1137,6 +1204,7 @@ Result WolfSslEngine::read(std::span<std::byte> buf) {
   const int ret = wolfSSL_read(ssl_, buf.data(), static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX)));
   if (ret > 0) return Result::ok(static_cast<std::size_t>(ret));
   Result r = translate(ret, Op::read);
+  if (r.status == Status::want_read && waiting_to_write_) return Result::of(Status::want_write);
   Result failed = Result::ok();
   if (r.status == Status::failed && queue_is_ours) (void)flush(&failed);  // our alert, if wolfSSL made one
   return r;

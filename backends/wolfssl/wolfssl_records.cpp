@@ -217,7 +217,10 @@ bool open_mac_then_encrypt(WOLFSSL* ssl, const Keys& k, std::uint8_t type, const
   Hmac rest;
   if (wc_HmacInit(&rest, nullptr, INVALID_DEVID) == 0) {
     static constexpr unsigned char zeros[WC_MAX_BLOCK_SIZE] = {};
-    if (wc_HmacSetKey(&rest, wolfSSL_GetHmacType(ssl), k.mac, static_cast<word32>(mac)) == 0)
+    // (wolfCrypt hashes the key's block at the first update: an empty one
+    // first, so that it is hashed however many blocks follow, none too.)
+    if (wc_HmacSetKey(&rest, wolfSSL_GetHmacType(ssl), k.mac, static_cast<word32>(mac)) == 0 &&
+        wc_HmacUpdate(&rest, zeros, 0) == 0)
       for (std::size_t i = blocks(length); i < blocks(longest); ++i)
         (void)wc_HmacUpdate(&rest, zeros, static_cast<word32>(hash_block));
     wc_HmacFree(&rest);
@@ -243,8 +246,8 @@ bool open_mac_then_encrypt(WOLFSSL* ssl, const Keys& k, std::uint8_t type, const
 
 }  // namespace
 
-bool open_record(WOLFSSL* ssl, std::span<const unsigned char> record, std::vector<unsigned char>& plaintext,
-                 bool& etm) {
+bool open_record(WOLFSSL* ssl, std::span<const unsigned char> record, bool etm,
+                 std::vector<unsigned char>& plaintext) {
   if (record.size() <= header_size) return false;
   const std::uint8_t type = record[0];
   const unsigned char* body = record.data() + header_size;
@@ -253,7 +256,6 @@ bool open_record(WOLFSSL* ssl, std::span<const unsigned char> record, std::vecto
   if (!k.key || !k.iv || k.key_size == 0) return false;
   std::vector<unsigned char> out;
   bool ok = false;
-  etm = false;
   switch (wolfSSL_GetBulkCipher(ssl)) {
     case wolfssl_aes_gcm:
     case wolfssl_aes_ccm: {
@@ -289,8 +291,10 @@ bool open_record(WOLFSSL* ssl, std::span<const unsigned char> record, std::vecto
       break;
     }
     case wolfssl_aes:
-      etm = open_encrypt_then_mac(ssl, k, type, body, size, out);
-      ok = etm || open_mac_then_encrypt(ssl, k, type, body, size, out);
+      // The mode the connection negotiated, and only that: a record that
+      // fails encrypt-then-MAC is not decrypted.
+      ok = etm ? open_encrypt_then_mac(ssl, k, type, body, size, out)
+               : open_mac_then_encrypt(ssl, k, type, body, size, out);
       break;
     default:
       return false;
@@ -319,8 +323,10 @@ std::vector<unsigned char> seal_record(WOLFSSL* ssl, Writer writer, std::uint8_t
       const auto tag = static_cast<word32>(tag_size);
       record.resize(header_size + explicit_nonce_size + n + tag);
       unsigned char* body = record.data() + header_size;
-      // A random explicit nonce: wolfSSL counts its own on from a random
-      // start, so the two do not meet.
+      // A random explicit nonce (the chance that it is one wolfSSL uses is
+      // about records / 2^64). wolfSSL counts its own: for GCM on from a
+      // random start, for CCM from the IV's zeros, that is, the sequence
+      // number, which is why ours is not the sequence number.
       if (!random(body, explicit_nonce_size)) return {};
       const auto nonce = salted_nonce(k, body);
       const auto ad = additional_data(k.seq, type, n);

@@ -38,11 +38,11 @@ enum class Writer { peer, us };
 using Random = std::function<bool(unsigned char*, std::size_t)>;
 
 // The peer's record `record` (its 5-byte header and body), as the peer's
-// next record: its plaintext, and whether it came encrypt-then-MAC. False,
-// with nothing changed, when it does not authenticate, is empty, or is
-// under a cipher this file does not know. Nothing is counted: that is
-// count_record's.
-bool open_record(WOLFSSL* ssl, std::span<const unsigned char> record, std::vector<unsigned char>& plaintext, bool& etm);
+// next record, under the connection's suite (etm: a CBC suite negotiated
+// encrypt-then-MAC, RFC 7366): its plaintext. False, with nothing changed,
+// when it does not authenticate, is empty, or is under a cipher this file
+// does not know. Nothing is counted: that is count_record's.
+bool open_record(WOLFSSL* ssl, std::span<const unsigned char> record, bool etm, std::vector<unsigned char>& plaintext);
 
 // A record of `type` carrying `plaintext`, as `writer`'s next record (etm:
 // a CBC record encrypt-then-MAC). Empty if it cannot be made. Nothing is

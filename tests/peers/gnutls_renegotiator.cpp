@@ -8,7 +8,7 @@
 // gnutls_record_recv likewise, and the session goes on.
 //
 //   gnutls_renegotiator client PORT CAFILE PRIORITY
-//   gnutls_renegotiator server PORT CERTFILE KEYFILE PRIORITY
+//   gnutls_renegotiator server PORT CERTFILE KEYFILE PRIORITY [BURST]
 //
 // The client connects to 127.0.0.1:PORT (server name localhost, verified
 // against CAFILE); the server listens there for one connection. Each
@@ -18,6 +18,8 @@
 //   client: sends "ping\n", asks to renegotiate (a second ClientHello);
 //   server: reads "ping\n", asks twice (two HelloRequests);
 //   "refused: alert <n>", once per request (anything else ends it);
+//   server with BURST: sends BURST HelloRequests at once, then reads as
+//     many refusals: "refused: <BURST> times alert 100";
 //   client: sends "after\n", reads until "pong\n", "received: pong";
 //   server: sends "pong\n", reads until "after\n", "received: after".
 // Every wait ends after 10 seconds.
@@ -128,15 +130,16 @@ int send_all(gnutls_session_t session, const char* text) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool server = argc == 6 && std::strcmp(argv[1], "server") == 0;
+  const bool server = (argc == 6 || argc == 7) && std::strcmp(argv[1], "server") == 0;
   if (!server && !(argc == 5 && std::strcmp(argv[1], "client") == 0)) {
     std::fprintf(stderr,
                  "usage: gnutls_renegotiator client PORT CAFILE PRIORITY\n"
-                 "       gnutls_renegotiator server PORT CERTFILE KEYFILE PRIORITY\n");
+                 "       gnutls_renegotiator server PORT CERTFILE KEYFILE PRIORITY [BURST]\n");
     return 2;
   }
   const int port = std::atoi(argv[2]);
-  const char* priority = argv[argc - 1];
+  const char* priority = argv[server ? 5 : 4];
+  const int burst = argc == 7 ? std::atoi(argv[6]) : 0;
   gnutls_certificate_credentials_t creds = nullptr;
   gnutls_session_t session = nullptr;
   if (gnutls_certificate_allocate_credentials(&creds) < 0) return fail("credentials", -1);
@@ -166,14 +169,30 @@ int main(int argc, char** argv) {
 
   if (server) {
     if ((ret = receive(session, "ping\n")) < 0) return fail("receive ping", ret);
-    // Two HelloRequests: each refused with a warning, which
-    // gnutls_record_recv reports.
-    for (int i = 0; i < 2; ++i) {
-      if ((ret = gnutls_rehandshake(session)) < 0) return fail("rehandshake", ret);
+    // Two HelloRequests, each refused with a warning, which
+    // gnutls_record_recv reports; or a burst of them, then the refusals.
+    auto refusal = [&] {
       char buf[256];
       do ret = static_cast<int>(gnutls_record_recv(session, buf, sizeof buf));
       while (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED);
-      if (refused(ret, session) != 0) return 1;
+      return ret == GNUTLS_E_WARNING_ALERT_RECEIVED && gnutls_alert_get(session) == GNUTLS_A_NO_RENEGOTIATION;
+    };
+    if (burst > 0) {
+      for (int i = 0; i < burst; ++i)
+        if ((ret = gnutls_rehandshake(session)) < 0) return fail("rehandshake", ret);
+      for (int i = 0; i < burst; ++i) {
+        if (refusal()) continue;
+        std::printf("refusal %d of %d: ", i + 1, burst);
+        (void)refused(ret, session);
+        return 1;
+      }
+      std::printf("refused: %d times alert 100\n", burst);
+    } else {
+      for (int i = 0; i < 2; ++i) {
+        if ((ret = gnutls_rehandshake(session)) < 0) return fail("rehandshake", ret);
+        (void)refusal();
+        if (refused(ret, session) != 0) return 1;
+      }
     }
     if ((ret = send_all(session, "pong\n")) < 0) return fail("send pong", ret);
     if ((ret = receive(session, "after\n")) < 0) return fail("receive after", ret);

@@ -360,6 +360,39 @@ TEST_CASE("a refused renegotiation leaves the connection working, under every TL
   }
 }
 
+// A peer that asks again and again, reading nothing in between: each
+// HelloRequest is refused with its warning, the connection goes on, and
+// what the client keeps does not grow with the burst (the wolfSSL engine
+// reads such records in a loop, not a recursion, and holds back past two
+// records of unsent warnings).
+TEST_CASE("a burst of 3000 HelloRequests is refused one by one and the connection goes on") {
+  const std::string program = peer_program("UNITLS_PEER_GNUTLS_RENEGOTIATOR");
+  if (skip_unless_installed(program, "the GnuTLS renegotiating peer")) return;
+  constexpr int burst = 3000;
+  for (const Target& t : targets()) {
+    if (t.version != Version::tls1_2) continue;
+    SUBCASE(t.name.c_str()) {
+      const std::string certs = certs_dir();
+      auto scene = Scene::client_of(t, [&](int port) {
+        return ChildProcess::Options{{program, "server", std::to_string(port), certs + "/server.pem",
+                                      certs + "/server.key", "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+                                      std::to_string(burst)}};
+      });
+      scene->handshake();
+      write_text(scene->socket(), scene->fd(), "ping\n");
+      std::string got;
+      const Outcome o = read_some(scene->socket(), scene->fd(), got, 5);
+      CHECK_MESSAGE(got == "pong\n", "read " << o << ", native " << describe(scene->socket().native_error())
+                                             << "\n" << scene->report());
+      write_text(scene->socket(), scene->fd(), "after\n");
+      expect_exit_0(scene->peer());
+      const std::string log = scene->peer().out();
+      CHECK_MESSAGE(count(log, "refused: " + std::to_string(burst) + " times alert 100\n") == 1, log);
+      CHECK_MESSAGE(count(log, "received: after\n") == 1, log);
+    }
+  }
+}
+
 // ---- KeyUpdate bursts ------------------------------------------------------------
 //
 // The flood limit in force (GnuTLS's own, which it cannot be told to lift):
