@@ -239,6 +239,10 @@ ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_
       return scan;
     }
     scan.has_alpn = hello.has_alpn;
+    scan.has_groups = hello.has_groups;
+    scan.groups.assign(hello.groups.begin(), hello.groups.end());
+    scan.offers_tls1_3 = hello.offers_tls1_3;
+    scan.offers_encrypt_then_mac = hello.offers_encrypt_then_mac;
     scan.state = ClientHelloScan::State::complete;
     return scan;
   }

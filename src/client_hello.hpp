@@ -125,6 +125,13 @@ struct ClientHelloScan {
   // host_name when there is none.
   HelloFault fault = HelloFault::none;
   std::string server_name;
+  // Of a complete hello (ClientHelloBody): a stack that chooses the group
+  // or the record protection around its library reads them here, without
+  // a second walk.
+  bool has_groups = false;
+  std::vector<unsigned char> groups;  // NamedGroupList's content: code points, 2 bytes each
+  bool offers_tls1_3 = false;
+  bool offers_encrypt_then_mac = false;
 };
 
 // raw: the bytes received so far. A record longer than max_record is

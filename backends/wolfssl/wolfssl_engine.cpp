@@ -231,7 +231,7 @@ class WolfSslContext final : public BackendContext,
   std::vector<unsigned char> alpn_wire_;   // server: RFC 7301 3.1 wire format, preference order
   bool session_cache_;
   bool tls1_3_ = true;                     // TLS 1.3 may be negotiated
-  std::string cipher_list_;                // wolfSSL's names, ':'-separated
+  std::vector<unsigned char> cipher_codes_;  // the suites' code points, 2 bytes each, in order
   std::vector<std::uint16_t> groups_;      // code points, preference order
   std::vector<OwnCredential> credentials_;
   // The trust anchors (their DER, and read once) for check_chain_purposes.
@@ -324,18 +324,26 @@ class Reframer {
   }
   bool released() const { return released_; }
 
-  // How many bytes complete the record being gathered (its header, then its
-  // body): never more, so that nothing past the peer's last record is taken
-  // from the transport.
-  std::size_t wanted() const {
-    if (in_.size() < record_header) return record_header - in_.size();
-    const std::size_t len = static_cast<std::size_t>(in_[3]) << 8 | in_[4];
-    return record_header + len - in_.size();
+  // Room for the bytes that complete the record being gathered (its
+  // header, then its body), to read into: never more, so that nothing past
+  // the peer's last record is taken from the transport. filled() says how
+  // many came.
+  std::span<unsigned char> room() {
+    // (Room for the usual records from the start: a handshake's records
+    // then cost one allocation here, and one in out_.)
+    if (in_.capacity() == 0) in_.reserve(usual_record);
+    const std::size_t have = in_.size();
+    const std::size_t want = have < record_header
+                                 ? record_header - have
+                                 : record_header + (static_cast<std::size_t>(in_[3]) << 8 | in_[4]) - have;
+    in_.resize(have + want);
+    in_filled_ = have;
+    return {in_.data() + have, want};
   }
-
-  void feed(const unsigned char* p, std::size_t n) {
-    in_.insert(in_.end(), p, p + n);
-    process();
+  void filled(std::size_t n) {
+    in_.resize(in_filled_ + n);
+    if (in_.size() >= record_header && in_.size() == record_header + (static_cast<std::size_t>(in_[3]) << 8 | in_[4]))
+      process();
   }
 
   // A client: the server's ServerHello answered encrypt_then_mac (RFC 7366
@@ -356,6 +364,7 @@ class Reframer {
  private:
   static constexpr unsigned char change_cipher_spec = 20, handshake = 22, application_data = 23;
   static constexpr unsigned char server_hello = 2;
+  static constexpr std::size_t usual_record = 1024;
   static constexpr unsigned encrypt_then_mac_type = 22;
 
   // A ServerHello's body (RFC 5246 7.4.1.3) has the extension `type`.
@@ -374,46 +383,48 @@ class Reframer {
     return false;
   }
 
+  // in_ holds one whole record.
   void process() {
-    std::size_t pos = 0;
-    while (active_ && in_.size() - pos >= record_header) {
-      const unsigned char type = in_[pos];
-      const std::size_t len = static_cast<std::size_t>(in_[pos + 3]) << 8 | in_[pos + 4];
-      if (in_.size() - pos - record_header < len) break;
-      const unsigned char* body = in_.data() + pos + record_header;
-      if (type == handshake && len > 0) {
-        if (messages_.empty()) std::memcpy(version_, in_.data() + pos + 1, 2);
-        messages_.insert(messages_.end(), body, body + len);
-        emit_messages(false);
-      } else {
-        // Another record between the pieces of a message: wolfSSL judges
-        // the pieces as they came.
-        emit_messages(true);
-        const unsigned char* record = in_.data() + pos;
-        out_.insert(out_.end(), record, record + record_header + len);
-        if (type == change_cipher_spec || type == application_data) active_ = false;
-      }
-      pos += record_header + len;
+    const unsigned char type = in_[0];
+    const std::size_t len = in_.size() - record_header;
+    const unsigned char* body = in_.data() + record_header;
+    if (type == handshake && len > 0 && messages_.empty() && whole_messages(body, len) == len) {
+      // Whole messages, nothing held (the usual record): as it came.
+      if (out_.capacity() == 0) out_.reserve(usual_record);
+      out_.insert(out_.end(), in_.begin(), in_.end());
+    } else if (type == handshake && len > 0) {
+      if (messages_.empty()) std::memcpy(version_, in_.data() + 1, 2);
+      messages_.insert(messages_.end(), body, body + len);
+      emit_messages(false);
+    } else {
+      // Another record between the pieces of a message: wolfSSL judges
+      // the pieces as they came.
+      emit_messages(true);
+      out_.insert(out_.end(), in_.begin(), in_.end());
+      if (type == change_cipher_spec || type == application_data) active_ = false;
     }
-    if (!active_) {
-      out_.insert(out_.end(), in_.begin() + static_cast<std::ptrdiff_t>(pos), in_.end());
-      pos = in_.size();
+    in_.clear();
+  }
+
+  // How many of the n bytes at p are whole handshake messages; a
+  // ServerHello among them is read for encrypt_then_mac.
+  std::size_t whole_messages(const unsigned char* p, std::size_t n) {
+    std::size_t complete = 0;
+    while (n - complete >= 4) {
+      const std::size_t len = static_cast<std::size_t>(p[complete + 1]) << 16 |
+                              static_cast<std::size_t>(p[complete + 2]) << 8 | p[complete + 3];
+      if (n - complete - 4 < len) break;
+      if (p[complete] == server_hello)
+        encrypt_then_mac_ = server_hello_extension({p + complete + 4, len}, encrypt_then_mac_type);
+      complete += 4 + len;
     }
-    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(pos));
+    return complete;
   }
 
   // Frames the complete messages held (with all: everything held) into
   // records of at most 2^14 bytes.
   void emit_messages(bool all) {
-    std::size_t complete = 0;
-    while (messages_.size() - complete >= 4) {
-      const std::size_t len = static_cast<std::size_t>(messages_[complete + 1]) << 16 |
-                              static_cast<std::size_t>(messages_[complete + 2]) << 8 | messages_[complete + 3];
-      if (messages_.size() - complete - 4 < len) break;
-      if (messages_[complete] == server_hello)
-        encrypt_then_mac_ = server_hello_extension({messages_.data() + complete + 4, len}, encrypt_then_mac_type);
-      complete += 4 + len;
-    }
+    const std::size_t complete = whole_messages(messages_.data(), messages_.size());
     const std::size_t upto = all ? messages_.size() : complete;
     for (std::size_t off = 0; off < upto;) {
       const std::size_t n = std::min<std::size_t>(upto - off, max_plaintext);
@@ -431,6 +442,7 @@ class Reframer {
   bool released_ = false;
   bool encrypt_then_mac_ = false;
   std::vector<unsigned char> in_;        // read, not yet a whole record
+  std::size_t in_filled_ = 0;            // of in_, before room()
   std::vector<unsigned char> messages_;  // handshake content, not yet a whole message
   std::vector<unsigned char> out_;       // records ready for wolfSSL
   std::size_t out_pos_ = 0;
@@ -534,6 +546,9 @@ class WolfSslEngine final : public Engine {
     return name ? name : "";
   }
   std::string alpn_now() const {
+    // No protocols configured, none negotiated: not asked (wolfSSL logs
+    // the "not found" into its error queue, about 1 500 instructions).
+    if (context_->alpn_.empty()) return "";
     char* name = nullptr;
     unsigned short size = 0;
     if (wolfSSL_ALPN_GetProtocol(ssl_, &name, &size) != WOLFSSL_SUCCESS || !name) return "";
@@ -582,7 +597,7 @@ class WolfSslEngine final : public Engine {
   void handshake_completed();
   void log_tls12_keys();
   Result read_client_hello();
-  void choose_group();
+  void choose_group(const ClientHelloScan& hello);
   Result translate(int ret, Op op);
   // The queue of bytes wolfSSL wrote that the transport has not taken:
   // true when it is empty. On a transport failure, *failed.
@@ -780,10 +795,10 @@ int WolfSslEngine::reframed_recv(unsigned char* buf, std::size_t len) {
       if (!reframer_.released()) reframer_.release();
       return handshake_done_ ? judged_recv(buf, len) : raw_recv(buf, len);
     }
-    unsigned char chunk[4096];
-    const int n = raw_recv(chunk, std::min(sizeof chunk, reframer_.wanted()));
+    const std::span<unsigned char> room = reframer_.room();
+    const int n = raw_recv(room.data(), room.size());
+    reframer_.filled(static_cast<std::size_t>(std::max(n, 0)));
     if (n <= 0) return n;
-    reframer_.feed(chunk, static_cast<std::size_t>(n));
   }
 }
 
@@ -1054,7 +1069,7 @@ Result WolfSslEngine::read_client_hello() {
       if (const HelloFault fault = scan.fault; fault != HelloFault::none)
         return Result::answer(errc::protocol_error, make_error_code(fault), hello_alert(fault));
       requested_name_ = scan.server_name;
-      choose_group();
+      choose_group(scan);
       if (const std::size_t i = c.credential_for(requested_name_); i > 0) {
         const OwnCredential& chosen = c.credentials_[i];
         if (wolfSSL_use_certificate_chain_buffer(ssl_, reinterpret_cast<const unsigned char*>(chosen.chain_pem.data()),
@@ -1090,25 +1105,12 @@ Result WolfSslEngine::read_client_hello() {
 // supported_groups (for TLS 1.3, among those TLS 1.3 has: wolfSSL then
 // takes that share or asks for it with a HelloRetryRequest). The brainpool
 // curves wolfSSL_set1_curves_list cannot name are chosen by their size.
-void WolfSslEngine::choose_group() {
+void WolfSslEngine::choose_group(const ClientHelloScan& hello) {
   const WolfSslContext& c = *context_;
-  // The ClientHello message from the records read ahead.
-  std::vector<unsigned char> message;
-  for (std::size_t at = 0; at + record_header <= ahead_.size();) {
-    const std::size_t len = static_cast<std::size_t>(ahead_[at + 3]) << 8 | ahead_[at + 4];
-    if (ahead_[at] != 22 || at + record_header + len > ahead_.size()) break;
-    message.insert(message.end(), ahead_.begin() + static_cast<std::ptrdiff_t>(at + record_header),
-                   ahead_.begin() + static_cast<std::ptrdiff_t>(at + record_header + len));
-    at += record_header + len;
-  }
-  if (message.size() < 4 || message[0] != 1) return;
-  const std::size_t len = static_cast<std::size_t>(message[1]) << 16 | static_cast<std::size_t>(message[2]) << 8 | message[3];
-  if (message.size() - 4 < len) return;
-  const ClientHelloBody hello = read_client_hello_body({message.data() + 4, len});
   // (wolfSSL takes encrypt-then-MAC whenever a client offers it: with a
   // CBC suite, the connection's records are so; handshake_completed.)
-  etm_offered_ = hello.parses && hello.offers_encrypt_then_mac;
-  if (!hello.parses || !hello.has_groups) return;
+  etm_offered_ = hello.offers_encrypt_then_mac;
+  if (!hello.has_groups) return;
   const bool tls13 = hello.offers_tls1_3 && c.tls1_3_;
   for (const std::uint16_t code : c.groups_) {
     const GroupInfo* info = find_group(code);
@@ -1117,6 +1119,13 @@ void WolfSslEngine::choose_group() {
     for (std::size_t i = 0; i + 1 < hello.groups.size(); i += 2)
       offered = offered || (static_cast<std::uint16_t>(hello.groups[i] << 8 | hello.groups[i + 1]) == code);
     if (!offered) continue;
+    // TLS 1.2: wolfSSL takes the first of the client's groups whose key has
+    // its ephemeral size, 32 bytes (TLSX_ValidateSupportedCurves): when that
+    // is the one chosen, nothing needs narrowing (which costs about 4 000
+    // instructions a handshake).
+    if (!tls13 && (code == 23 || code == 29) && hello.groups.size() >= 2 &&
+        static_cast<std::uint16_t>(hello.groups[0] << 8 | hello.groups[1]) == code)
+      return;
     const char* name = code == 23   ? "P-256"
                        : code == 24 ? "P-384"
                        : code == 25 ? "P-521"
@@ -1132,7 +1141,9 @@ void WolfSslEngine::choose_group() {
         // wolfSSL_SetVersion resets).
         (void)wolfSSL_set1_curves_list(ssl_, name);
         (void)wolfSSL_SetVersion(ssl_, WOLFSSL_TLSV1_2);
-        (void)wolfSSL_set_cipher_list(ssl_, c.cipher_list_.c_str());
+        // (By code points: parsing the names cost about 12 000
+        // instructions a handshake.)
+        (void)wolfSSL_set_cipher_list_bytes(ssl_, c.cipher_codes_.data(), static_cast<int>(c.cipher_codes_.size()));
       }
     } else {
       const word16 size = code == 26 ? 32 : code == 27 ? 48 : code == 28 ? 64 : 0;
@@ -1771,8 +1782,9 @@ bool WolfSslContext::select(const Selection& selection, std::string& message) {
     }
     if (!list.empty()) list += ':';
     list += name;
+    cipher_codes_.push_back(static_cast<unsigned char>(suite->code >> 8));
+    cipher_codes_.push_back(static_cast<unsigned char>(suite->code & 0xff));
   }
-  cipher_list_ = list;
   if (wolfSSL_CTX_set_cipher_list(ctx_, list.c_str()) != WOLFSSL_SUCCESS) {
     message = "cipher_suites: wolfSSL refused '" + list + "'";
     init_error_ = errc::unsupported;
