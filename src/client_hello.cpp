@@ -248,4 +248,17 @@ ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_
   }
 }
 
+std::span<const unsigned char> prefer_alpn(std::span<const unsigned char> ours, std::span<const unsigned char> offered) {
+  for (std::size_t i = 0; i < ours.size() && i + 1u + ours[i] <= ours.size(); i += 1u + ours[i]) {
+    const std::span<const unsigned char> want = ours.subspan(i + 1, ours[i]);
+    for (std::size_t j = 0; j < offered.size(); j += 1u + offered[j]) {
+      const std::size_t len = offered[j];
+      if (j + 1 + len > offered.size()) break;  // malformed offer
+      if (len == want.size() && std::equal(want.begin(), want.end(), offered.begin() + static_cast<std::ptrdiff_t>(j + 1)))
+        return offered.subspan(j + 1, len);
+    }
+  }
+  return {};
+}
+
 }  // namespace unitls::detail

@@ -138,4 +138,11 @@ struct ClientHelloScan {
 // malformed (the stack refuses it at once).
 ClientHelloScan scan_client_hello(std::span<const unsigned char> raw, std::size_t max_record);
 
+// Server-side ALPN (RFC 7301 3.2): the first of our protocols (`ours`, in
+// the wire format of RFC 7301 3.1, our preference order) that the client
+// offers (`offered`, the same format): its name inside `offered`, or empty
+// when none is (no ALPN then rather than a no_application_protocol alert, on
+// every backend). A malformed offer counts up to where it breaks.
+std::span<const unsigned char> prefer_alpn(std::span<const unsigned char> ours, std::span<const unsigned char> offered);
+
 }  // namespace unitls::detail

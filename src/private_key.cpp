@@ -1,5 +1,8 @@
 #include "private_key.hpp"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "der.hpp"
 
 namespace unitls::detail {
@@ -147,6 +150,34 @@ std::optional<EncryptedKey> encrypted_key(const PemBlock& block) {
   }
   if (block.label == "ENCRYPTED PRIVATE KEY") return pkcs8(block.der);
   return std::nullopt;
+}
+
+// RFC 7292 B.1: UTF-16 (big-endian, surrogate pairs past the BMP) and a
+// 16-bit zero at the end.
+std::vector<unsigned char> pkcs12_password(const std::string& password) {
+  std::vector<unsigned char> out;
+  for (std::size_t i = 0; i < password.size();) {
+    const auto c = static_cast<unsigned char>(password[i]);
+    std::uint32_t cp = 0;
+    std::size_t n = 0;
+    if (c < 0x80) cp = c, n = 1;
+    else if ((c & 0xe0) == 0xc0) cp = c & 0x1f, n = 2;
+    else if ((c & 0xf0) == 0xe0) cp = c & 0x0f, n = 3;
+    else cp = c & 0x07, n = 4;
+    n = std::min(n, password.size() - i);
+    for (std::size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(password[i + k]) & 0x3f);
+    if (cp >= 0x10000) {  // a surrogate pair
+      cp -= 0x10000;
+      const std::uint32_t hi = 0xd800 + (cp >> 10), lo = 0xdc00 + (cp & 0x3ff);
+      out.insert(out.end(), {static_cast<unsigned char>(hi >> 8), static_cast<unsigned char>(hi),
+                             static_cast<unsigned char>(lo >> 8), static_cast<unsigned char>(lo)});
+    } else {
+      out.insert(out.end(), {static_cast<unsigned char>(cp >> 8), static_cast<unsigned char>(cp)});
+    }
+    i += n;
+  }
+  out.insert(out.end(), {0, 0});
+  return out;
 }
 
 }  // namespace unitls::detail

@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "x509.hpp"
 
@@ -40,5 +41,13 @@ struct EncryptedKey {
 
 // nullopt: the block is not an encrypted key.
 std::optional<EncryptedKey> encrypted_key(const PemBlock& block);
+
+// A password as PKCS#12's key derivation wants it (RFC 7292 B.1): a
+// BMPString, big-endian, with two zero bytes at its end, from the UTF-8 the
+// core checked, as OpenSSL and GnuTLS read it. (mbedTLS 2.28 and wolfSSL
+// 5.5.4 widen each byte instead, so a non-ASCII password that decrypted on
+// the other stacks did not on theirs: their engines derive the key from
+// this.)
+std::vector<unsigned char> pkcs12_password(const std::string& password);
 
 }  // namespace unitls::detail

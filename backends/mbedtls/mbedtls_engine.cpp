@@ -1078,41 +1078,11 @@ std::vector<unsigned char> decrypt_pbes2(const EncryptedKey& k, const std::strin
   return plain;
 }
 
-// A password as PKCS#12 wants it (RFC 7292 B.1): a BMPString, big-endian,
-// with two zero bytes at its end, from the UTF-8 the core checked, as
-// OpenSSL and GnuTLS read it; mbedTLS 2.28 widens each byte instead, so a
-// non-ASCII password decrypted on the other stacks and not on this one.
-std::vector<unsigned char> bmp_password(const std::string& password) {
-  std::vector<unsigned char> out;
-  for (std::size_t i = 0; i < password.size();) {
-    const auto c = static_cast<unsigned char>(password[i]);
-    std::uint32_t cp = 0;
-    std::size_t n = 0;
-    if (c < 0x80) cp = c, n = 1;
-    else if ((c & 0xe0) == 0xc0) cp = c & 0x1f, n = 2;
-    else if ((c & 0xf0) == 0xe0) cp = c & 0x0f, n = 3;
-    else cp = c & 0x07, n = 4;
-    n = std::min(n, password.size() - i);
-    for (std::size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(password[i + k]) & 0x3f);
-    if (cp >= 0x10000) {  // a surrogate pair
-      cp -= 0x10000;
-      const std::uint32_t hi = 0xd800 + (cp >> 10), lo = 0xdc00 + (cp & 0x3ff);
-      out.insert(out.end(), {static_cast<unsigned char>(hi >> 8), static_cast<unsigned char>(hi),
-                             static_cast<unsigned char>(lo >> 8), static_cast<unsigned char>(lo)});
-    } else {
-      out.insert(out.end(), {static_cast<unsigned char>(cp >> 8), static_cast<unsigned char>(cp)});
-    }
-    i += n;
-  }
-  out.insert(out.end(), {0, 0});
-  return out;
-}
-
 // PKCS#12 pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 C) with the password as
 // a BMPString of its UTF-8. The PrivateKeyInfo DER, or empty.
 std::vector<unsigned char> decrypt_pkcs12(const EncryptedKey& k, const std::string& password) {
   if (k.cipher != "pbeWithSHAAnd3-KeyTripleDES-CBC" || k.iterations == 0 || k.iterations > INT_MAX) return {};
-  std::vector<unsigned char> bmp = bmp_password(password);
+  std::vector<unsigned char> bmp = pkcs12_password(password);
   unsigned char key[24], iv[8];
   const auto* salt = reinterpret_cast<const unsigned char*>(k.salt.data());
   bool ok = mbedtls_pkcs12_derivation(key, sizeof key, bmp.data(), bmp.size(), salt, k.salt.size(), MBEDTLS_MD_SHA1,

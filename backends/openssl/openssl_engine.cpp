@@ -939,26 +939,16 @@ bool load_trust(SSL_CTX* ctx, const std::string& pem, bool list_client_cas) {
 
 // ---- configuration ----------------------------------------------------------------
 
-// Server-side ALPN (RFC 7301 3.2): the server's preference order among the
-// client's offers. No overlap: no ALPN rather than a no_application_protocol
-// alert, the same on every backend.
+// Server-side ALPN: the core's choice (prefer_alpn), the same on every
+// backend.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                 unsigned int inlen, void* arg) {
   const auto& ours = static_cast<OpenSslContext*>(arg)->alpn_wire();
-  for (std::size_t i = 0; i < ours.size(); i += 1u + ours[i]) {
-    const unsigned char* want = &ours[i + 1];
-    const unsigned want_len = ours[i];
-    for (unsigned j = 0; j < inlen; j += 1u + in[j]) {
-      const unsigned len = in[j];
-      if (j + 1 + len > inlen) break;  // malformed offer
-      if (len == want_len && std::memcmp(in + j + 1, want, len) == 0) {
-        *out = in + j + 1;
-        *outlen = static_cast<unsigned char>(len);
-        return SSL_TLSEXT_ERR_OK;
-      }
-    }
-  }
-  return SSL_TLSEXT_ERR_NOACK;
+  const std::span<const unsigned char> chosen = prefer_alpn(ours, {in, inlen});
+  if (chosen.empty()) return SSL_TLSEXT_ERR_NOACK;
+  *out = chosen.data();
+  *outlen = static_cast<unsigned char>(chosen.size());
+  return SSL_TLSEXT_ERR_OK;
 }
 
 // TLS 1.3: the server's preference wins for the group as it does for the

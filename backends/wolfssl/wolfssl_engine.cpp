@@ -1516,26 +1516,16 @@ int WolfSslEngine::on_ticket(WOLFSSL* ssl, unsigned char key_name[WOLFSSL_TICKET
 
 // ---- configuration ----------------------------------------------------------------
 
-// Server-side ALPN (RFC 7301 3.2): the server's preference order among the
-// client's offers. No overlap: no ALPN rather than a no_application_protocol
-// alert, the same on every backend.
+// Server-side ALPN: the core's choice (prefer_alpn), the same on every
+// backend.
 int select_alpn(WOLFSSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
                 unsigned int inlen, void* arg) {
   const auto& ours = *static_cast<const std::vector<unsigned char>*>(arg);
-  for (std::size_t i = 0; i < ours.size(); i += 1u + ours[i]) {
-    const unsigned char* want = &ours[i + 1];
-    const unsigned want_len = ours[i];
-    for (unsigned j = 0; j < inlen; j += 1u + in[j]) {
-      const unsigned len = in[j];
-      if (j + 1 + len > inlen) break;  // malformed offer
-      if (len == want_len && std::memcmp(in + j + 1, want, len) == 0) {
-        *out = in + j + 1;
-        *outlen = static_cast<unsigned char>(len);
-        return SSL_TLSEXT_ERR_OK;
-      }
-    }
-  }
-  return SSL_TLSEXT_ERR_NOACK;
+  const std::span<const unsigned char> chosen = prefer_alpn(ours, {in, inlen});
+  if (chosen.empty()) return SSL_TLSEXT_ERR_NOACK;
+  *out = chosen.data();
+  *outlen = static_cast<unsigned char>(chosen.size());
+  return SSL_TLSEXT_ERR_OK;
 }
 
 }  // namespace
@@ -1552,36 +1542,6 @@ EnginePtr WolfSslContext::make_engine(Wire& wire, EngineSetup& setup) {
 
 namespace {
 
-// A password as PKCS#12 wants it (RFC 7292 B.1): a BMPString, big-endian,
-// with two zero bytes at its end, from the UTF-8 the core checked, as
-// OpenSSL and GnuTLS read it; wolfSSL 5.5.4 widens each byte instead, so a
-// non-ASCII password decrypted on the other stacks and not on this one.
-std::vector<unsigned char> bmp_password(const std::string& password) {
-  std::vector<unsigned char> out;
-  for (std::size_t i = 0; i < password.size();) {
-    const auto c = static_cast<unsigned char>(password[i]);
-    std::uint32_t cp = 0;
-    std::size_t n = 0;
-    if (c < 0x80) cp = c, n = 1;
-    else if ((c & 0xe0) == 0xc0) cp = c & 0x1f, n = 2;
-    else if ((c & 0xf0) == 0xe0) cp = c & 0x0f, n = 3;
-    else cp = c & 0x07, n = 4;
-    n = std::min(n, password.size() - i);
-    for (std::size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(password[i + k]) & 0x3f);
-    if (cp >= 0x10000) {  // a surrogate pair
-      cp -= 0x10000;
-      const std::uint32_t hi = 0xd800 + (cp >> 10), lo = 0xdc00 + (cp & 0x3ff);
-      out.insert(out.end(), {static_cast<unsigned char>(hi >> 8), static_cast<unsigned char>(hi),
-                             static_cast<unsigned char>(lo >> 8), static_cast<unsigned char>(lo)});
-    } else {
-      out.insert(out.end(), {static_cast<unsigned char>(cp >> 8), static_cast<unsigned char>(cp)});
-    }
-    i += n;
-  }
-  out.insert(out.end(), {0, 0});
-  return out;
-}
-
 // PKCS#12 pbeWithSHAAnd3-KeyTripleDES-CBC (RFC 7292 C) with the password as
 // a BMPString of its UTF-8, by wolfCrypt's primitives. The PrivateKeyInfo
 // DER, or empty when it does not decrypt.
@@ -1589,7 +1549,7 @@ std::vector<unsigned char> decrypt_pkcs12(const EncryptedKey& k, const std::stri
   if (k.cipher != "pbeWithSHAAnd3-KeyTripleDES-CBC" || k.iterations == 0 || k.iterations > INT_MAX ||
       k.ciphertext.empty() || k.ciphertext.size() % DES_BLOCK_SIZE != 0)
     return {};
-  std::vector<unsigned char> bmp = bmp_password(password);
+  std::vector<unsigned char> bmp = pkcs12_password(password);
   unsigned char key[24], iv[DES_BLOCK_SIZE];
   const auto* salt = reinterpret_cast<const unsigned char*>(k.salt.data());
   const int iterations = static_cast<int>(k.iterations);
