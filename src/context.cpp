@@ -349,6 +349,12 @@ bool check_capabilities(const Config& c, std::string_view backend, const detail:
                 name + " backend takes at most " + std::to_string(caps.max_alpn_name);
       return false;
     }
+    if (const auto at = protocol.find_first_of(caps.alpn_name_excludes); at != std::string::npos) {
+      message = "alpn: a protocol name holding '" + std::string(1, protocol[at]) + "', which the " + name +
+                " backend (" + std::string(backend_library_version(backend)) +
+                ") cannot take: it reads the names as a list separated by it";
+      return false;
+    }
   }
   return true;
 }

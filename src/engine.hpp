@@ -279,6 +279,10 @@ struct Capabilities {
   std::size_t max_alpn_name = 255;             // bytes in one ALPN protocol name
   std::size_t max_alpn_protocols = 0xffff;     // names in the ALPN list
   std::size_t max_alpn_list = 0xffff;          // client: the list's bytes on the wire (RFC 7301 3.1)
+  // Bytes a protocol name cannot hold (RFC 7301 allows any but NUL, which
+  // the core refuses on every backend): the stack takes a comma-separated
+  // list.
+  std::string_view alpn_name_excludes{};
   // Encrypted private keys it can decrypt (KeyEncryption, private_key.hpp):
   // one bit per scheme.
   unsigned key_encryptions = ~0u;

@@ -1953,7 +1953,11 @@ const char* wolfssl_library_version() {
 // rest of the hello.
 extern const BackendEntry wolfssl_backend{
     "wolfssl", &make_context<WolfSslContext>, &wolfssl_library_version,
-    Capabilities{.max_alpn_list = 16384 - 1024,
+    Capabilities{// wolfSSL_UseALPN takes a comma-separated C string of at most
+                 // WOLFSSL_MAX_ALPN_NUMBER names.
+                 .max_alpn_protocols = WOLFSSL_MAX_ALPN_NUMBER,
+                 .max_alpn_list = 16384 - 1024,
+                 .alpn_name_excludes = ",",
                  // PBES2 with PBKDF2 (AES, 3DES), PKCS#5 v1, PKCS#12 through
                  // decrypt_pkcs12; no scrypt, no Camellia.
                  .key_encryptions = key_encryption_bit(KeyEncryption::legacy_pem) |

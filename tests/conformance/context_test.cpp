@@ -597,6 +597,33 @@ TEST_CASE("a long ALPN name is negotiated, or refused at create as unsupported n
   }
 }
 
+TEST_CASE("an ALPN name is any bytes: one name on the wire, or refused at create as unsupported naming the limit") {
+  // RFC 7301 3.1: a name is opaque bytes. A ',' is where a stack that takes
+  // the names as text would split them. (A NUL is invalid_argument on every
+  // backend: "a protocol name contains a NUL byte".)
+  for (const std::string name : {"h2,http/1.1", "with space"}) {
+    CAPTURE(name);
+    Config cc = client_config(any_version);
+    Config sc = server_config(any_version);
+    cc.alpn = {name, "other"};
+    sc.alpn = {name};
+    std::error_code ec;
+    std::string message;
+    std::shared_ptr<Context> client_ctx = Context::create(cc, ec, &message);
+    std::shared_ptr<Context> server_ctx = client_ctx ? Context::create(sc, ec, &message) : nullptr;
+    if (!server_ctx) {
+      CHECK(ec == errc::unsupported);
+      CHECK_MESSAGE(contains(message, "alpn: a protocol name holding"), message);
+      CHECK_MESSAGE(contains(message, "cannot take"), message);
+      CHECK(name != "with space");  // only the bytes a stack cannot hold
+      continue;
+    }
+    MemoryConn conn = connect_memory(client_ctx, server_ctx);
+    CHECK(conn.client->alpn_selected() == name);
+    CHECK(conn.server->alpn_selected() == name);
+  }
+}
+
 TEST_CASE("wrap() returns a socket for every transport, whatever the configuration") {
   for (std::size_t count : {1u, 8u}) {
     Config c = default_client();
