@@ -43,6 +43,7 @@
 #include "client_hello.hpp"
 #include "engine.hpp"
 #include "private_key.hpp"
+#include "reframer.hpp"
 #include "session_cache.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
@@ -104,113 +105,8 @@ std::string with_reason(std::string text, int code) {
 // ("TLS handshake fragmentation not supported", ssl_msg.c), although RFC 5246
 // 6.2.1 lets a peer split messages across records at will (and OpenSSL and
 // GnuTLS take them so). Until the peer's records are encrypted, the engine
-// therefore gathers the plaintext handshake messages and hands them to
-// mbedTLS in records of whole messages. The transcript hash covers the
-// messages, not the records, so mbedTLS computes the same Finished.
-class Reframer {
- public:
-  bool active() const { return active_; }
-  bool has_output() const { return out_pos_ < out_.size(); }
-  // Inactive and drained: its buffers go (an idle connection keeps none).
-  void release() {
-    std::vector<unsigned char>().swap(in_);
-    std::vector<unsigned char>().swap(messages_);
-    std::vector<unsigned char>().swap(out_);
-    released_ = true;
-  }
-  bool released() const { return released_; }
-
-  // How many bytes complete the record being gathered (its header, then its
-  // body): never more, so that nothing past the peer's last record is taken
-  // from the transport (what follows a close_notify is not ours).
-  std::size_t wanted() const {
-    if (in_.size() < header) return header - in_.size();
-    const std::size_t len = static_cast<std::size_t>(in_[3]) << 8 | in_[4];
-    return header + len - in_.size();
-  }
-
-  // Raw bytes from the transport.
-  void feed(const unsigned char* p, std::size_t n) {
-    in_.insert(in_.end(), p, p + n);
-    process();
-  }
-
-  std::size_t take(unsigned char* buf, std::size_t len) {
-    const std::size_t n = std::min(len, out_.size() - out_pos_);
-    std::memcpy(buf, out_.data() + out_pos_, n);
-    out_pos_ += n;
-    if (out_pos_ == out_.size()) {
-      out_.clear();
-      out_pos_ = 0;
-    }
-    return n;
-  }
-
- private:
-  static constexpr std::size_t header = 5;
-
-  void process() {
-    std::size_t pos = 0;
-    while (active_ && in_.size() - pos >= header) {
-      const unsigned char type = in_[pos];
-      const std::size_t len = static_cast<std::size_t>(in_[pos + 3]) << 8 | in_[pos + 4];
-      if (in_.size() - pos - header < len) break;
-      const unsigned char* body = in_.data() + pos + header;
-      if (type == MBEDTLS_SSL_MSG_HANDSHAKE) {
-        if (messages_.empty()) std::memcpy(version_, in_.data() + pos + 1, 2);
-        messages_.insert(messages_.end(), body, body + len);
-        emit_messages(false);
-      } else {
-        // Another record between the pieces of a message: mbedTLS judges
-        // the pieces as they came.
-        emit_messages(true);
-        const unsigned char* record = in_.data() + pos;
-        out_.insert(out_.end(), record, record + header + len);
-        if (type == MBEDTLS_SSL_MSG_CHANGE_CIPHER_SPEC || type == MBEDTLS_SSL_MSG_APPLICATION_DATA)
-          active_ = false;  // encrypted from here on: records pass as they are
-      }
-      pos += header + len;
-    }
-    if (!active_) {
-      out_.insert(out_.end(), in_.begin() + static_cast<std::ptrdiff_t>(pos), in_.end());
-      pos = in_.size();
-    }
-    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(pos));
-  }
-
-  // Frames the complete messages held (with all: everything held) into
-  // records of at most MBEDTLS_SSL_IN_CONTENT_LEN bytes.
-  void emit_messages(bool all) {
-    std::size_t complete = 0;
-    while (messages_.size() - complete >= 4) {
-      const std::size_t len = static_cast<std::size_t>(messages_[complete + 1]) << 16 |
-                              static_cast<std::size_t>(messages_[complete + 2]) << 8 |
-                              messages_[complete + 3];
-      if (messages_.size() - complete - 4 < len) break;
-      complete += 4 + len;
-    }
-    const std::size_t upto = all ? messages_.size() : complete;
-    for (std::size_t off = 0; off < upto;) {
-      const std::size_t n = std::min<std::size_t>(upto - off, MBEDTLS_SSL_IN_CONTENT_LEN);
-      const unsigned char h[header] = {MBEDTLS_SSL_MSG_HANDSHAKE, version_[0], version_[1],
-                                       static_cast<unsigned char>(n >> 8),
-                                       static_cast<unsigned char>(n & 0xff)};
-      out_.insert(out_.end(), h, h + header);
-      out_.insert(out_.end(), messages_.begin() + static_cast<std::ptrdiff_t>(off),
-                  messages_.begin() + static_cast<std::ptrdiff_t>(off + n));
-      off += n;
-    }
-    messages_.erase(messages_.begin(), messages_.begin() + static_cast<std::ptrdiff_t>(upto));
-  }
-
-  bool active_ = true;
-  bool released_ = false;
-  std::vector<unsigned char> in_;        // read, not yet a whole record
-  std::vector<unsigned char> messages_;  // handshake content, not yet a whole message
-  std::vector<unsigned char> out_;       // records ready for mbedTLS
-  std::size_t out_pos_ = 0;
-  unsigned char version_[2] = {3, 3};
-};
+// therefore reads the peer's records through the core's Reframer
+// (reframer.hpp), which hands them on in records of whole messages.
 
 // ---- sessions -----------------------------------------------------------------
 
@@ -544,7 +440,7 @@ class MbedTlsEngine final : public Engine {
   bool handshake_done_ = false;
   bool full_handshake_ = false;       // a Certificate message was due: no resumption
   bool ticket_received_ = false;      // client: the server sent a NewSessionTicket
-  Reframer reframer_;                 // plaintext handshake messages, one record each
+  Reframer reframer_{MBEDTLS_SSL_IN_CONTENT_LEN};  // plaintext handshake messages, one record each
   std::vector<unsigned char> ahead_;  // read ahead by read_client_hello, not yet given to mbedTLS
   std::size_t ahead_offset_ = 0;
   std::uint16_t group_ = 0;           // the key exchange's group (note_group)
@@ -921,10 +817,10 @@ int MbedTlsEngine::transport_recv(unsigned char* buf, std::size_t len) {
       if (!reframer_.released()) reframer_.release();
       return raw_recv(buf, len);
     }
-    unsigned char chunk[4096];
-    const int n = raw_recv(chunk, std::min(sizeof chunk, reframer_.wanted()));
+    const std::span<unsigned char> room = reframer_.room();
+    const int n = raw_recv(room.data(), room.size());
+    reframer_.filled(static_cast<std::size_t>(std::max(n, 0)));
     if (n <= 0) return n;
-    reframer_.feed(chunk, static_cast<std::size_t>(n));
   }
 }
 

@@ -42,6 +42,7 @@
 #include "client_hello.hpp"
 #include "engine.hpp"
 #include "private_key.hpp"
+#include "reframer.hpp"
 #include "session_cache.hpp"
 #include "verify.hpp"
 #include "wire.hpp"
@@ -307,147 +308,8 @@ constexpr int look_again = INT_MIN;
 // across records ("parse error on header", measured with one-byte records),
 // although RFC 5246 6.2.1 lets a peer split messages at will (and OpenSSL
 // and GnuTLS take them so). Until the peer's records are encrypted, the
-// engine therefore gathers the plaintext handshake messages and hands them
-// to wolfSSL in records of whole messages, as the mbedTLS backend does. The
-// transcript hash covers the messages, not the records, so wolfSSL computes
-// the same Finished.
-class Reframer {
- public:
-  bool active() const { return active_; }
-  bool has_output() const { return out_pos_ < out_.size(); }
-  void release() {
-    std::vector<unsigned char>().swap(in_);
-    std::vector<unsigned char>().swap(messages_);
-    std::vector<unsigned char>().swap(out_);
-    out_pos_ = 0;
-    released_ = true;
-  }
-  bool released() const { return released_; }
-
-  // Room for the bytes that complete the record being gathered (its
-  // header, then its body), to read into: never more, so that nothing past
-  // the peer's last record is taken from the transport. filled() says how
-  // many came.
-  std::span<unsigned char> room() {
-    // (Room for the usual records from the start: a handshake's records
-    // then cost one allocation here, and one in out_.)
-    if (in_.capacity() == 0) in_.reserve(usual_record);
-    const std::size_t have = in_.size();
-    const std::size_t want = have < record_header
-                                 ? record_header - have
-                                 : record_header + (static_cast<std::size_t>(in_[3]) << 8 | in_[4]) - have;
-    in_.resize(have + want);
-    in_filled_ = have;
-    return {in_.data() + have, want};
-  }
-  void filled(std::size_t n) {
-    in_.resize(in_filled_ + n);
-    if (in_.size() >= record_header && in_.size() == record_header + (static_cast<std::size_t>(in_[3]) << 8 | in_[4]))
-      process();
-  }
-
-  // A client: the server's ServerHello answered encrypt_then_mac (RFC 7366
-  // 2), which wolfSSL then uses with a CBC suite.
-  bool encrypt_then_mac() const { return encrypt_then_mac_; }
-
-  std::size_t take(unsigned char* buf, std::size_t len) {
-    const std::size_t n = std::min(len, out_.size() - out_pos_);
-    std::memcpy(buf, out_.data() + out_pos_, n);
-    out_pos_ += n;
-    if (out_pos_ == out_.size()) {
-      out_.clear();
-      out_pos_ = 0;
-    }
-    return n;
-  }
-
- private:
-  static constexpr unsigned char change_cipher_spec = 20, handshake = 22, application_data = 23;
-  static constexpr unsigned char server_hello = 2;
-  static constexpr std::size_t usual_record = 1024;
-  static constexpr unsigned encrypt_then_mac_type = 22;
-
-  // A ServerHello's body (RFC 5246 7.4.1.3) has the extension `type`.
-  static bool server_hello_extension(std::span<const unsigned char> body, unsigned type) {
-    std::size_t at = 2 + 32;  // server_version, random
-    if (body.size() <= at) return false;
-    at += 1 + body[at] + 2 + 1;  // session_id, cipher_suite, compression_method
-    if (body.size() < at + 2) return false;
-    const std::size_t end = at + 2 + (static_cast<std::size_t>(body[at]) << 8 | body[at + 1]);
-    if (end > body.size()) return false;
-    for (at += 2; end - at >= 4;) {
-      if ((static_cast<unsigned>(body[at]) << 8 | body[at + 1]) == type) return true;
-      at += 4 + (static_cast<std::size_t>(body[at + 2]) << 8 | body[at + 3]);
-      if (at > end) return false;
-    }
-    return false;
-  }
-
-  // in_ holds one whole record.
-  void process() {
-    const unsigned char type = in_[0];
-    const std::size_t len = in_.size() - record_header;
-    const unsigned char* body = in_.data() + record_header;
-    if (type == handshake && len > 0 && messages_.empty() && whole_messages(body, len) == len) {
-      // Whole messages, nothing held (the usual record): as it came.
-      if (out_.capacity() == 0) out_.reserve(usual_record);
-      out_.insert(out_.end(), in_.begin(), in_.end());
-    } else if (type == handshake && len > 0) {
-      if (messages_.empty()) std::memcpy(version_, in_.data() + 1, 2);
-      messages_.insert(messages_.end(), body, body + len);
-      emit_messages(false);
-    } else {
-      // Another record between the pieces of a message: wolfSSL judges
-      // the pieces as they came.
-      emit_messages(true);
-      out_.insert(out_.end(), in_.begin(), in_.end());
-      if (type == change_cipher_spec || type == application_data) active_ = false;
-    }
-    in_.clear();
-  }
-
-  // How many of the n bytes at p are whole handshake messages; a
-  // ServerHello among them is read for encrypt_then_mac.
-  std::size_t whole_messages(const unsigned char* p, std::size_t n) {
-    std::size_t complete = 0;
-    while (n - complete >= 4) {
-      const std::size_t len = static_cast<std::size_t>(p[complete + 1]) << 16 |
-                              static_cast<std::size_t>(p[complete + 2]) << 8 | p[complete + 3];
-      if (n - complete - 4 < len) break;
-      if (p[complete] == server_hello)
-        encrypt_then_mac_ = server_hello_extension({p + complete + 4, len}, encrypt_then_mac_type);
-      complete += 4 + len;
-    }
-    return complete;
-  }
-
-  // Frames the complete messages held (with all: everything held) into
-  // records of at most 2^14 bytes.
-  void emit_messages(bool all) {
-    const std::size_t complete = whole_messages(messages_.data(), messages_.size());
-    const std::size_t upto = all ? messages_.size() : complete;
-    for (std::size_t off = 0; off < upto;) {
-      const std::size_t n = std::min<std::size_t>(upto - off, max_plaintext);
-      const unsigned char h[record_header] = {handshake, version_[0], version_[1], static_cast<unsigned char>(n >> 8),
-                                              static_cast<unsigned char>(n & 0xff)};
-      out_.insert(out_.end(), h, h + record_header);
-      out_.insert(out_.end(), messages_.begin() + static_cast<std::ptrdiff_t>(off),
-                  messages_.begin() + static_cast<std::ptrdiff_t>(off + n));
-      off += n;
-    }
-    messages_.erase(messages_.begin(), messages_.begin() + static_cast<std::ptrdiff_t>(upto));
-  }
-
-  bool active_ = true;
-  bool released_ = false;
-  bool encrypt_then_mac_ = false;
-  std::vector<unsigned char> in_;        // read, not yet a whole record
-  std::size_t in_filled_ = 0;            // of in_, before room()
-  std::vector<unsigned char> messages_;  // handshake content, not yet a whole message
-  std::vector<unsigned char> out_;       // records ready for wolfSSL
-  std::size_t out_pos_ = 0;
-  unsigned char version_[2] = {3, 3};
-};
+// engine therefore reads the peer's records through the core's Reframer
+// (reframer.hpp), as the mbedTLS backend does.
 
 class WolfSslEngine final : public Engine {
  public:
@@ -689,7 +551,7 @@ class WolfSslEngine final : public Engine {
   KeyUpdateLimit key_updates_;
   // The inbound path (transport_recv): plaintext handshake messages
   // reframed, then each record header judged once the handshake is done.
-  Reframer reframer_;
+  Reframer reframer_{max_plaintext};
   std::vector<unsigned char> pending_;  // judged (or the poison), for wolfSSL before anything else
   std::size_t pending_pos_ = 0;
   unsigned char header_[record_header] = {};  // a record header being gathered
