@@ -1,5 +1,7 @@
 #include "record_guard.hpp"
 
+#include "engine.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -55,6 +57,9 @@ class RecordCategory final : public std::error_category {
       case RecordFault::bad_version: return "a record version other than 3.x: protocol_version sent";
       case RecordFault::renegotiation_refused:
         return "the peer answered our first hello with no_renegotiation: handshake_failure sent";
+      case RecordFault::key_update_flood:
+        return "more than " + std::to_string(KeyUpdateLimit::per_window) + " KeyUpdates within " +
+               std::to_string(KeyUpdateLimit::window.count()) + " ms: unexpected_message sent";
     }
     return "record fault " + std::to_string(value);
   }

@@ -43,6 +43,10 @@ enum class RecordFault : int {
   oversized_message = 47,   // illegal_parameter: a handshake message longer than any peer may send
   bad_version = 70,         // protocol_version: a record version that is not 3.x
   renegotiation_refused = 40,  // handshake_failure: the peer said no_renegotiation to our first hello
+  // Not the guard's own, but a record fault of the same kind: more TLS 1.3
+  // KeyUpdates than KeyUpdateLimit (engine.hpp) allows, which a backend
+  // whose stack takes any number reports with this code.
+  key_update_flood = 4010,  // unexpected_message
 };
 
 const std::error_category& record_category() noexcept;

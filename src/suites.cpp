@@ -250,4 +250,16 @@ std::string unsupported_group_message(const GroupInfo& group, std::string_view b
   return text;
 }
 
+std::uint16_t prefer_group(std::span<const std::uint16_t> ours, std::span<const unsigned char> offered, bool tls1_3) {
+  for (const std::uint16_t code : ours) {
+    if (tls1_3) {
+      const GroupInfo* info = find_group(code);
+      if (!info || !info->tls1_3) continue;  // a TLS 1.2-only group (brainpool)
+    }
+    for (std::size_t i = 0; i + 1 < offered.size(); i += 2)
+      if ((std::uint16_t{offered[i]} << 8 | offered[i + 1]) == code) return code;
+  }
+  return 0;
+}
+
 }  // namespace unitls::detail

@@ -87,4 +87,10 @@ std::string unsupported_suite_message(const SuiteInfo& suite, std::string_view b
 std::string unsupported_group_message(const GroupInfo& group, std::string_view backend,
                                       std::string_view why = {});
 
+// The server's choice of group (docs/contract.md, "Cipher suites and
+// groups"): the first of `ours` (code points, our preference order) that the
+// client lists in `offered` (a NamedGroupList's content, RFC 8422 5.1.1: two
+// bytes a code point); with tls1_3, only groups TLS 1.3 has. 0: none.
+std::uint16_t prefer_group(std::span<const std::uint16_t> ours, std::span<const unsigned char> offered, bool tls1_3);
+
 }  // namespace unitls::detail

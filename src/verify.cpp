@@ -212,4 +212,13 @@ bool valid_server_name(std::string_view name) {
   return label > 0;
 }
 
+void AnchorSet::finish(Role peer) {
+  for (const auto& der : der_) {
+    auto facts = parse_certificate(der);
+    if (!facts) continue;
+    restricts_ = restricts_ || !purpose_allows(*facts, peer) || !key_strong_enough(*facts);
+    facts_.push_back(std::move(*facts));
+  }
+}
+
 }  // namespace unitls::detail

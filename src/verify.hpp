@@ -7,6 +7,7 @@
 // the errc the core reports are those of any rejected certificate).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <span>
@@ -80,6 +81,43 @@ struct AnchorLookup {
 };
 PeerVerdict check_chain_purposes(std::span<const std::span<const std::byte>> sent, Role verifier,
                                  const AnchorLookup& anchors);
+
+// A context's trust anchors for check_chain_purposes, read once: their DER
+// and facts, and the AnchorLookup over them. Kept beside the stack's own
+// trust store by a backend whose stack does not judge the CAs' purposes.
+class AnchorSet {
+ public:
+  AnchorSet() = default;
+  AnchorSet(const AnchorSet&) = delete;  // (the lookup refers to this one)
+  AnchorSet& operator=(const AnchorSet&) = delete;
+
+  // Each anchor's DER, then finish() with the role of the peers it judges.
+  void add(std::span<const std::byte> der) { der_.emplace_back(der.begin(), der.end()); }
+  void finish(Role peer);
+
+  bool empty() const { return der_.empty(); }
+  const AnchorLookup& lookup() const { return lookup_; }
+  // An anchor that check_chain_purposes would fail for that peer (a
+  // purpose it does not allow, a key too weak): the chain must be judged
+  // even when the peer sent only its leaf.
+  bool restricts() const { return restricts_; }
+
+ private:
+  std::vector<std::vector<std::byte>> der_;
+  std::vector<CertificateFacts> facts_;  // (they view der_, complete by then)
+  bool restricts_ = false;
+  AnchorLookup lookup_{
+      [this](std::span<const std::byte> subject) -> const CertificateFacts* {
+        for (const auto& f : facts_)
+          if (std::equal(f.subject.begin(), f.subject.end(), subject.begin(), subject.end())) return &f;
+        return nullptr;
+      },
+      [this](std::span<const std::byte> der) {
+        for (const auto& a : der_)
+          if (std::equal(a.begin(), a.end(), der.begin(), der.end())) return true;
+        return false;
+      }};
+};
 
 // Why a peer's certificate was rejected, in the core's words. Each engine
 // maps its stack's own verification result (OpenSSL's X509_V_ERR_*,

@@ -195,19 +195,7 @@ class GnuTlsContext final : public BackendContext,
   // (0: another key). See GnuTlsEngine::on_client_hello.
   std::vector<std::uint16_t> ecdsa_curves_;  // server: per credential, its ECDSA key's curve (0: not ECDSA)
   // The trust anchors (their DER, and read once) for check_chain_purposes.
-  std::vector<std::vector<std::byte>> anchors_;
-  std::vector<CertificateFacts> anchor_facts_;
-  bool anchors_restrict_ = false;  // an anchor would fail check_chain_purposes for the peer
-  AnchorLookup anchor_lookup_{
-      [this](std::span<const std::byte> subject) -> const CertificateFacts* {
-        for (const auto& f : anchor_facts_)
-          if (std::equal(f.subject.begin(), f.subject.end(), subject.begin(), subject.end())) return &f;
-        return nullptr;
-      },
-      [this](std::span<const std::byte> der) {
-        return std::any_of(anchors_.begin(), anchors_.end(),
-                           [der](const std::vector<std::byte>& a) { return std::equal(a.begin(), a.end(), der.begin(), der.end()); });
-      }};
+  AnchorSet anchors_;  // for check_chain_purposes
   // The session ticket key for this server name: the context's, keyed by
   // the name (HMAC-SHA512), kept for the names seen so far.
   std::array<unsigned char, 64> ticket_key_for(const std::string& name) const {
@@ -727,11 +715,11 @@ int GnuTlsEngine::verify_peer(gnutls_session_t session) {
     const auto der = std::as_bytes(std::span<const unsigned char>(chain[0].data, chain[0].size));
     PeerVerdict verdict = check_peer_leaf(der, role, self->context_->server_name_);
     // (A leaf alone under anchors that restrict nothing: nothing to judge.)
-    if (verdict == PeerVerdict::ok && (count > 1 || self->context_->anchors_restrict_)) {
+    if (verdict == PeerVerdict::ok && (count > 1 || self->context_->anchors_.restricts())) {
       std::vector<std::span<const std::byte>> sent;
       for (unsigned i = 0; i < count; ++i)
         sent.push_back(std::as_bytes(std::span<const unsigned char>(chain[i].data, chain[i].size)));
-      verdict = check_chain_purposes(sent, role, self->context_->anchor_lookup_);
+      verdict = check_chain_purposes(sent, role, self->context_->anchors_.lookup());
     }
     switch (verdict) {
       case PeerVerdict::ok: return 0;
@@ -1110,14 +1098,8 @@ bool GnuTlsContext::init(const Config&, const Prepared& prepared, std::string& m
     if (!prepared.trust_pem.empty()) {
       if (anchors_.empty()) {
         if (const auto blocks = parse_pem(prepared.trust_pem))
-          for (const auto& block : *blocks) anchors_.push_back(block.der);
-        const Role peer = role_ == Role::client ? Role::server : Role::client;
-        for (const auto& der : anchors_) {  // (anchors_ is complete: the facts point into it)
-          auto facts = parse_certificate(der);
-          if (!facts) continue;
-          anchors_restrict_ = anchors_restrict_ || !purpose_allows(*facts, peer) || !key_strong_enough(*facts);
-          anchor_facts_.push_back(std::move(*facts));
-        }
+          for (const auto& block : *blocks) anchors_.add(block.der);
+        anchors_.finish(role_ == Role::client ? Role::server : Role::client);
       }
       const gnutls_datum_t pem = datum_of(prepared.trust_pem);
       ret = gnutls_certificate_set_x509_trust_mem(credentials, &pem, GNUTLS_X509_FMT_PEM);

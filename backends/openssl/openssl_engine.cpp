@@ -54,9 +54,6 @@ namespace {
 // Error-queue entries from the system library become std::system_category.
 constexpr int verify_base = 1000;
 
-// Our own code in the category: the peer passed KeyUpdateLimit.
-constexpr int key_update_flood_code = 90;
-
 // A TLS 1.3 record OpenSSL must refuse (RFC 8446 5: after the handshake
 // only application_data records are allowed): a handshake-typed one.
 constexpr char poison_record[] = {0x16, 0x03, 0x03, 0x00, 0x01, 0x00};
@@ -80,7 +77,6 @@ class OpenSslCategory final : public std::error_category {
       case SSL_ERROR_WANT_WRITE: return "SSL_ERROR_WANT_WRITE";
       case SSL_ERROR_SYSCALL: return "SSL_ERROR_SYSCALL: the transport failed without an OS error";
       case SSL_ERROR_ZERO_RETURN: return "SSL_ERROR_ZERO_RETURN: the peer sent close_notify";
-      case key_update_flood_code: return "too many KeyUpdates from the peer (more than 8 in 1 s)";
       default: return "SSL_get_error() = " + std::to_string(-value);
     }
   }
@@ -622,7 +618,7 @@ class OpenSslEngine final : public Engine {
   Result translate(int ret, Op op);
   Result key_update_failure() {
     ERR_clear_error();
-    return Result::fail(errc::protocol_error, ssl_error_code(key_update_flood_code));
+    return Result::fail(errc::protocol_error, make_error_code(RecordFault::key_update_flood));
   }
 
   static OpenSslEngine* from(BIO* bio) { return static_cast<OpenSslEngine*>(BIO_get_data(bio)); }
@@ -968,15 +964,12 @@ void prefer_own_group(SSL* ssl) {
     return;
   const std::size_t end = std::min<std::size_t>(len, 2u + (std::size_t{ext[0]} << 8 | ext[1]));
   const auto& codes = context->group_codes();
+  const std::uint16_t chosen = prefer_group(codes, {ext + 2, end - 2}, true);
   for (std::size_t k = 0; k < codes.size(); ++k) {
-    const GroupInfo* info = find_group(codes[k]);
-    if (!info || !info->tls1_3) continue;  // a TLS 1.2-only group (brainpool)
-    for (std::size_t i = 2; i + 1 < end; i += 2) {
-      if ((std::uint16_t{ext[i]} << 8 | ext[i + 1]) != codes[k]) continue;
-      int nid = context->group_nids()[k];
-      SSL_set1_groups(ssl, &nid, 1);
-      return;
-    }
+    if (codes[k] != chosen) continue;
+    int nid = context->group_nids()[k];
+    SSL_set1_groups(ssl, &nid, 1);
+    return;
   }
 }
 

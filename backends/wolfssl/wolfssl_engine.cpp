@@ -56,11 +56,9 @@ namespace {
 //
 // Values in the "unitls.wolfssl" category:
 //   < 0      a wolfSSL or wolfCrypt error code (error-ssl.h, error-crypt.h);
-//   >= 1000  an X509_V_ERR_* verification result, as 1000 + result;
-//   90       our own: the peer passed KeyUpdateLimit.
+//   >= 1000  an X509_V_ERR_* verification result, as 1000 + result.
 // Transport failures carry their errno in std::system_category instead.
 constexpr int verify_base = 1000;
-constexpr int key_update_flood_code = 90;
 
 std::string error_text(int code) {
   char buf[WOLFSSL_MAX_ERROR_SZ] = {};
@@ -76,7 +74,6 @@ class WolfSslCategory final : public std::error_category {
     if (value >= verify_base)
       return std::string("certificate verify failed: ") +
              wolfSSL_X509_verify_cert_error_string(value - verify_base);
-    if (value == key_update_flood_code) return "too many KeyUpdates from the peer (more than 8 in 1 s)";
     return "no error";
   }
 };
@@ -235,20 +232,7 @@ class WolfSslContext final : public BackendContext,
   std::vector<unsigned char> cipher_codes_;  // the suites' code points, 2 bytes each, in order
   std::vector<std::uint16_t> groups_;      // code points, preference order
   std::vector<OwnCredential> credentials_;
-  // The trust anchors (their DER, and read once) for check_chain_purposes.
-  std::vector<std::vector<std::byte>> anchors_;
-  std::vector<CertificateFacts> anchor_facts_;
-  AnchorLookup anchor_lookup_{
-      [this](std::span<const std::byte> subject) -> const CertificateFacts* {
-        for (const auto& f : anchor_facts_)
-          if (std::equal(f.subject.begin(), f.subject.end(), subject.begin(), subject.end())) return &f;
-        return nullptr;
-      },
-      [this](std::span<const std::byte> der) {
-        return std::any_of(anchors_.begin(), anchors_.end(), [der](const std::vector<std::byte>& a) {
-          return std::equal(a.begin(), a.end(), der.begin(), der.end());
-        });
-      }};
+  AnchorSet anchors_;  // for check_chain_purposes
   // Server: the key of the TLS 1.3 tickets (ChaCha20-Poly1305), made at
   // random for this context; the server name goes into each ticket's
   // additional data (on_ticket).
@@ -501,7 +485,7 @@ class WolfSslEngine final : public Engine {
     ahead_pos_ = 0;
     ahead_.insert(ahead_.begin(), p, p + n);
   }
-  void poison(int code, const unsigned char* record = poison_record, std::size_t size = sizeof poison_record) {
+  void poison(std::error_code code, const unsigned char* record = poison_record, std::size_t size = sizeof poison_record) {
     poisoned_ = code;
     pending_.assign(record, record + size);
     pending_pos_ = 0;
@@ -557,7 +541,7 @@ class WolfSslEngine final : public Engine {
   unsigned char header_[record_header] = {};  // a record header being gathered
   std::size_t header_have_ = 0;
   std::size_t body_left_ = 0;           // of the record whose header passed
-  int poisoned_ = 0;                    // the code of the record the poison stands for (0: none)
+  std::error_code poisoned_;            // the fault of the record the poison stands for (none: no poison)
   bool count_key_updates_ = false;      // TLS 1.3, established: key_update_seen at each record
   bool refuses_renegotiation_ = false;  // TLS 1.2, established: renegotiation_record
   std::vector<unsigned char> held_;     // a handshake record being gathered whole
@@ -644,7 +628,7 @@ int WolfSslEngine::transport_recv(unsigned char* buf, std::size_t len) {
       return static_cast<int>(n);
     }
     // After the poison nothing more is read: wolfSSL has failed on it.
-    if (poisoned_ != 0) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
+    if (poisoned_) return WOLFSSL_CBIO_ERR_CONN_CLOSE;
     const int n = handshake_done_ && reframer_.released() ? judged_recv(buf, len) : reframed_recv(buf, len);
     if (n != look_again) return n;
   }
@@ -711,7 +695,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
   // wolfSSL reads a record's header only once the record before is
   // processed: the place to see whether that one was a KeyUpdate.
   if (header_have_ == 0 && body_left_ == 0 && count_key_updates_ && !key_update_seen()) {
-    poison(key_update_flood_code, unexpected_record, sizeof unexpected_record);
+    poison(make_error_code(RecordFault::key_update_flood), unexpected_record, sizeof unexpected_record);
     return look_again;
   }
   if (!held_.empty()) return gather_handshake_record();
@@ -722,7 +706,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
     if (header_have_ < record_header) continue;
     header_have_ = 0;
     if (const int code = refused_header(header_)) {
-      poison(code);
+      poison(wolfssl_code(code));
     } else if (renegotiation_record(header_)) {
       held_.assign(header_, header_ + record_header);
       held_missing_ = static_cast<std::size_t>(header_[3]) << 8 | header_[4];
@@ -758,7 +742,7 @@ int WolfSslEngine::judged_recv(unsigned char* buf, std::size_t len) {
       return look_again;
     }
     if (const int code = refused_header(buf + i)) {
-      poison(code);
+      poison(wolfssl_code(code));
       if (i > 0) return static_cast<int>(i);
       return look_again;
     }
@@ -886,7 +870,7 @@ void WolfSslEngine::give_unexpected_message() {
       etm_,
       [this](unsigned char* out, std::size_t n) { return context_->random(out, n); });
   if (record.empty()) {
-    poison(DUPLICATE_MSG_E);
+    poison(wolfssl_code(DUPLICATE_MSG_E));
     return;
   }
   pending_ = std::move(record);
@@ -974,44 +958,37 @@ void WolfSslEngine::choose_group(const ClientHelloScan& hello) {
   etm_offered_ = hello.offers_encrypt_then_mac;
   if (!hello.has_groups) return;
   const bool tls13 = hello.offers_tls1_3 && c.tls1_3_;
-  for (const std::uint16_t code : c.groups_) {
-    const GroupInfo* info = find_group(code);
-    if (tls13 && (!info || !info->tls1_3)) continue;
-    bool offered = false;
-    for (std::size_t i = 0; i + 1 < hello.groups.size(); i += 2)
-      offered = offered || (static_cast<std::uint16_t>(hello.groups[i] << 8 | hello.groups[i + 1]) == code);
-    if (!offered) continue;
-    // TLS 1.2: wolfSSL takes the first of the client's groups whose key has
-    // its ephemeral size, 32 bytes (TLSX_ValidateSupportedCurves): when that
-    // is the one chosen, nothing needs narrowing (which costs about 4 000
-    // instructions a handshake).
-    if (!tls13 && (code == 23 || code == 29) && hello.groups.size() >= 2 &&
-        static_cast<std::uint16_t>(hello.groups[0] << 8 | hello.groups[1]) == code)
-      return;
-    const char* name = code == 23   ? "P-256"
-                       : code == 24 ? "P-384"
-                       : code == 25 ? "P-521"
-                       : code == 29 ? "X25519"
-                       : code == 30 ? "X448"
-                                    : nullptr;
-    if (name) {
-      if (c.tls1_3_) {
-        (void)wolfSSL_set1_curves_list(ssl_, name);
-      } else if (wolfSSL_SetVersion(ssl_, WOLFSSL_TLSV1_3) == WOLFSSL_SUCCESS) {
-        // A TLS 1.2-only object takes no group list: one that is made
-        // TLS 1.3 for the call, then TLS 1.2 again with the suites (which
-        // wolfSSL_SetVersion resets).
-        (void)wolfSSL_set1_curves_list(ssl_, name);
-        (void)wolfSSL_SetVersion(ssl_, WOLFSSL_TLSV1_2);
-        // (By code points: parsing the names cost about 12 000
-        // instructions a handshake.)
-        (void)wolfSSL_set_cipher_list_bytes(ssl_, c.cipher_codes_.data(), static_cast<int>(c.cipher_codes_.size()));
-      }
-    } else {
-      const word16 size = code == 26 ? 32 : code == 27 ? 48 : code == 28 ? 64 : 0;
-      if (size) (void)wolfSSL_SetTmpEC_DHE_Sz(ssl_, size);
-    }
+  const std::uint16_t code = prefer_group(c.groups_, hello.groups, tls13);
+  if (code == 0) return;
+  // TLS 1.2: wolfSSL takes the first of the client's groups whose key has
+  // its ephemeral size, 32 bytes (TLSX_ValidateSupportedCurves): when that
+  // is the one chosen, nothing needs narrowing (which costs about 4 000
+  // instructions a handshake).
+  if (!tls13 && (code == 23 || code == 29) && hello.groups.size() >= 2 &&
+      static_cast<std::uint16_t>(hello.groups[0] << 8 | hello.groups[1]) == code)
     return;
+  const char* name = code == 23   ? "P-256"
+                     : code == 24 ? "P-384"
+                     : code == 25 ? "P-521"
+                     : code == 29 ? "X25519"
+                     : code == 30 ? "X448"
+                                  : nullptr;
+  if (name) {
+    if (c.tls1_3_) {
+      (void)wolfSSL_set1_curves_list(ssl_, name);
+    } else if (wolfSSL_SetVersion(ssl_, WOLFSSL_TLSV1_3) == WOLFSSL_SUCCESS) {
+      // A TLS 1.2-only object takes no group list: one that is made
+      // TLS 1.3 for the call, then TLS 1.2 again with the suites (which
+      // wolfSSL_SetVersion resets).
+      (void)wolfSSL_set1_curves_list(ssl_, name);
+      (void)wolfSSL_SetVersion(ssl_, WOLFSSL_TLSV1_2);
+      // (By code points: parsing the names cost about 12 000
+      // instructions a handshake.)
+      (void)wolfSSL_set_cipher_list_bytes(ssl_, c.cipher_codes_.data(), static_cast<int>(c.cipher_codes_.size()));
+    }
+  } else {
+    const word16 size = code == 26 ? 32 : code == 27 ? 48 : code == 28 ? 64 : 0;
+    if (size) (void)wolfSSL_SetTmpEC_DHE_Sz(ssl_, size);
   }
 }
 
@@ -1158,9 +1135,9 @@ void WolfSslEngine::send_alert(std::uint8_t description) {
 Result WolfSslEngine::translate(int ret, Op op) {
   const int err = wolfSSL_get_error(ssl_, ret);
   // wolfSSL failed on the poison: the fault is the record it stands for.
-  if (poisoned_ != 0 && pending_pos_ == pending_.size() && err != WOLFSSL_ERROR_WANT_READ &&
+  if (poisoned_ && pending_pos_ == pending_.size() && err != WOLFSSL_ERROR_WANT_READ &&
       err != WOLFSSL_ERROR_WANT_WRITE)
-    return Result::fail(errc::protocol_error, wolfssl_code(poisoned_));
+    return Result::fail(errc::protocol_error, poisoned_);
   switch (err) {
     case WOLFSSL_ERROR_WANT_READ:
       return Result::of(Status::want_read);
@@ -1266,7 +1243,7 @@ int WolfSslEngine::verify(int ok, WOLFSSL_X509_STORE_CTX* store) {
     std::vector<std::span<const std::byte>> sent;
     for (int i = 0; store->certs && i < store->totalCerts; ++i)
       sent.push_back(std::as_bytes(std::span<const unsigned char>(store->certs[i].buffer, store->certs[i].length)));
-    verdict = check_chain_purposes(sent, c.role_, c.anchor_lookup_);
+    verdict = check_chain_purposes(sent, c.role_, c.anchors_.lookup());
   }
   if (verdict == PeerVerdict::ok) return 1;
   wolfSSL_X509_STORE_CTX_set_error(store, verdict == PeerVerdict::wrong_purpose ? X509_V_ERR_INVALID_PURPOSE
@@ -1578,13 +1555,10 @@ bool WolfSslContext::load_trust(const Prepared& prepared, std::string& message) 
       message = config_message(prepared.trust_source, "not usable", "wolfSSL", why(ret));
       return false;
     }
-    const auto* p = reinterpret_cast<const std::byte*>(der.data());
-    anchors_.emplace_back(p, p + n);
+    anchors_.add({reinterpret_cast<const std::byte*>(der.data()), static_cast<std::size_t>(n)});
     ++loaded;
   }
-  // Parsed once the vector holds them all (the facts view their DER).
-  for (const auto& a : anchors_)
-    if (auto facts = parse_certificate(a)) anchor_facts_.push_back(std::move(*facts));
+  anchors_.finish(role_ == Role::client ? Role::server : Role::client);
   if (loaded == 0 && !prepared.trust_is_system) {
     message = config_message(prepared.trust_source, "not usable", "wolfSSL", "no certificate");
     return false;
