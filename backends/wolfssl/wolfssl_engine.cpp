@@ -237,6 +237,9 @@ class WolfSslContext final : public BackendContext,
   // random for this context; the server name goes into each ticket's
   // additional data (on_ticket).
   unsigned char ticket_key_[CHACHA20_POLY1305_AEAD_KEYSIZE] = {};
+  // Server asking for client certificates: the client's leaf of each TLS
+  // 1.3 ticket (on_ticket).
+  std::shared_ptr<ServerSessionStore> ticket_leaves_;
   unsigned char ticket_name_[WOLFSSL_TICKET_NAME_SZ] = {};
   // The random generator of a server's ticket IVs and of the records the
   // engine seals (wolfssl_records.hpp), made once, when first needed
@@ -1326,13 +1329,14 @@ int WolfSslEngine::on_ticket(WOLFSSL* ssl, unsigned char key_name[WOLFSSL_TICKET
       return WOLFSSL_TICKET_RET_FATAL;
     *out_len = in_len;
     // The client's certificate, which wolfSSL's ticket does not carry, is
-    // kept in the core's store under the ticket's IV, for the connection
-    // that resumes with it (peer_chain: the leaf of the handshake that made
-    // the session, as on every backend).
-    if (c.server_sessions_ && c.client_auth_ != ClientAuth::none) {
+    // kept in a store of the core's under the ticket's IV, for the
+    // connection that resumes with it (peer_chain: the leaf of the
+    // handshake that made the session, as on every backend). Its own store,
+    // not the session-ID cache: tickets must not push TLS 1.2 sessions out.
+    if (c.ticket_leaves_) {
       const std::vector<std::vector<std::byte>> chain = self->chain_now();
       if (!chain.empty())
-        c.server_sessions_->store(std::span<const unsigned char>(iv, WOLFSSL_TICKET_IV_SZ),
+        c.ticket_leaves_->store(std::span<const unsigned char>(iv, WOLFSSL_TICKET_IV_SZ),
                                   std::span<const unsigned char>(reinterpret_cast<const unsigned char*>(chain[0].data()),
                                                                  chain[0].size()),
                                   nullptr, name);
@@ -1344,8 +1348,8 @@ int WolfSslEngine::on_ticket(WOLFSSL* ssl, unsigned char key_name[WOLFSSL_TICKET
                                   static_cast<word32>(in_len), mac, ticket) != 0)
     return WOLFSSL_TICKET_RET_REJECT;
   *out_len = in_len;
-  if (c.server_sessions_ && c.client_auth_ != ClientAuth::none) {
-    if (const auto kept = c.server_sessions_->find(std::span<const unsigned char>(iv, WOLFSSL_TICKET_IV_SZ), name)) {
+  if (c.ticket_leaves_) {
+    if (const auto kept = c.ticket_leaves_->find(std::span<const unsigned char>(iv, WOLFSSL_TICKET_IV_SZ), name)) {
       const auto* p = reinterpret_cast<const std::byte*>(kept->bytes.data());
       self->resumed_leaf_.assign(p, p + kept->bytes.size());
     }
@@ -1682,6 +1686,7 @@ bool WolfSslContext::init(const Config&, const Prepared& prepared, std::string& 
     wolfSSL_CTX_sess_set_new_cb(ctx_, &WolfSslEngine::on_new_session);
     wolfSSL_CTX_sess_set_get_cb(ctx_, &WolfSslEngine::find_session);
     wolfSSL_CTX_sess_set_remove_cb(ctx_, &WolfSslEngine::forget_session);
+    if (client_auth_ != ClientAuth::none) ticket_leaves_ = std::make_shared<ServerSessionStore>();
     if (!random(ticket_key_, sizeof ticket_key_) || !random(ticket_name_, sizeof ticket_name_)) {
       message = "cannot make a session ticket key (wolfCrypt's random generator)";
       return false;
