@@ -1168,7 +1168,7 @@ Result WolfSslEngine::translate(int ret, Op op) {
     // plaintext, as a TLS 1.2 server's Certificate comes before any key.)
     if (curve_refused_)
       return context_->verify_peer_ ? Result::fail(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR))
-                                    : Result::answer(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR), 47);
+                                    : Result::answer(errc::protocol_error, wolfssl_code(ECC_CURVE_ERROR), illegal_parameter);
     // A rejected certificate; one wolfSSL cannot parse (a BER length, ...)
     // is one too, as on the other stacks. wolfSSL sends no alert for some of
     // them (a parse failure): bad_certificate then, so that the peer does
@@ -1176,14 +1176,14 @@ Result WolfSslEngine::translate(int ret, Op op) {
     if (rejected_ || is_parse_error(err)) {
       if (!rejected_) issues_ |= issue_unreadable;
       return sent_in_call_ ? Result::fail(errc::certificate_error, wolfssl_code(err))
-                           : Result::answer(errc::certificate_error, wolfssl_code(err), 42);
+                           : Result::answer(errc::certificate_error, wolfssl_code(err), bad_certificate);
     }
     // A server that requires a client certificate and got none: wolfSSL
     // sends no alert in TLS 1.2 (the client would wait for our Finished):
     // handshake_failure, what OpenSSL sends. Nothing is encrypted yet then.
     if (err == NO_PEER_CERT)
       return wolfSSL_version(ssl_) == TLS1_2_VERSION
-                 ? Result::answer(errc::certificate_error, wolfssl_code(err), 40)
+                 ? Result::answer(errc::certificate_error, wolfssl_code(err), handshake_failure)
                  : Result::fail(errc::certificate_error, wolfssl_code(err));
   }
   return Result::fail(errc::protocol_error, wolfssl_code(err));
