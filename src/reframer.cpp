@@ -9,7 +9,7 @@ namespace {
 
 constexpr std::size_t header = 5;  // a record's: type, version, length
 constexpr unsigned char change_cipher_spec = 20, handshake = 22, application_data = 23;
-constexpr unsigned char server_hello = 2;
+constexpr unsigned char server_hello = 2, certificate = 11;
 constexpr unsigned ext_encrypt_then_mac = 22;  // RFC 7366
 // Room for the usual records from the start: a handshake's records then
 // cost one allocation in in_ and one in out_.
@@ -41,6 +41,7 @@ void Reframer::release() {
   std::vector<unsigned char>().swap(in_);
   std::vector<unsigned char>().swap(messages_);
   std::vector<unsigned char>().swap(out_);
+  std::vector<unsigned char>().swap(certificate_);
   out_pos_ = 0;
   released_ = true;
 }
@@ -102,6 +103,7 @@ std::size_t Reframer::whole_messages(const unsigned char* p, std::size_t n) {
                             static_cast<std::size_t>(p[complete + 2]) << 8 | p[complete + 3];
     if (n - complete - 4 < len) break;
     if (p[complete] == server_hello) encrypt_then_mac_ = server_hello_extension({p + complete + 4, len}, ext_encrypt_then_mac);
+    if (p[complete] == certificate) certificate_.assign(p + complete, p + complete + 4 + len);
     complete += 4 + len;
   }
   return complete;

@@ -45,6 +45,11 @@ class Reframer {
   // A client: the server's ServerHello answered encrypt_then_mac (RFC 7366
   // 2), which a stack then uses with a CBC suite.
   bool encrypt_then_mac() const { return encrypt_then_mac_; }
+  // The last Certificate message handed on whole (RFC 5246 7.4.2, its
+  // header included; empty: none), kept until release(): a stack that
+  // fails a certificate it cannot parse keeps nothing the application could
+  // be shown (peer_chain).
+  std::span<const unsigned char> certificate_message() const { return certificate_; }
 
  private:
   void process();
@@ -59,6 +64,7 @@ class Reframer {
   std::size_t in_filled_ = 0;            // of in_, before room()
   std::vector<unsigned char> messages_;  // handshake content, not yet a whole message
   std::vector<unsigned char> out_;       // records ready for the stack
+  std::vector<unsigned char> certificate_;  // certificate_message()
   std::size_t out_pos_ = 0;
   unsigned char version_[2] = {3, 3};    // of the records the held messages came in
 };

@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "certificate_message.hpp"
 #include "client_hello.hpp"
 #include "engine.hpp"
 #include "private_key.hpp"
@@ -1174,7 +1175,17 @@ Result WolfSslEngine::translate(int ret, Op op) {
     // them (a parse failure): bad_certificate then, so that the peer does
     // not wait.
     if (rejected_ || is_parse_error(err)) {
-      if (!rejected_) issues_ |= issue_unreadable;
+      if (!rejected_) {
+        issues_ |= issue_unreadable;
+        // wolfSSL keeps no chain it could not parse: the one the peer sent,
+        // as the other stacks show it (TLS 1.2: the message was plaintext).
+        if (rejected_chain_.empty())
+          for_each_certificate(reframer_.certificate_message(), false,
+                               [this](std::span<const unsigned char>, std::span<const unsigned char> der) {
+                                 const auto bytes = std::as_bytes(der);
+                                 rejected_chain_.emplace_back(bytes.begin(), bytes.end());
+                               });
+      }
       return sent_in_call_ ? Result::fail(errc::certificate_error, wolfssl_code(err))
                            : Result::answer(errc::certificate_error, wolfssl_code(err), bad_certificate);
     }
