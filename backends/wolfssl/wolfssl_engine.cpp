@@ -554,6 +554,7 @@ class WolfSslEngine final : public Engine {
   bool etm_ = false;                    // a CBC suite, encrypt-then-MAC negotiated (RFC 7366)
   bool etm_offered_ = false;            // server: the ClientHello offered encrypt-then-MAC
   bool waiting_to_write_ = false;       // read: a request waits for the queue to drain (max_unsent)
+  bool seal_alert_ = false;             // send_alert: TLS 1.3, the handshake's keys in use
   bool record_passed_ = false;          // a record header went to wolfSSL since key_update_seen
   word64 next_seq_ = 0;
   friend class WolfSslContext;
@@ -1119,17 +1120,27 @@ Result WolfSslEngine::send_close_notify() {
   return Result::ok();
 }
 
-// A fatal alert wolfSSL did not send itself: only a ClientHello the core
-// refused (read_client_hello), before any record is encrypted, so the
-// plaintext alert record is written here (wolfSSL has no public call for
-// an alert).
+// A fatal alert wolfSSL did not send itself (wolfSSL has no public call
+// for an alert): a ClientHello the core refused (read_client_hello) and the
+// TLS 1.2 failures of translate, before any record is encrypted, as a
+// plaintext record; a TLS 1.3 certificate wolfSSL could not parse, sealed.
 void WolfSslEngine::send_alert(std::uint8_t description) {
   if (handshake_done_) return;
+  const unsigned char alert[] = {2, description};  // fatal
+  if (seal_alert_) {
+    // A TLS 1.3 Certificate wolfSSL failed without an alert (translate):
+    // the handshake's records are encrypted, so is the alert, under the
+    // keys our next record would have (wolfssl_records.hpp).
+    const std::vector<unsigned char> record = wolfssl_records::seal_tls13_record(ssl_, wolfssl_records::Writer::us, 21, alert);
+    if (!record.empty()) {
+      (void)transport_send(record.data(), record.size());
+      (void)flush(nullptr);
+      return;
+    }
+  }
   // (A TLS 1.2 server that required a client certificate, translate: the
-  // client's records are not encrypted before its ChangeCipherSpec. A
-  // certificate wolfSSL failed without an alert: in TLS 1.3 the plaintext
-  // alert is not what the peer expects, but it ends the peer's wait too.)
-  const unsigned char record[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description};
+  // client's records are not encrypted before its ChangeCipherSpec.)
+  const unsigned char record[] = {0x15, 0x03, 0x03, 0x00, 0x02, alert[0], alert[1]};
   (void)transport_send(record, sizeof record);
   (void)flush(nullptr);
 }
@@ -1186,6 +1197,8 @@ Result WolfSslEngine::translate(int ret, Op op) {
                                  rejected_chain_.emplace_back(bytes.begin(), bytes.end());
                                });
       }
+      // (TLS 1.3: the Certificate came encrypted, after the keys were set.)
+      seal_alert_ = wolfSSL_version(ssl_) == TLS1_3_VERSION;
       return sent_in_call_ ? Result::fail(errc::certificate_error, wolfssl_code(err))
                            : Result::answer(errc::certificate_error, wolfssl_code(err), bad_certificate);
     }

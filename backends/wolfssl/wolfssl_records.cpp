@@ -384,6 +384,51 @@ std::vector<unsigned char> seal_record(WOLFSSL* ssl, Writer writer, std::uint8_t
   return record;
 }
 
+std::vector<unsigned char> seal_tls13_record(WOLFSSL* ssl, Writer writer, std::uint8_t type,
+                                             std::span<const unsigned char> plaintext) {
+  const Keys k = keys_of(ssl, writer);
+  const int tag_size = wolfSSL_GetAeadMacSize(ssl);
+  if (!k.key || !k.iv || k.key_size == 0 || tag_size <= 0 || wolfSSL_GetIVSize(ssl) != static_cast<int>(nonce_size))
+    return {};
+  const auto tag = static_cast<word32>(tag_size);
+  std::vector<unsigned char> inner(plaintext.begin(), plaintext.end());
+  inner.push_back(type);  // TLSInnerPlaintext: the content, its type, no padding
+  const std::size_t n = inner.size();
+  const std::size_t length = n + tag;
+  std::vector<unsigned char> record = {23, tls1_2[0], tls1_2[1], static_cast<unsigned char>(length >> 8),
+                                       static_cast<unsigned char>(length & 0xff)};
+  record.resize(header_size + length);
+  unsigned char* out = record.data() + header_size;
+  const auto nonce = chacha_nonce(k);  // the IV XOR the sequence number, as for ChaCha20-Poly1305 in TLS 1.2
+  const unsigned char* aad = record.data();  // the record's header
+  bool ok = false;
+  switch (wolfSSL_GetBulkCipher(ssl)) {
+    case wolfssl_aes_gcm:
+    case wolfssl_aes_ccm: {
+      AesKey aes;
+      if (!aes.get()) return {};
+      ok = wolfSSL_GetBulkCipher(ssl) == wolfssl_aes_gcm
+               ? wc_AesGcmSetKey(aes.get(), k.key, k.key_size) == 0 &&
+                     wc_AesGcmEncrypt(aes.get(), out, inner.data(), static_cast<word32>(n), nonce.data(), nonce_size,
+                                      out + n, tag, aad, header_size) == 0
+               : wc_AesCcmSetKey(aes.get(), k.key, k.key_size) == 0 &&
+                     wc_AesCcmEncrypt(aes.get(), out, inner.data(), static_cast<word32>(n), nonce.data(), nonce_size,
+                                      out + n, tag, aad, header_size) == 0;
+      break;
+    }
+    case wolfssl_chacha:
+      ok = tag == CHACHA20_POLY1305_AEAD_AUTHTAG_SIZE &&
+           wc_ChaCha20Poly1305_Encrypt(k.key, nonce.data(), aad, header_size, inner.data(), static_cast<word32>(n), out,
+                                       out + n) == 0;
+      break;
+    default:
+      return {};
+  }
+  secure_wipe(inner);
+  if (!ok) return {};
+  return record;
+}
+
 void count_record(WOLFSSL* ssl, Writer writer) {
   // wolfSSL_SetTlsHmacInner writes a record's MAC header, taking the
   // writer's sequence number and counting it (WriteSEQ).

@@ -50,6 +50,12 @@ bool open_record(WOLFSSL* ssl, std::span<const unsigned char> record, bool etm, 
 std::vector<unsigned char> seal_record(WOLFSSL* ssl, Writer writer, std::uint8_t type,
                                        std::span<const unsigned char> plaintext, bool etm, const Random& random);
 
+// TLS 1.3 (RFC 8446 5.2): a record of `type` carrying `plaintext`, as
+// `writer`'s next record under the keys in use (an application_data record
+// with the type inside). AEAD suites only. Empty if it cannot be made.
+std::vector<unsigned char> seal_tls13_record(WOLFSSL* ssl, Writer writer, std::uint8_t type,
+                                             std::span<const unsigned char> plaintext);
+
 // `writer`'s sequence number moves on by one: a record was read or written
 // that wolfSSL did not process itself.
 void count_record(WOLFSSL* ssl, Writer writer);
