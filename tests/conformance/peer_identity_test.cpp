@@ -161,21 +161,30 @@ std::string verbatim_sender(Version v) {
   return "";
 }
 
+// The test PKI's server and client certificates with a BER outer length
+// (non_canonical), as PEM files that go when the case ends.
+struct BerCertificates {
+  explicit BerCertificates(const std::string& tag)
+      : server_der(non_canonical("server.der")),
+        client_der(non_canonical("client.der")),
+        server_pem(pem_file(server_der, "non_canonical_server" + tag + ".pem")),
+        client_pem(pem_file(client_der, "non_canonical_client" + tag + ".pem")) {}
+  ~BerCertificates() {
+    for (const std::string& p : {server_pem, server_pem + ".der", client_pem, client_pem + ".der"}) std::remove(p.c_str());
+  }
+  BerCertificates(const BerCertificates&) = delete;
+  BerCertificates& operator=(const BerCertificates&) = delete;
+  const std::vector<std::byte> server_der, client_der;
+  const std::string server_pem, client_pem;
+};
+
 }  // namespace
 
 TEST_CASE(
     "peer_chain() gives a certificate's bytes exactly as the peer sent them, a non-canonical "
     "encoding included, on both sides") {
-  const std::vector<std::byte> server_der = non_canonical("server.der");
-  const std::vector<std::byte> client_der = non_canonical("client.der");
-  const std::string server_pem = pem_file(server_der, "non_canonical_server.pem");
-  const std::string client_pem = pem_file(client_der, "non_canonical_client.pem");
-  struct Cleanup {
-    std::vector<std::string> paths;
-    ~Cleanup() {
-      for (const auto& p : paths) std::remove(p.c_str());
-    }
-  } cleanup{{server_pem, server_pem + ".der", client_pem, client_pem + ".der"}};
+  const BerCertificates ber("");
+  const auto& [server_der, client_der, server_pem, client_pem] = ber;
   for (Version v : all_versions) SUBCASE(version_name(v).c_str()) {
     if (skip_unless_supported(v)) return;
     // A backend whose stack reads no BER certificate says so at create
@@ -232,16 +241,8 @@ TEST_CASE(
   // declares it reads no BER (Capabilities::ber_certificates), the peer's
   // is a rejected certificate ("cannot be parsed"), shown as the other
   // stacks show a certificate they reject.
-  const std::vector<std::byte> server_der = non_canonical("server.der");
-  const std::vector<std::byte> client_der = non_canonical("client.der");
-  const std::string server_pem = pem_file(server_der, "non_canonical_server_2.pem");
-  const std::string client_pem = pem_file(client_der, "non_canonical_client_2.pem");
-  struct Cleanup {
-    std::vector<std::string> paths;
-    ~Cleanup() {
-      for (const auto& p : paths) std::remove(p.c_str());
-    }
-  } cleanup{{server_pem, server_pem + ".der", client_pem, client_pem + ".der"}};
+  const BerCertificates ber("_rejected");
+  const auto& [server_der, client_der, server_pem, client_pem] = ber;
   Config probe = server_config(Version::tls1_2);
   probe.certificate_file = server_pem;
   std::error_code ec;
