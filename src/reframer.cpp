@@ -7,17 +7,9 @@ namespace unitls::detail {
 
 namespace {
 
-constexpr std::size_t header = 5;  // a record's: type, version, length
 constexpr unsigned char change_cipher_spec = 20, handshake = 22, application_data = 23;
 constexpr unsigned char server_hello = 2, certificate = 11;
 constexpr unsigned ext_encrypt_then_mac = 22;  // RFC 7366
-// Room for the usual records from the start: a handshake's records then
-// cost one allocation in in_ and one in out_.
-constexpr std::size_t usual_record = 1024;
-
-std::size_t body_length(const std::vector<unsigned char>& record) {
-  return static_cast<std::size_t>(record[3]) << 8 | record[4];
-}
 
 // A ServerHello's body (RFC 5246 7.4.1.3) has the extension `type`.
 bool server_hello_extension(std::span<const unsigned char> body, unsigned type) {
@@ -44,31 +36,6 @@ void Reframer::release() {
   std::vector<unsigned char>().swap(certificate_);
   out_pos_ = 0;
   released_ = true;
-}
-
-std::span<unsigned char> Reframer::room() {
-  if (in_.capacity() == 0) in_.reserve(usual_record);
-  const std::size_t have = in_.size();
-  const std::size_t want = have < header ? header - have : header + body_length(in_) - have;
-  in_.resize(have + want);
-  in_filled_ = have;
-  return {in_.data() + have, want};
-}
-
-void Reframer::filled(std::size_t n) {
-  in_.resize(in_filled_ + n);
-  if (in_.size() >= header && in_.size() == header + body_length(in_)) process();
-}
-
-std::size_t Reframer::take(unsigned char* buf, std::size_t len) {
-  const std::size_t n = std::min(len, out_.size() - out_pos_);
-  std::memcpy(buf, out_.data() + out_pos_, n);
-  out_pos_ += n;
-  if (out_pos_ == out_.size()) {
-    out_.clear();
-    out_pos_ = 0;
-  }
-  return n;
 }
 
 // in_ holds one whole record.

@@ -16,7 +16,9 @@
 // is taken from the transport (what follows a close_notify is not ours).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -36,11 +38,31 @@ class Reframer {
 
   // Room for the bytes that complete the record being gathered (its
   // header, then its body), to read into; filled() says how many came.
-  std::span<unsigned char> room();
-  void filled(std::size_t n);
+  // (Inline, as take(): they run for every read of the handshake.)
+  std::span<unsigned char> room() {
+    if (in_.capacity() == 0) in_.reserve(usual_record);
+    const std::size_t have = in_.size();
+    const std::size_t want = have < header ? header - have : header + body_length() - have;
+    in_.resize(have + want);
+    in_filled_ = have;
+    return {in_.data() + have, want};
+  }
+  void filled(std::size_t n) {
+    in_.resize(in_filled_ + n);
+    if (in_.size() >= header && in_.size() == header + body_length()) process();
+  }
 
   // Records for the stack: up to len bytes into buf.
-  std::size_t take(unsigned char* buf, std::size_t len);
+  std::size_t take(unsigned char* buf, std::size_t len) {
+    const std::size_t n = std::min(len, out_.size() - out_pos_);
+    std::memcpy(buf, out_.data() + out_pos_, n);
+    out_pos_ += n;
+    if (out_pos_ == out_.size()) {
+      out_.clear();
+      out_pos_ = 0;
+    }
+    return n;
+  }
 
   // A client: the server's ServerHello answered encrypt_then_mac (RFC 7366
   // 2), which a stack then uses with a CBC suite.
@@ -52,6 +74,11 @@ class Reframer {
   std::span<const unsigned char> certificate_message() const { return certificate_; }
 
  private:
+  static constexpr std::size_t header = 5;  // a record's: type, version, length
+  // Room for the usual records from the start: a handshake's records then
+  // cost one allocation in in_ and one in out_.
+  static constexpr std::size_t usual_record = 1024;
+  std::size_t body_length() const { return static_cast<std::size_t>(in_[3]) << 8 | in_[4]; }
   void process();
   std::size_t whole_messages(const unsigned char* p, std::size_t n);
   void emit_messages(bool all);
